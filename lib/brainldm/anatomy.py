@@ -1,0 +1,164 @@
+"""Cortical anatomy of the world's subjects: pycortex's bundled subject S1.
+
+The world's voxels are the voxels of S1's ``fullhead`` functional volume
+(31 × 100 × 100) that sample its visual ROIs. S1's overlay draws V1–V3, OFA,
+FFA, EBA, PPA, OPA, RSC and IPS; it names V4, LO, V3A/B and V7 but draws no
+outline for them, so those are derived here from the geometry of the flattened
+cortex: unlabelled cortex within :data:`MID_RADIUS` flatmap units of V3 and of the next
+higher area is V4 (towards FFA/PPA), LO (towards EBA/OFA) or V3AB (towards IPS).
+
+pycortex keeps a writable filestore (it caches masks and flatmap pixel maps
+there); :func:`import_cortex` points it at a copy of the bundled S1 in the
+brainldm cache before anything reads it.
+"""
+
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from .cache import cached_arrays
+from .settings import cache_dir
+
+__all__ = ["ROI_NAMES", "STREAMS", "ROI_STREAM", "SUBJECT", "XFM", "import_cortex", "visual_anatomy",
+           "voxels_to_volume", "inkscape_available"]
+
+SUBJECT = "S1"
+XFM = "fullhead"
+#: NSD's ``streams`` labels (1-7) and the S1 ROIs the world groups into each
+STREAMS = {
+    "early": ("V1", "V2", "V3"),
+    "midventral": ("V4",),
+    "midlateral": ("LO",),
+    "midparietal": ("V3AB",),
+    "ventral": ("FFA", "PPA", "RSC"),
+    "lateral": ("OFA", "EBA", "OPA"),
+    "parietal": ("IPS",),
+}
+ROI_STREAM = {roi: stream for stream, rois in STREAMS.items() for roi in rois}
+ROI_NAMES = tuple(ROI_STREAM)
+_DRAWN = ("V1", "V2", "V3", "FFA", "PPA", "RSC", "OFA", "EBA", "OPA", "IPS")
+_DERIVED = {"V4": ("FFA", "PPA"), "LO": ("EBA", "OFA"), "V3AB": ("IPS",)}
+MID_RADIUS = 20.0  # flatmap units (S1's flat surfaces span about 780 x 410)
+_VERSION = "1"
+
+
+def inkscape_available():
+    """Whether Debian's inkscape is on the PATH (pycortex needs it for ROI outlines and labels)."""
+    return shutil.which("inkscape") is not None
+
+
+def import_cortex():
+    """Import pycortex with its filestore at ``<cache>/pycortex/db`` holding a copy of S1.
+
+    Returns
+    -------
+    cortex : module
+    """
+    import cortex
+    import cortex.database
+
+    store = cache_dir() / "pycortex" / "db"
+    if Path(cortex.db.filestore) != store:
+        bundled = Path(cortex.database.default_filestore)
+        if not (store / SUBJECT).exists():
+            tmp = store.parent / f".{SUBJECT}.partial"
+            shutil.rmtree(tmp, ignore_errors=True)
+            shutil.copytree(bundled / SUBJECT, tmp)
+            store.mkdir(parents=True, exist_ok=True)
+            tmp.rename(store / SUBJECT)
+        cortex.options.config.set("basic", "filestore", str(store))
+        cortex.database.default_filestore = str(store)
+        cortex.db.filestore = str(store)
+        cortex.db._subjects = None
+    if inkscape_available():
+        cortex.options.config.set("dependency_paths", "inkscape", shutil.which("inkscape"))
+    return cortex
+
+
+def _quiet(function, *args, **kwargs):
+    """Run a pycortex call with its progress prints and geometry warnings silenced."""
+    import contextlib
+    import io
+    import warnings
+
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        return function(*args, **kwargs)
+
+
+def _compute_anatomy():
+    from scipy.spatial import cKDTree
+
+    cortex = import_cortex()
+    verts = _quiet(cortex.utils.get_roi_verts, SUBJECT, roi=list(_DRAWN))
+    lh, rh = cortex.db.get_surf(SUBJECT, "flat", merge=False, nudge=True)
+    n_lh = lh[0].shape[0]
+    flat = np.vstack([lh[0], rh[0]])[:, :2]
+    hemi = np.r_[np.zeros(n_lh, np.int8), np.ones(rh[0].shape[0], np.int8)]
+    label = np.full(flat.shape[0], -1, np.int64)
+    for name in _DRAWN:
+        label[verts[name]] = ROI_NAMES.index(name)
+
+    # derived mid-level areas: unlabelled cortex near V3 and near the next area up
+    unlabelled = np.flatnonzero(label < 0)
+    d_v3 = cKDTree(flat[verts["V3"]]).query(flat[unlabelled])[0]
+    d_up = np.stack([cKDTree(flat[np.concatenate([verts[r] for r in targets])]).query(flat[unlabelled])[0]
+                     for targets in _DERIVED.values()], axis=1)
+    near = (d_v3 < MID_RADIUS) & (d_up.min(1) < MID_RADIUS)
+    names = list(_DERIVED)
+    label[unlabelled[near]] = [ROI_NAMES.index(names[k]) for k in d_up[near].argmin(1)]
+
+    # each voxel takes the label most of its vertices carry ("nearest" mapper)
+    mapper = cortex.get_mapper(SUBJECT, XFM, "nearest")
+    vox_of_vertex = np.concatenate([np.asarray(m.argmax(1)).ravel() for m in mapper.masks])
+    shape = cortex.db.get_xfm(SUBJECT, XFM).shape
+    counts = np.zeros((int(np.prod(shape)), len(ROI_NAMES) + 1))
+    np.add.at(counts, (vox_of_vertex, label + 1), 1)
+    voxel_label = counts.argmax(1) - 1
+    voxels = np.flatnonzero(voxel_label >= 0)
+    # mean flat position and hemisphere of each kept voxel's vertices
+    sums = np.zeros((counts.shape[0], 2))
+    np.add.at(sums, vox_of_vertex, flat)
+    n_vertices = counts.sum(1)
+    hemi_frac = np.bincount(vox_of_vertex, weights=hemi, minlength=counts.shape[0])
+    return {
+        "voxels": voxels,
+        "roi": voxel_label[voxels],
+        "flat": (sums[voxels] / n_vertices[voxels, None]).astype(np.float32),
+        "hemisphere": (hemi_frac[voxels] / n_vertices[voxels] > 0.5).astype(np.int8),
+    }
+
+
+def visual_anatomy():
+    """The world's voxels on S1: computed once (about 20 s) and cached.
+
+    Returns
+    -------
+    anatomy : dict
+        ``voxels`` (v,) flat indices into the ``fullhead`` volume (C order,
+        31 × 100 × 100); ``roi`` (v,) index into :data:`ROI_NAMES`; ``flat``
+        (v, 2) position on the flattened cortex; ``hemisphere`` (v,) 0 left,
+        1 right.
+    """
+    return cached_arrays("anatomy", {"subject": SUBJECT, "xfm": XFM, "radius": MID_RADIUS,
+                                     "rois": ROI_NAMES}, _VERSION, _compute_anatomy)
+
+
+def voxels_to_volume(values, voxels, **kwargs):
+    """A pycortex Volume of S1 (``fullhead``) with ``values`` at ``voxels`` and NaN elsewhere.
+
+    Parameters
+    ----------
+    values : array of shape (v,)
+    voxels : int array of shape (v,)
+        Flat indices into the 31 × 100 × 100 volume.
+    **kwargs
+        Passed to :class:`cortex.Volume` (``cmap``, ``vmin``, ``vmax``...).
+    """
+    cortex = import_cortex()
+    shape = cortex.db.get_xfm(SUBJECT, XFM).shape
+    volume = np.full(int(np.prod(shape)), np.nan, np.float32)
+    volume[voxels] = values
+    return cortex.Volume(volume.reshape(shape), SUBJECT, XFM, **kwargs)

@@ -1,0 +1,200 @@
+"""The book runner: execute chapters with parameters, then build the HTML book.
+
+A chapter is a jupytext percent script ``chapters/NN_verb_object.py`` with one
+cell tagged ``parameters``. :func:`run_chapter` reads it with jupytext, checks
+the parameters a reader overrides against that cell, executes it with papermill
+into ``book/NN_verb_object.ipynb`` and turns a failing cell into one
+:class:`~brainldm.errors.BrainLDMError` that names the chapter and the cell.
+:func:`build_book` runs every chapter and then builds ``book/_build/html`` with
+Jupyter Book without executing anything again.
+"""
+
+import ast
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from .errors import BrainLDMError
+
+__all__ = ["project_root", "list_chapters", "find_chapter", "chapter_parameters", "parse_parameters",
+           "run_chapter", "build_book", "smoke_parameters", "write_reference"]
+
+
+def project_root():
+    """The repository folder: ``BRAINLDM_ROOT``, else the one this package was installed from."""
+    root = os.environ.get("BRAINLDM_ROOT")
+    root = Path(root) if root else Path(__file__).resolve().parents[2]
+    if not (root / "chapters").is_dir():
+        raise BrainLDMError(f"no chapters/ folder in {root}; run from a brainldm checkout "
+                            "(pip install -e .) or set BRAINLDM_ROOT to one")
+    return root
+
+
+def list_chapters(root=None):
+    """Chapter scripts in book order, as a list of paths."""
+    root = Path(root) if root else project_root()
+    return sorted(p for p in (root / "chapters").glob("[0-9][0-9]_*.py"))
+
+
+def find_chapter(key, root=None):
+    """The chapter script whose number (``"01"``, ``1``) or name (``"01_describe_data"``) is ``key``."""
+    key = str(key)
+    chapters = list_chapters(root)
+    for path in chapters:
+        number = path.stem.split("_", 1)[0]
+        if key in (path.stem, number) or (key.isdigit() and int(key) == int(number)):
+            return path
+    valid = ", ".join(p.stem for p in chapters)
+    raise BrainLDMError(f"unknown chapter {key!r}; valid chapters are: {valid}")
+
+
+def _read_notebook(path):
+    import jupytext
+
+    return jupytext.read(path)
+
+
+def chapter_parameters(notebook):
+    """The defaults of a notebook's ``parameters`` cell, as a dict of name to Python value."""
+    cells = [c for c in notebook.cells if "parameters" in c.get("metadata", {}).get("tags", [])]
+    if len(cells) != 1:
+        raise BrainLDMError(f"a chapter needs exactly one cell tagged 'parameters', found {len(cells)}")
+    values = {}
+    for node in ast.parse(cells[0].source).body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            values[node.targets[0].id] = ast.literal_eval(node.value)
+    return values
+
+
+def _convert(name, text, default):
+    """Convert the command-line string ``text`` to the type of the parameter's default."""
+    if not isinstance(text, str) or isinstance(default, str):
+        return text
+    try:
+        value = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        value = text
+    if default is None or isinstance(value, type(default)):
+        return value
+    if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    raise BrainLDMError(f"parameter {name!r} expects {type(default).__name__} "
+                        f"(default {default!r}), got {text!r}")
+
+
+def parse_parameters(overrides, defaults):
+    """Check parameter overrides against a chapter's defaults and convert their types.
+
+    Parameters
+    ----------
+    overrides : dict
+        Name to value; string values (from the command line) are converted to
+        the type of the default.
+    defaults : dict
+        The chapter's parameters (see :func:`chapter_parameters`).
+
+    Returns
+    -------
+    parameters : dict
+    """
+    parsed = {}
+    for name, value in overrides.items():
+        if name not in defaults:
+            valid = ", ".join(defaults)
+            raise BrainLDMError(f"unknown parameter {name!r}; this chapter's parameters are: {valid}")
+        parsed[name] = _convert(name, value, defaults[name])
+    return parsed
+
+
+def _failed_cell(notebook):
+    for index, cell in enumerate(notebook.cells):
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "error":
+                return index, cell.get("execution_count"), output
+    return None, None, None
+
+
+def run_chapter(key, parameters=None, output_dir=None, root=None, log=print):
+    """Execute one chapter with papermill.
+
+    Parameters
+    ----------
+    key : str or int
+        Chapter number or name.
+    parameters : dict, optional
+        Overrides of the chapter's ``parameters`` cell.
+    output_dir : path, optional
+        Where the executed notebook goes; ``book/`` by default.
+    root : path, optional
+        The repository; see :func:`project_root`.
+    log : callable
+        Receives one line per chapter with its wall time.
+
+    Returns
+    -------
+    path : Path
+        The executed notebook.
+    """
+    import papermill
+
+    root = Path(root) if root else project_root()
+    path = find_chapter(key, root)
+    notebook = _read_notebook(path)
+    parameters = parse_parameters(parameters or {}, chapter_parameters(notebook))
+    output_dir = Path(output_dir) if output_dir else root / "book"
+    output_dir.mkdir(parents=True, exist_ok=True)
+    out = output_dir / f"{path.stem}.ipynb"
+    start = time.perf_counter()
+    try:
+        papermill.execute_notebook(notebook, str(out), parameters=parameters, kernel_name="python3",
+                                   cwd=str(path.parent), progress_bar=False, log_output=False)
+    except papermill.PapermillExecutionError as error:
+        import nbformat
+
+        index, count, output = _failed_cell(nbformat.read(out, as_version=4))
+        where = f"cell {index} (execution count {count})" if index is not None else f"cell {error.cell_index}"
+        evalue = output["evalue"] if output else error.evalue
+        ename = output["ename"] if output else error.ename
+        log(f"{path.stem:<28} FAILED  {time.perf_counter() - start:6.1f} s")
+        raise BrainLDMError(f"chapter {path.stem} failed in {where}: {ename}: {evalue}\n"
+                            f"(the executed notebook with the full traceback is {out})") from None
+    log(f"{path.stem:<28} ok      {time.perf_counter() - start:6.1f} s")
+    return out
+
+
+def build_book(root=None, log=print, execute=True):
+    """Execute every chapter with its defaults, then build ``book/_build/html`` without re-executing."""
+    root = Path(root) if root else project_root()
+    start = time.perf_counter()
+    if execute:
+        for path in list_chapters(root):
+            run_chapter(path.stem, root=root, log=log)
+    jb = shutil.which("jupyter-book", path=str(Path(sys.executable).parent)) or shutil.which("jupyter-book")
+    if jb is None:
+        raise BrainLDMError("jupyter-book is not installed; run `make book` or pip install -e '.[book]'")
+    result = subprocess.run([jb, "build", str(root), "--path-output", str(root / "book"), "--warningiserror",
+                             "--quiet"], cwd=root, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise BrainLDMError(f"jupyter-book build failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}")
+    html = root / "book" / "_build" / "html" / "index.html"
+    log(f"{'book':<28} ok      {time.perf_counter() - start:6.1f} s  -> {html}")
+    return html
+
+
+def smoke_parameters(root=None):
+    """Each chapter's small "smoke" parameters, from ``chapters/smoke.yml``."""
+    import yaml
+
+    root = Path(root) if root else project_root()
+    with open(root / "chapters" / "smoke.yml") as f:
+        return yaml.safe_load(f) or {}
+
+
+def write_reference(key, root=None, log=print):
+    """(Re)write the nbval reference notebook of a chapter, executed with its smoke parameters."""
+    root = Path(root) if root else project_root()
+    stem = find_chapter(key, root).stem
+    return run_chapter(stem, smoke_parameters(root).get(stem, {}), root / "tests" / "notebooks", root, log)

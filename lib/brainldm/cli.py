@@ -1,0 +1,66 @@
+"""The ``brainldm`` command line.
+
+``brainldm run 01 -p subject subj05``   execute one chapter into book/
+``brainldm book``                       execute every chapter, then build the HTML
+``brainldm refs [01 ...]``              rewrite nbval reference notebooks (smoke parameters)
+``brainldm check``                      which datasets, models and GPU this machine has
+``brainldm train-world [...]``          retrain the embedded world models
+"""
+
+import argparse
+import sys
+
+from .errors import BrainLDMError
+
+__all__ = ["main"]
+
+
+def _parser():
+    parser = argparse.ArgumentParser(prog="brainldm", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="execute one chapter (jupytext -> papermill) into book/")
+    run.add_argument("chapter", help="chapter number or name, e.g. 01 or 01_describe_data")
+    run.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                     help="override a parameter of the chapter's parameters cell (repeatable)")
+    run.add_argument("-o", "--output-dir", help="folder for the executed notebook (default: book/)")
+    book = sub.add_parser("book", help="execute every chapter with its defaults, then build the HTML book")
+    book.add_argument("--no-execute", action="store_true", help="build from the notebooks already in book/")
+    refs = sub.add_parser("refs", help="rewrite tests/notebooks/ (nbval references, smoke parameters)")
+    refs.add_argument("chapters", nargs="*", help="chapters to rewrite (default: all)")
+    sub.add_parser("check", help="report which datasets and models are found and whether a GPU is visible")
+    train = sub.add_parser("train-world", help="retrain the world models shipped with the package",
+                           add_help=False)
+    train.add_argument("train_args", nargs=argparse.REMAINDER,
+                       help="options of the trainer (brainldm train-world --help)")
+    return parser
+
+
+def main(argv=None):
+    """Entry point; a :class:`BrainLDMError` is printed as one line and exits with status 2."""
+    args = _parser().parse_args(argv)
+    from . import book
+
+    try:
+        if args.command == "run":
+            book.run_chapter(args.chapter, dict(args.parameter), args.output_dir)
+        elif args.command == "book":
+            book.build_book(execute=not args.no_execute)
+        elif args.command == "refs":
+            for key in args.chapters or [p.stem for p in book.list_chapters()]:
+                book.write_reference(key)
+        elif args.command == "check":
+            from .check import report
+
+            print(report())
+        elif args.command == "train-world":
+            from .world_zoo.train import main as train_main
+
+            return train_main(args.train_args)
+    except BrainLDMError as error:
+        print(f"brainldm: error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
