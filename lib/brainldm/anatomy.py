@@ -22,7 +22,7 @@ from .cache import cached_arrays
 from .settings import cache_dir
 
 __all__ = ["ROI_NAMES", "STREAMS", "ROI_STREAM", "SUBJECT", "XFM", "import_cortex", "visual_anatomy",
-           "voxels_to_volume", "inkscape_available"]
+           "voxels_to_volume", "inkscape_available", "quiet"]
 
 SUBJECT = "S1"
 XFM = "fullhead"
@@ -77,7 +77,7 @@ def import_cortex():
     return cortex
 
 
-def _quiet(function, *args, **kwargs):
+def quiet(function, *args, **kwargs):
     """Run a pycortex call with its progress prints and geometry warnings silenced."""
     import contextlib
     import io
@@ -92,7 +92,7 @@ def _compute_anatomy():
     from scipy.spatial import cKDTree
 
     cortex = import_cortex()
-    verts = _quiet(cortex.utils.get_roi_verts, SUBJECT, roi=list(_DRAWN))
+    verts = quiet(cortex.utils.get_roi_verts, SUBJECT, roi=list(_DRAWN))
     lh, rh = cortex.db.get_surf(SUBJECT, "flat", merge=False, nudge=True)
     n_lh = lh[0].shape[0]
     flat = np.vstack([lh[0], rh[0]])[:, :2]

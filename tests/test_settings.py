@@ -1,0 +1,54 @@
+import os
+from pathlib import Path
+
+import numpy as np
+
+from brainldm import cache, settings
+
+
+def test_resolver_prefers_argument_then_environment_then_home(monkeypatch, tmp_path):
+    monkeypatch.setenv("BRAINLDM_DATA", str(tmp_path / "env"))
+    assert settings.data_home(tmp_path / "arg") == tmp_path / "arg"
+    assert settings.data_home() == tmp_path / "env"
+    assert settings.cache_dir() == tmp_path / "env" / "cache"
+    monkeypatch.setenv("BRAINLDM_CACHE", str(tmp_path / "c"))
+    assert settings.cache_dir() == tmp_path / "c"
+    monkeypatch.delenv("BRAINLDM_DATA")
+    monkeypatch.setattr(Path, "home", lambda: tmp_path / "home")
+    assert settings.data_home() == tmp_path / "home" / "brainldm_data"
+    assert settings.nsd_root() == tmp_path / "home" / "brainldm_data" / "nsd"
+
+
+def test_importing_brainldm_makes_hugging_face_offline():
+    import brainldm  # noqa: F401
+
+    assert os.environ["HF_HUB_OFFLINE"] == "1"
+    assert os.environ["TRANSFORMERS_OFFLINE"] == "1"
+
+
+def test_cache_computes_once_and_keys_on_parameters(tmp_path):
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return {"x": np.arange(3)}
+
+    for _ in range(2):
+        out = cache.cached_arrays("stage", {"a": 1}, "v1", compute, root=tmp_path)
+    np.testing.assert_array_equal(out["x"], [0, 1, 2])
+    assert len(calls) == 1
+    cache.cached_arrays("stage", {"a": 2}, "v1", compute, root=tmp_path)
+    cache.cached_arrays("stage", {"a": 1}, "v2", compute, root=tmp_path)
+    assert len(calls) == 3
+
+
+def test_failed_computation_leaves_nothing_in_the_cache(tmp_path):
+    def broken(tmp):
+        Path(tmp).write_text("half")
+        raise RuntimeError("disk full")
+
+    try:
+        cache.atomic_write(tmp_path / "result.npz", broken)
+    except RuntimeError:
+        pass
+    assert list(tmp_path.iterdir()) == []

@@ -1,0 +1,135 @@
+import numpy as np
+import pytest
+
+from brainldm.anatomy import ROI_NAMES, STREAMS
+from brainldm.datasets import SUBJECTS, load_dataset
+from brainldm.datasets.world import CATEGORIES, COLOR_NAMES, PLACES, is_leaked, render_scenes, zoo_pool_ids
+from brainldm.datasets.world.design import WorldDesign
+from brainldm.errors import BrainLDMError
+
+
+def test_scenes_are_a_pure_function_of_seed_and_id():
+    a = render_scenes([5, 9, 2], seed=3, size=32)
+    b = render_scenes([2, 5], seed=3, size=32)
+    np.testing.assert_array_equal(a.images[[2, 0]], b.images)
+    assert a.captions[0] == b.captions[1]
+    c = render_scenes([5], seed=4, size=32)
+    assert not np.array_equal(a.images[0], c.images[0])
+
+
+def test_scene_shapes_and_attributes():
+    s = render_scenes(np.arange(30), seed=0, size=64)
+    assert s.images.shape == (30, 64, 64, 3) and s.images.dtype == np.uint8
+    assert s.depth.shape == (30, 64, 64) and 0 <= s.depth.min() and s.depth.max() <= 1
+    assert set(s.n_objects) <= {1, 2, 3}
+    assert ((s.category >= 0).sum(1) == s.n_objects).all()
+    # object 0 is the one that looks largest
+    assert (np.nan_to_num(s.height[:, 1:], nan=0) <= s.height[:, :1]).all()
+
+
+def test_captions_paraphrase_the_main_object_and_place():
+    s = render_scenes(np.arange(20), seed=0, size=32)
+    for caps, cat, col in zip(s.captions, s.category[:, 0], s.color[:, 0]):
+        assert len(caps) >= 3 and len(set(caps)) == len(caps)
+        assert all(COLOR_NAMES[col] in c for c in caps)
+    assert all(isinstance(c, str) for caps in s.captions for c in caps)
+    assert set(s.place) <= set(range(len(PLACES))) and set(s.category[:, 0]) <= set(range(len(CATEGORIES)))
+
+
+def test_design_splits_and_leak():
+    d = WorldDesign(n_train=50, n_test=20)
+    test = d.image_ids("subj01", "test")
+    assert np.array_equal(test, d.image_ids("subj07", "test"))  # shared by all subjects
+    assert not set(d.image_ids("subj01", "train")) & set(d.image_ids("subj02", "train"))
+    trials = d.trial_ids("subj01", "train")
+    assert np.array_equal(np.unique(trials, return_counts=True)[1], np.full(50, 3))
+    pool = zoo_pool_ids(1000)
+    leaked = np.arange(982)[is_leaked(np.arange(982))]
+    assert set(leaked) <= set(pool)
+    assert 0.04 < leaked.size / 982 < 0.10
+    assert not set(pool) & set(d.image_ids("subj01", "train"))
+    with pytest.raises(BrainLDMError, match="n_test"):
+        WorldDesign(n_test=5000)
+
+
+def test_betas_interface(world):
+    betas, ids = world.betas("train")
+    assert betas.dtype == np.float32 and betas.shape == (120, world.n_voxels) and ids.shape == (120,)
+    avg, uniq = world.betas("test", roi="early", average=True)
+    assert avg.shape == (10, int(world.roi_mask("early").sum()))
+    np.testing.assert_array_equal(uniq, np.arange(10))
+    single, single_ids = world.betas("test", roi="early")
+    np.testing.assert_allclose(avg[3], single[single_ids == 3].mean(0), rtol=1e-5, atol=1e-5)
+    assert world.images(uniq[:2]).shape == (2, 64, 64, 3)
+    assert len(world.captions(uniq[:2])) == 2
+
+
+def test_world_is_deterministic(world):
+    again = load_dataset("world", subject="subj01", n_train=40, n_test=10)
+    np.testing.assert_array_equal(world.betas("train")[0], again._simulate_trials("train")["betas"])
+
+
+def test_test_images_are_shared_but_responses_differ(world):
+    other = load_dataset("world", subject="subj02", n_train=40, n_test=10)
+    a, ids_a = world.betas("test", average=True)
+    b, ids_b = other.betas("test", average=True)
+    np.testing.assert_array_equal(ids_a, ids_b)
+    assert not np.allclose(a, b)
+
+
+def test_rois_cover_every_stream(world):
+    for roi in ROI_NAMES:
+        assert world.roi_mask(roi).sum() > 20, roi
+    for stream, rois in STREAMS.items():
+        np.testing.assert_array_equal(world.roi_mask(stream), world.roi_mask(list(rois)))
+    assert world.roi_mask("nsdgeneral").all()
+    with pytest.raises(BrainLDMError, match="unknown ROI 'V9'.*'early'"):
+        world.roi_mask("V9")
+
+
+def test_noise_ceiling_estimate_recovers_the_simulated_snr():
+    ds = load_dataset("world", subject="subj05", n_train=400, n_test=10)
+    estimate = ds.ncsnr("train")
+    assert np.corrcoef(estimate, ds.truth["ncsnr"])[0, 1] > 0.9
+    assert abs(np.median(estimate / np.maximum(ds.truth["ncsnr"], 1e-3)) - 1) < 0.1
+
+
+def test_simulated_tuning_is_what_the_design_says(world):
+    scenes = world.scenes(np.arange(200, 600))
+    signal = world.true_signal(scenes.ids)
+    faces = (scenes.category == CATEGORIES.index("face")).any(1)
+    ffa = world.roi_mask("FFA")
+    assert signal[faces][:, ffa].mean() - signal[~faces][:, ffa].mean() > 0.5
+    # early voxels: cortical neighbours have neighbouring pRFs
+    early = np.flatnonzero(world.roi_mask("V1"))
+    flat = world.anatomy["flat"][early]
+    prf = np.c_[world.truth["prf_x"][early], world.truth["prf_y"][early]]
+    d_cortex = np.linalg.norm(flat[:, None] - flat[None], axis=-1) + np.eye(early.size) * 1e9
+    neighbour = d_cortex.argmin(1)
+    near = np.linalg.norm(prf - prf[neighbour], axis=1)
+    random = np.linalg.norm(prf - prf[np.random.default_rng(0).permutation(early.size)], axis=1)
+    assert np.median(near) < 0.3 * np.median(random)
+
+
+@pytest.mark.parametrize("subject", ["subj99", "S1"])
+def test_unknown_subject_names_the_choices(subject):
+    with pytest.raises(BrainLDMError, match="unknown subject.*'subj01', 'subj02', 'subj05', 'subj07'"):
+        load_dataset("world", subject=subject)
+
+
+def test_unknown_dataset_names_the_choices():
+    with pytest.raises(BrainLDMError, match="unknown dataset 'hcp'.*'world', 'nsd'"):
+        load_dataset("hcp")
+
+
+def test_to_volume(world):
+    volume = world.to_volume(np.arange(world.n_voxels, dtype=np.float32))
+    assert volume.data.shape == (31, 100, 100)
+    assert np.isfinite(volume.data).sum() == world.n_voxels
+    with pytest.raises(BrainLDMError, match="expected a vector of"):
+        world.to_volume(np.zeros(3))
+
+
+def test_subjects_list_matches_the_world():
+    for subject in SUBJECTS:
+        assert load_dataset("world", subject=subject, n_train=5, n_test=2).subject == subject
