@@ -10,7 +10,6 @@ ROOT = Path(__file__).resolve().parents[1]
 # Set before brainldm is imported anywhere, so the nbval kernels inherit it too.
 os.environ.setdefault("BRAINLDM_DATA", str(ROOT / ".data" / "tests"))
 os.environ.setdefault("TQDM_DISABLE", "1")
-os.environ.setdefault("MPLBACKEND", "Agg")
 
 
 @pytest.fixture

@@ -54,7 +54,11 @@ def find_chapter(key, root=None):
 def _read_notebook(path):
     import jupytext
 
-    return jupytext.read(path)
+    notebook = jupytext.read(path)
+    notebook.metadata.setdefault("kernelspec", {"name": "python3", "display_name": "Python 3",
+                                                "language": "python"})
+    notebook.metadata.setdefault("language_info", {"name": "python"})
+    return notebook
 
 
 def chapter_parameters(notebook):

@@ -48,8 +48,8 @@ def load(name, weights=None):
     cls = type(build(name, tiny=True))
     if name == "scheduler":
         return cls.from_pretrained(folder)
-    model = cls.from_pretrained(folder, local_files_only=True)
-    return model.to(torch.float32).eval().requires_grad_(False)
+    model = cls.from_pretrained(folder, local_files_only=True, low_cpu_mem_usage=False)
+    return model.eval().requires_grad_(False)
 
 
 @dataclass

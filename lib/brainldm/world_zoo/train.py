@@ -41,7 +41,7 @@ log = logging.getLogger("brainldm.train_world")
 # (steps, batch size, learning rate) of each model, sized for about an hour on one CPU thread.
 STEPS = {
     "vae": (800, 16, 2e-3),
-    "unet": (1800, 32, 1e-3),
+    "unet": (2000, 32, 1e-3),
     "cnn": (600, 64, 2e-3),
     "image_encoder": (800, 64, 2e-3),
     "captioner": (1500, 128, 1e-3),

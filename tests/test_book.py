@@ -1,0 +1,113 @@
+"""The book runner and the command line, on tiny chapters written into a temporary project."""
+
+import json
+import textwrap
+
+import nbformat
+import pytest
+
+from brainldm import book, cli
+from brainldm.errors import BrainLDMError
+
+CHAPTER = '''\
+# %% [markdown]
+# # A tiny chapter
+
+# %% tags=["parameters"]
+subject = "subj01"
+n_images = 3
+scale = 0.5
+flags = {"a": 1}
+
+# %%
+print(subject, n_images * scale, flags)
+'''
+
+FAILING = '''\
+# %% tags=["parameters"]
+divisor = 0
+
+# %%
+x = 1
+
+# %%
+1 / divisor
+'''
+
+
+@pytest.fixture
+def project(tmp_path):
+    (tmp_path / "chapters").mkdir()
+    (tmp_path / "chapters" / "01_say_hello.py").write_text(CHAPTER)
+    (tmp_path / "chapters" / "02_divide_badly.py").write_text(FAILING)
+    return tmp_path
+
+
+def test_find_chapter_by_number_or_name(project):
+    assert book.find_chapter("01", project).name == "01_say_hello.py"
+    assert book.find_chapter(2, project).name == "02_divide_badly.py"
+    assert book.find_chapter("01_say_hello", project).name == "01_say_hello.py"
+    with pytest.raises(BrainLDMError, match="unknown chapter '7'.*01_say_hello, 02_divide_badly"):
+        book.find_chapter("7", project)
+
+
+def test_parameters_are_checked_and_converted():
+    defaults = {"subject": "subj01", "n_images": 3, "scale": 0.5, "flags": {}}
+    got = book.parse_parameters({"subject": "subj05", "n_images": "10", "scale": "2", "flags": "{'b': 2}"},
+                                defaults)
+    assert got == {"subject": "subj05", "n_images": 10, "scale": 2.0, "flags": {"b": 2}}
+    with pytest.raises(BrainLDMError, match="unknown parameter 'subjet'.*subject, n_images"):
+        book.parse_parameters({"subjet": "x"}, defaults)
+    with pytest.raises(BrainLDMError, match="'n_images' expects int.*got 'ten'"):
+        book.parse_parameters({"n_images": "ten"}, defaults)
+
+
+def test_run_chapter_overrides_parameters(project, capsys):
+    out = book.run_chapter("01", {"subject": "subj05", "n_images": "4"}, root=project)
+    assert out == project / "book" / "01_say_hello.ipynb"
+    nb = nbformat.read(out, as_version=4)
+    printed = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+    assert "subj05 2.0 {'a': 1}" in printed
+    assert any("injected-parameters" in c.metadata.get("tags", []) for c in nb.cells)
+    line = capsys.readouterr().out
+    assert line.startswith("01_say_hello") and " ok " in line and line.rstrip().endswith(" s")
+
+
+def test_a_failing_cell_names_the_chapter_and_the_cell(project):
+    with pytest.raises(BrainLDMError, match=r"chapter 02_divide_badly failed in cell \d+ .*ZeroDivisionError"):
+        book.run_chapter("02", root=project)
+
+
+def test_cli_prints_one_clear_line_and_exits_2(project, monkeypatch, capsys):
+    monkeypatch.setenv("BRAINLDM_ROOT", str(project))
+    assert cli.main(["run", "9"]) == 2
+    assert capsys.readouterr().err.startswith("brainldm: error: unknown chapter '9'")
+    assert cli.main(["run", "01", "-p", "n_images", "many"]) == 2
+    err = capsys.readouterr().err
+    assert "expects int" in err and "Traceback" not in err
+
+
+def test_cli_run_writes_the_notebook(project, monkeypatch):
+    monkeypatch.setenv("BRAINLDM_ROOT", str(project))
+    assert cli.main(["run", "01", "-p", "subject", "subj05", "-o", str(project / "out")]) == 0
+    assert (project / "out" / "01_say_hello.ipynb").exists()
+
+
+def test_every_chapter_has_smoke_parameters_and_a_current_reference():
+    """tests/notebooks holds each chapter run with its smoke parameters: rerun `make refs` after editing."""
+    import jupytext
+
+    smoke = book.smoke_parameters()
+    for path in book.list_chapters():
+        assert path.stem in smoke, f"{path.stem} has no smoke parameters in chapters/smoke.yml"
+        defaults = book.chapter_parameters(jupytext.read(path))
+        book.parse_parameters(smoke[path.stem], defaults)
+        reference = book.project_root() / "tests" / "notebooks" / f"{path.stem}.ipynb"
+        assert reference.exists(), f"missing {reference}: run `make refs`"
+        ref = nbformat.read(reference, as_version=4)
+        ours = [c.source for c in jupytext.read(path).cells if c.cell_type == "code"]
+        theirs = [c.source for c in ref.cells
+                  if c.cell_type == "code" and "injected-parameters" not in c.metadata.get("tags", [])]
+        assert ours == theirs, f"{reference.name} is stale: run `make refs`"
+        injected = [c for c in ref.cells if "injected-parameters" in c.metadata.get("tags", [])]
+        assert len(injected) == (1 if smoke[path.stem] else 0)
