@@ -26,6 +26,7 @@ from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
+from tqdm.auto import tqdm
 
 from ..datasets.world.scenes import CATEGORIES, COLOR_NAMES, MAX_OBJECTS, PLACES, SIZES
 
@@ -128,23 +129,33 @@ class TextEncoder:
                                 truncation=True, return_tensors="pt")
         return self.model(**tokens).last_hidden_state, tokens["attention_mask"]
 
-    def encode_tokens(self, texts):
-        """Token embeddings of each text, shape (n, max_length, dim), float32."""
-        out = [self._run(texts[i:i + self.batch_size])[0]
-               for i in range(0, len(texts), self.batch_size)]
-        return torch.cat(out) if out else torch.zeros(0, self.max_length, self.dim)
+    def encode(self, texts):
+        """Token and sentence embeddings of each text.
 
-    def encode_sentences(self, texts):
-        """Sentence embeddings (masked mean of token embeddings, unit norm), shape (n, dim).
-
-        This is how all-MiniLM-L6-v2 pools a sentence.
+        Returns
+        -------
+        tokens : float32 tensor of shape (n, max_length, dim)
+        sentences : float32 tensor of shape (n, dim)
+            Masked mean of the tokens, unit norm: how all-MiniLM-L6-v2 pools a sentence.
         """
-        out = []
-        for i in range(0, len(texts), self.batch_size):
+        tokens, sentences = [], []
+        starts = range(0, len(texts), self.batch_size)
+        for i in tqdm(starts, desc="text encoder", disable=len(starts) < 8, mininterval=10):
             hidden, mask = self._run(texts[i:i + self.batch_size])
             mask = mask.unsqueeze(-1).float()
-            out.append(F.normalize((hidden * mask).sum(1) / mask.sum(1), dim=-1))
-        return torch.cat(out) if out else torch.zeros(0, self.dim)
+            tokens.append(hidden)
+            sentences.append(F.normalize((hidden * mask).sum(1) / mask.sum(1), dim=-1))
+        if not tokens:
+            return torch.zeros(0, self.max_length, self.dim), torch.zeros(0, self.dim)
+        return torch.cat(tokens), torch.cat(sentences)
+
+    def encode_tokens(self, texts):
+        """Token embeddings of each text, shape (n, max_length, dim)."""
+        return self.encode(texts)[0]
+
+    def encode_sentences(self, texts):
+        """Unit sentence embeddings of each text, shape (n, dim)."""
+        return self.encode(texts)[1]
 
     def encode_captions(self, captions):
         """``c`` of each image: the mean token embedding over its captions.
@@ -157,14 +168,31 @@ class TextEncoder:
         -------
         c : float32 tensor of shape (n, max_length, dim)
         """
-        counts = [len(caps) for caps in captions]
-        if min(counts, default=1) < 1:
-            raise ValueError("every image needs at least one caption; found an empty list")
-        unique = list(dict.fromkeys(text for caps in captions for text in caps))
-        tokens = self.encode_tokens(unique)
+        return self.encode_images(captions)[0]
+
+    def encode_images(self, captions):
+        """``c`` of each image and the sentence embeddings of its captions.
+
+        Parameters
+        ----------
+        captions : list of n lists of k str
+
+        Returns
+        -------
+        c : float32 tensor of shape (n, max_length, dim)
+        sentences : float32 tensor of shape (n, k, dim)
+        """
+        counts = {len(caps) for caps in captions}
+        if len(counts) > 1 or 0 in counts:
+            raise ValueError(f"expected the same number (>= 1) of captions for every image, found "
+                             f"{sorted(counts)}")
+        unique = list(dict.fromkeys(text for caps in captions for text in caps))  # paraphrases repeat
+        tokens, sentences = self.encode(unique)
+        if not captions:
+            return tokens, sentences[:, None]
         row = {text: i for i, text in enumerate(unique)}
-        return torch.stack([tokens[[row[text] for text in caps]].mean(0) for caps in captions]
-                           ) if captions else tokens
+        rows = torch.tensor([[row[text] for text in caps] for caps in captions], dtype=torch.long)
+        return tokens[rows].mean(1), sentences[rows]
 
     def unconditional(self, n=1):
         """The embedding of the empty caption, repeated: shape (n, max_length, dim)."""

@@ -79,10 +79,7 @@ def load_pool(n_images, seed=0, size=64, text_encoder=None):
     def compute():
         scenes = render_scenes(ids, seed=seed, size=size)
         log.info("rendered %d pool images; embedding their captions", len(ids))
-        c = torch.cat([text_encoder.encode_captions(scenes.captions[i:i + 500])
-                       for i in tqdm(range(0, len(ids), 500), desc="caption tokens", mininterval=10)])
-        flat = [text for caps in scenes.captions for text in caps]
-        sentences = text_encoder.encode_sentences(flat).reshape(len(ids), -1, text_encoder.dim)
+        c, sentences = text_encoder.encode_images(scenes.captions)
         return {"ids": ids, "images": scenes.images, "depth": scenes.depth, "c": c.numpy(),
                 "sentences": sentences.numpy(), "place": scenes.place,
                 "n_objects": scenes.n_objects, "category": scenes.category, "color": scenes.color,
