@@ -133,3 +133,17 @@ def test_to_volume(world):
 def test_subjects_list_matches_the_world():
     for subject in SUBJECTS:
         assert load_dataset("world", subject=subject, n_train=5, n_test=2).subject == subject
+
+
+def test_voxel_upsampling_is_checked():
+    with pytest.raises(BrainLDMError, match="must be 1, 2 or 3"):
+        load_dataset("world", voxel_upsample=5)
+
+
+@pytest.mark.slow
+def test_voxel_upsampling_reaches_nsd_scale():
+    ds = load_dataset("world", subject="subj01", voxel_upsample=2, n_train=5, n_test=2)
+    assert 14_000 < ds.n_voxels < 20_000
+    assert ds.to_volume(np.zeros(ds.n_voxels)).data.shape == (62, 200, 200)
+    for roi in ROI_NAMES:
+        assert ds.roi_mask(roi).sum() > 100

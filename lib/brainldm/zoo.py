@@ -246,6 +246,8 @@ def load(name, device=None, dtype=None, models=None):
         diffusers: the pipeline. transformers: a tuple ``(model, processor)``.
         torchvision: the module. Models are in eval mode on ``device`` in ``dtype``.
     """
+    from safetensors import SafetensorError
+
     spec = MODELS[check_choice("model", name, MODELS)]
     path = locate(name, models)
     device, dtype = default_device_dtype(device, dtype)
@@ -260,7 +262,7 @@ def load(name, device=None, dtype=None, models=None):
         model = getattr(library, spec.model_class).from_pretrained(path, dtype=dtype, local_files_only=True)
         processor = getattr(library, spec.processor_class).from_pretrained(path, local_files_only=True)
         return model.to(device).eval(), processor
-    except (OSError, ValueError, RuntimeError, KeyError) as error:
+    except (OSError, ValueError, RuntimeError, KeyError, SafetensorError) as error:
         raise BrainLDMError(
             f"found model {name!r} at {path} but could not load it as {spec.library}.{spec.model_class}: "
             f"{type(error).__name__}: {error}. The copy may be incomplete; {_how_to_get(spec, path)}.") from error
