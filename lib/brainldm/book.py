@@ -184,6 +184,10 @@ def build_book(root=None, log=print, execute=True):
     if result.returncode != 0:
         raise BrainLDMError(f"jupyter-book build failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}")
     html = root / "book" / "_build" / "html" / "index.html"
+    from .anatomy import inkscape_available
+
+    if not inkscape_available():
+        log("note: inkscape is not installed, so the flatmaps in this build have no ROI labels")
     log(f"{'book':<28} ok      {time.perf_counter() - start:6.1f} s  -> {html}")
     return html
 

@@ -80,16 +80,20 @@ def brain_map(dataset, values, title=None, cmap="inferno", vmin=None, vmax=None,
 
 
 def stream_map(dataset):
-    """Flatmap (or volume) of the voxels coloured by NSD ``streams`` label (1 early ... 7 parietal)."""
+    """Flatmap (or volume) of the voxels coloured by NSD ``streams`` label, with a legend."""
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
+
     from .anatomy import STREAMS
 
-    labels = np.zeros(dataset.n_voxels, np.float32)
+    labels = np.full(dataset.n_voxels, np.nan, np.float32)
     for k, stream in enumerate(STREAMS, start=1):
         labels[dataset.roi_mask(stream)] = k
-    labels[labels == 0] = np.nan
-    return brain_map(dataset, labels, title="streams: " + ", ".join(f"{k} {s}" for k, s in
-                                                                      enumerate(STREAMS, start=1)),
-                     cmap="tab10", vmin=0.5, vmax=10.5, colorbar=False)
+    fig = brain_map(dataset, labels, cmap="tab10", vmin=0.5, vmax=10.5, colorbar=False)
+    colours = plt.get_cmap("tab10")(np.arange(len(STREAMS)))
+    handles = [Patch(color=c, label=f"{k} {s}") for k, (s, c) in enumerate(zip(STREAMS, colours), start=1)]
+    fig.legend(handles=handles, loc="lower center", ncol=len(STREAMS), fontsize=8, frameon=False)
+    return fig
 
 
 def bars_by_roi(table, value, low=None, high=None, hue="subject", ylabel=None, reference=None):
