@@ -111,3 +111,18 @@ def test_every_chapter_has_smoke_parameters_and_a_current_reference():
         assert ours == theirs, f"{reference.name} is stale: run `make refs`"
         injected = [c for c in ref.cells if "injected-parameters" in c.metadata.get("tags", [])]
         assert len(injected) == (1 if smoke[path.stem] else 0)
+
+
+def test_chapter_on_nsd_without_a_root_says_where_it_looked(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("BRAINLDM_NSD_ROOT", str(tmp_path / "no_nsd_here"))
+    assert cli.main(["run", "01", "-p", "dataset", "nsd", "-o", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "chapter 01_describe_data failed in cell" in err
+    assert f"NSD root {tmp_path / 'no_nsd_here'} does not exist" in err and "BRAINLDM_NSD_ROOT" in err
+    assert "Traceback" not in err
+
+
+def test_unknown_subject_in_a_chapter_names_the_choices(tmp_path, capsys):
+    assert cli.main(["run", "01", "-p", "subject", "subj99", "-o", str(tmp_path)]) == 2
+    assert "unknown subject 'subj99'; valid choices are: 'subj01', 'subj02', 'subj05', 'subj07'" in (
+        capsys.readouterr().err)

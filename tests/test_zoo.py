@@ -74,8 +74,9 @@ def tiny_clip():
 def save_models(folder):
     """Every model of the registry, tiny, in ``folder`` laid out as BRAINLDM_MODELS expects."""
     torch.manual_seed(0)
-    StableDiffusionImg2ImgPipeline(**stable_diffusion_parts(), safety_checker=None, feature_extractor=None,
-                                   requires_safety_checker=False).save_pretrained(folder / "CompVis/stable-diffusion-v1-4")
+    img2img = StableDiffusionImg2ImgPipeline(**stable_diffusion_parts(), safety_checker=None, feature_extractor=None,
+                                             requires_safety_checker=False)
+    img2img.save_pretrained(folder / "CompVis/stable-diffusion-v1-4")
     StableDiffusionDepth2ImgPipeline(**stable_diffusion_parts(unet_in_channels=5), depth_estimator=tiny_dpt(),
                                      feature_extractor=DPTImageProcessor(size={"height": TINY, "width": TINY})
                                      ).save_pretrained(folder / "stabilityai/stable-diffusion-2-depth")
@@ -234,7 +235,8 @@ def test_missing_model_names_both_places_and_how_to_get_it(tmp_path, monkeypatch
 
 
 def test_a_model_folder_missing_its_vae(models, tmp_path, monkeypatch):
-    broken = shutil.copytree(models / "CompVis/stable-diffusion-v1-4", tmp_path / "models/CompVis/stable-diffusion-v1-4")
+    repo = "CompVis/stable-diffusion-v1-4"
+    broken = shutil.copytree(models / repo, tmp_path / "models" / repo)
     shutil.rmtree(broken / "vae")
     monkeypatch.setenv("BRAINLDM_MODELS", str(tmp_path / "models"))
     with pytest.raises(BrainLDMError, match="incomplete, missing vae/config.json") as error:

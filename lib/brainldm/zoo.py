@@ -32,7 +32,7 @@ from pathlib import Path
 from .errors import BrainLDMError, check_choice
 from .settings import models_dir
 
-__all__ = ["ModelSpec", "MODELS", "locate", "load", "available", "default_device_dtype"]
+__all__ = ["ModelSpec", "MODELS", "search", "locate", "how_to_get", "load", "available", "default_device_dtype"]
 
 
 @dataclass(frozen=True)
@@ -140,12 +140,38 @@ def _missing(spec, path):
             if not any((path / alternative).exists() for alternative in item.split("|"))]
 
 
-def _how_to_get(spec, folder):
+def how_to_get(name, models=None):
+    """How to put model ``name`` where :func:`locate` looks, from a machine with network."""
+    spec = MODELS[check_choice("model", name, MODELS)]
+    target = _candidates(spec, models)[0][1]
     if spec.library == "torchvision":
-        return (f"on a machine with network, download {_TORCHVISION_URL}{spec.filename} and copy it to {folder} "
-                "(or into torch hub's checkpoints folder)")
+        return (f"on a machine with network, download {_TORCHVISION_URL}{spec.filename} and copy it here as "
+                f"{target} (or into torch hub's checkpoints folder)")
     return (f"on a machine with network, run `hf download {spec.repo_id} --local-dir {spec.repo_id}` and copy "
-            f"that folder to {folder} (or set BRAINLDM_MODELS to the folder that holds {spec.repo_id}/)")
+            f"that folder here to {target} (or set BRAINLDM_MODELS to a folder that holds {spec.repo_id}/)")
+
+
+def search(name, models=None):
+    """Look for model ``name`` in both places, without raising.
+
+    Returns
+    -------
+    path : pathlib.Path or None
+        Where the complete model is, if anywhere.
+    looked : list of str
+        One line per place looked in before it was found: the path and what it lacks.
+    """
+    spec = MODELS[check_choice("model", name, MODELS)]
+    looked = []
+    for where, path in _candidates(spec, models):
+        if not path.exists():
+            looked.append(f"{where} {path}: not there")
+            continue
+        missing = _missing(spec, path)
+        if not missing:
+            return path, looked
+        looked.append(f"{where} {path}: incomplete, missing {', '.join(missing)}")
+    return None, looked
 
 
 def locate(name, models=None):
@@ -166,23 +192,16 @@ def locate(name, models=None):
     Raises
     ------
     BrainLDMError
-        If neither place holds the complete model; the message says where it looked and
-        what is missing.
+        If neither place holds the complete model; the message says where it looked,
+        what is missing and how to provide it.
     """
-    spec = MODELS[check_choice("model", name, MODELS)]
-    candidates = _candidates(spec, models)
-    looked = []
-    for where, path in candidates:
-        if not path.exists():
-            looked.append(f"{where} {path}: not there")
-            continue
-        missing = _missing(spec, path)
-        if not missing:
-            return path
-        looked.append(f"{where} {path}: incomplete, missing {', '.join(missing)}")
-    raise BrainLDMError(
-        f"model {name!r} ({spec.repo_id}, {spec.purpose}) was not found. Looked in: " + "; ".join(looked)
-        + f". To provide it: {_how_to_get(spec, candidates[0][1])}. Nothing is downloaded by brainldm.")
+    path, looked = search(name, models)
+    if path is None:
+        spec = MODELS[name]
+        raise BrainLDMError(
+            f"model {name!r} ({spec.repo_id}, {spec.purpose}) was not found. Looked in: " + "; ".join(looked)
+            + f". To provide it: {how_to_get(name, models)}. Nothing is downloaded by brainldm.")
+    return path
 
 
 def available(models=None):
@@ -192,13 +211,7 @@ def available(models=None):
     -------
     found : dict of str to pathlib.Path or None
     """
-    found = {}
-    for name in MODELS:
-        try:
-            found[name] = locate(name, models)
-        except BrainLDMError:
-            found[name] = None
-    return found
+    return {name: search(name, models)[0] for name in MODELS}
 
 
 def default_device_dtype(device=None, dtype=None):
@@ -265,7 +278,7 @@ def load(name, device=None, dtype=None, models=None):
     except (OSError, ValueError, RuntimeError, KeyError, SafetensorError) as error:
         raise BrainLDMError(
             f"found model {name!r} at {path} but could not load it as {spec.library}.{spec.model_class}: "
-            f"{type(error).__name__}: {error}. The copy may be incomplete; {_how_to_get(spec, path)}.") from error
+            f"{type(error).__name__}: {error}. The copy may be incomplete; {how_to_get(name, models)}.") from error
 
 
 def _load_torchvision(spec, path):

@@ -39,7 +39,8 @@ from ..errors import BrainLDMError, check_choice
 from ..settings import nsd_root
 from .base import Dataset
 
-__all__ = ["NSDDataset", "NSDLayout", "NSD_SUBJECTS", "STREAMS", "BETA_SCALE", "TRIAL_CHUNK"]
+__all__ = ["NSDDataset", "NSDLayout", "NSD_SUBJECTS", "STREAMS", "STANDARD_VOLUMES", "BETA_SCALE", "TRIAL_CHUNK",
+           "load_expdesign", "load_roi_volume"]
 
 #: NSD's eight subjects
 NSD_SUBJECTS = tuple(f"subj{i:02d}" for i in range(1, 9))
@@ -159,7 +160,7 @@ def load_roi_volume(path):
 
 
 class _SessionFile:
-    """One session's betas file, opened lazily; yields ``(n, X, Y, Z)`` int16 trial chunks.
+    """One session's betas file: its header now, its data in ``(n, X, Y, Z)`` int16 chunks on demand.
 
     NIfTI files are ``X x Y x Z x trials``. The ``.hdf5`` files were written by MATLAB,
     so h5py sees the axes reversed: ``trials x Z x Y x X``; chunks of both are
@@ -172,13 +173,10 @@ class _SessionFile:
         try:
             if self.fmt == "hdf5":
                 with h5py.File(self.path, "r") as f:
-                    dataset = f["betas"]
-                    n, z, y, x = dataset.shape
-                    self.dtype = dataset.dtype
+                    shape, self.dtype = f["betas"].shape, f["betas"].dtype
             else:
                 header = nib.load(self.path).header
-                x, y, z, n = header.get_data_shape()
-                self.dtype = header.get_data_dtype()
+                shape, self.dtype = header.get_data_shape(), header.get_data_dtype()
                 slope, inter = header.get_slope_inter()
                 if slope not in (None, 1.0) or inter not in (None, 0.0):
                     raise BrainLDMError(f"{self.path} has a NIfTI scaling (slope {slope}, intercept {inter}); "
@@ -188,13 +186,20 @@ class _SessionFile:
                 from error
         except _READ_ERRORS as error:
             raise _unreadable(self.path, error) from error
+        if len(shape) != 4:
+            raise BrainLDMError(f"{self.path} holds an array of shape {shape}; NSD betas are 4-D "
+                                "(X x Y x Z x trials in NIfTI, trials x Z x Y x X in hdf5)")
+        if self.fmt == "hdf5":
+            n, z, y, x = shape
+        else:
+            x, y, z, n = shape
         if np.dtype(self.dtype).kind != "i" or np.dtype(self.dtype).itemsize != 2:
             raise BrainLDMError(f"{self.path} stores {np.dtype(self.dtype)}; NSD betas are int16 "
                                 "(% signal change x 300). Use the original files, not converted ones.")
         self.shape, self.n_trials = (x, y, z), n
 
     def chunks(self):
-        """Yield ``(start, int16 array of shape (n, X, Y, Z))`` over the session's trials, :data:`TRIAL_CHUNK` at a time."""
+        """Yield ``(start, int16 array of shape (n, X, Y, Z))``, :data:`TRIAL_CHUNK` trials at a time."""
         size = TRIAL_CHUNK
         try:
             if self.fmt == "hdf5":

@@ -20,7 +20,7 @@ import scipy.io
 from ..errors import BrainLDMError
 from .nsd import NSD_SUBJECTS, STREAMS, NSDLayout
 
-__all__ = ["fabricate_nsd", "known_raw_betas", "N_REPEATS", "VOXEL_SIZE_MM"]
+__all__ = ["fabricate_nsd", "known_raw_betas", "coco_id_of", "N_REPEATS", "VOXEL_SIZE_MM"]
 
 #: every image is shown this many times, as in NSD
 N_REPEATS = 3
