@@ -52,3 +52,13 @@ def test_failed_computation_leaves_nothing_in_the_cache(tmp_path):
     except RuntimeError:
         pass
     assert list(tmp_path.iterdir()) == []
+
+
+def test_array_digest_follows_contents_shape_and_dtype():
+    a = np.arange(6, dtype=np.float32)
+    assert cache.array_digest(a) == cache.array_digest(a.copy())
+    assert cache.array_digest(a) != cache.array_digest(a.reshape(2, 3))
+    assert cache.array_digest(a) != cache.array_digest(a.astype(np.float64))
+    b = a.copy()
+    b[3] += 1
+    assert cache.array_digest(a) != cache.array_digest(b)

@@ -16,7 +16,7 @@ import numpy as np
 
 from .settings import cache_dir
 
-__all__ = ["cache_key", "cached_arrays", "atomic_write"]
+__all__ = ["cache_key", "array_digest", "cached_arrays", "atomic_write"]
 
 
 def cache_key(stage, params, version):
@@ -24,6 +24,16 @@ def cache_key(stage, params, version):
     payload = json.dumps({"stage": stage, "params": params, "version": version},
                          sort_keys=True, default=str)
     return hashlib.sha256(payload.encode()).hexdigest()[:20]
+
+
+def array_digest(*arrays):
+    """A hex digest of the contents, shapes and dtypes of ``arrays``: a cache key for derived results."""
+    digest = hashlib.sha256()
+    for array in arrays:
+        array = np.ascontiguousarray(array)
+        digest.update(f"{array.dtype}{array.shape}".encode())
+        digest.update(array.data)
+    return digest.hexdigest()[:20]
 
 
 def atomic_write(path, write):

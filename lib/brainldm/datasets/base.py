@@ -71,6 +71,11 @@ class Dataset(abc.ABC):
         """Number of voxels in a full beta row."""
 
     # --- shared behaviour ---------------------------------------------------------
+    @property
+    def cache_token(self):
+        """What the stimuli (images, captions) depend on, for caches of stimulus features."""
+        return self.name
+
     def roi_mask(self, roi):
         """Boolean mask of shape ``(n_voxels,)`` of one ROI name, or of the union of a list of them."""
         if roi is None:

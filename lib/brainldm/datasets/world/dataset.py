@@ -68,6 +68,11 @@ class WorldDataset(Dataset):
         self._cache = {}
 
     @property
+    def cache_token(self):
+        """What the stimuli depend on, for caches of stimulus features."""
+        return f"world-seed{self.seed}-size{self.image_size}"
+
+    @property
     def n_voxels(self):
         return self.anatomy["voxels"].size
 

@@ -1,0 +1,213 @@
+"""One set of models per dataset, behind one interface.
+
+:func:`load_models` returns a :class:`ModelSet` with the latent diffusion model,
+the text encoder that makes ``c``, and the feature networks the evaluation uses.
+On the world these are the small models shipped with the package
+(:mod:`brainldm.world_zoo`); on NSD they are Stable Diffusion v1.4, its CLIP text
+encoder, CLIP ViT-L/14, AlexNet and Inception-v3 from :mod:`brainldm.zoo`. The
+decoding, reconstruction and evaluation code never asks which.
+"""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from .errors import check_choice
+from .ldm import LatentDiffusion, images_to_tensor
+
+__all__ = ["ModelSet", "FeatureNet", "load_models", "world_model_set", "ClipTextEncoder", "MODEL_SETS"]
+
+#: dataset name -> model set used with it
+MODEL_SETS = {"world": "world", "nsd": "stable-diffusion-v1-4"}
+
+
+class FeatureNet:
+    """A feature network's named layers as flat vectors.
+
+    Parameters
+    ----------
+    name : str
+    forward : callable
+        Maps a float tensor (n, 3, H, W) in [-1, 1] at ``input_size`` to a dict of
+        layer name -> tensor (n, ...).
+    layers : tuple of str
+    input_size : int
+        Images are resized to ``input_size`` × ``input_size`` first.
+    batch_size : int
+    """
+
+    def __init__(self, name, forward, layers, input_size, batch_size=64):
+        self.name, self.forward, self.layers = name, forward, tuple(layers)
+        self.input_size, self.batch_size = int(input_size), int(batch_size)
+
+    @torch.no_grad()
+    def __call__(self, images, layers=None):
+        """Features of uint8 images (n, H, W, 3): dict of layer -> float32 array (n, d)."""
+        layers = self.layers if layers is None else tuple(layers)
+        out = {layer: [] for layer in layers}
+        for start in range(0, len(images), self.batch_size):
+            pixels = images_to_tensor(np.asarray(images[start:start + self.batch_size]))
+            if pixels.shape[-1] != self.input_size:
+                pixels = torch.nn.functional.interpolate(pixels, size=(self.input_size, self.input_size),
+                                                         mode="bilinear", antialias=True, align_corners=False)
+            acts = self.forward(pixels)
+            for layer in layers:
+                out[layer].append(acts[layer].flatten(1).float().cpu().numpy())
+        return {layer: np.concatenate(parts) for layer, parts in out.items()}
+
+    def __repr__(self):
+        return f"<FeatureNet {self.name} layers={self.layers} input={self.input_size}px>"
+
+
+@dataclass
+class ModelSet:
+    """The models one dataset is analysed with.
+
+    Attributes
+    ----------
+    name : str
+        ``"world"`` or ``"stable-diffusion-v1-4"``.
+    ldm : LatentDiffusion
+    text_encoder : object
+        ``encode_captions(list of caption lists) -> c`` of shape (n, tokens, dim).
+    uncond : tensor of shape (1, tokens, dim)
+        ``c`` of the empty caption.
+    resolution : int
+        Stimuli are resized to this many pixels before encoding ``z``.
+    feature_nets : dict of str to FeatureNet
+        ``clip`` (early, middle, late, embedding), ``cnn`` (early, middle, late) and
+        ``inception`` (late), used by :mod:`brainldm.evaluate`.
+    extras : dict
+        Dataset-specific companions (captioner, depth estimator...).
+    """
+
+    name: str
+    ldm: LatentDiffusion
+    text_encoder: object
+    uncond: torch.Tensor
+    resolution: int
+    feature_nets: dict
+    extras: dict = field(default_factory=dict)
+
+    def latent_shape(self):
+        """Shape ``(channels, h, w)`` of ``z`` at :attr:`resolution`, from the VAE's config."""
+        side = self.resolution // self.ldm.vae_scale_factor
+        return (self.ldm.latent_channels, side, side)
+
+    def c_shape(self):
+        """Shape ``(tokens, dim)`` of ``c``."""
+        return tuple(self.uncond.shape[1:])
+
+
+def world_model_set(m):
+    """The :class:`ModelSet` of world models ``m`` (a :class:`brainldm.world_zoo.WorldModels`)."""
+    ldm = LatentDiffusion(m.vae, m.unet, m.scheduler)
+
+    def clip_forward(pixels):
+        layers = m.image_encoder.forward_layers(pixels)
+        layers["embedding"] = m.image_encoder.project(layers["late"])
+        return layers
+
+    size = m.image_encoder.config.image_size
+    nets = {
+        "clip": FeatureNet("world image encoder (CLIP analogue)", clip_forward,
+                           ("early", "middle", "late", "embedding"), size),
+        "cnn": FeatureNet("world CNN (AlexNet analogue)", m.cnn.forward_layers, ("early", "middle", "late"),
+                          m.cnn.config.image_size),
+        "inception": FeatureNet("world CNN late layer (Inception analogue)", m.cnn.forward_layers, ("late",),
+                                m.cnn.config.image_size),
+    }
+    return ModelSet("world", ldm, m.text_encoder, m.uncond, size, nets,
+                    extras={"captioner": m.captioner, "image_encoder": m.image_encoder,
+                            "depth_estimator": m.depth_estimator, "cnn": m.cnn})
+
+
+class ClipTextEncoder:
+    """Stable Diffusion's CLIP text encoder: ``c`` is the last hidden state over 77 tokens."""
+
+    def __init__(self, tokenizer, text_encoder):
+        self.tokenizer, self.text_encoder = tokenizer, text_encoder
+
+    @torch.no_grad()
+    def encode_tokens(self, texts):
+        tokens = self.tokenizer(list(texts), padding="max_length", truncation=True,
+                                max_length=self.tokenizer.model_max_length, return_tensors="pt")
+        ids = tokens.input_ids.to(self.text_encoder.device)
+        return self.text_encoder(ids).last_hidden_state.float().cpu()
+
+    def encode_captions(self, captions):
+        """Mean ``c`` over each image's captions (Takagi averages COCO's five): (n, 77, 768)."""
+        return torch.stack([self.encode_tokens(caps).mean(0) for caps in captions])
+
+
+def _imagenet(pixels):
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    return ((pixels + 1) / 2 - mean) / std
+
+
+def _stable_diffusion(device=None):
+    from diffusers import DDIMScheduler
+
+    from . import zoo
+
+    pipe = zoo.load("sd-v1-4", device=device)
+    # Takagi & Nishimoto sample with DDIM (50 steps); v1.4 ships a PNDM scheduler
+    ldm = LatentDiffusion(pipe.vae, pipe.unet, DDIMScheduler.from_config(pipe.scheduler.config))
+    text = ClipTextEncoder(pipe.tokenizer, pipe.text_encoder)
+    uncond = text.encode_tokens([""])
+
+    clip, _ = zoo.load("clip-vit-l14", device=device)
+    alexnet = zoo.load("alexnet", device=device)
+    inception = zoo.load("inception-v3", device=device)
+    dev, dtype = clip.device, clip.dtype
+    clip_mean = torch.tensor([0.48145466, 0.4578275, 0.40821073]).view(1, 3, 1, 1)
+    clip_std = torch.tensor([0.26862954, 0.26130258, 0.27577711]).view(1, 3, 1, 1)
+
+    def clip_forward(pixels):
+        x = (((pixels + 1) / 2 - clip_mean) / clip_std).to(dev, dtype)
+        out = clip.vision_model(pixel_values=x, output_hidden_states=True)
+        hidden = out.hidden_states
+        n = len(hidden) - 1
+        return {"early": hidden[n // 3], "middle": hidden[2 * n // 3], "late": hidden[n],
+                "embedding": clip.visual_projection(out.pooler_output)}
+
+    def alexnet_forward(pixels):
+        x = _imagenet(pixels).to(alexnet.features[0].weight.device, alexnet.features[0].weight.dtype)
+        acts = {}
+        for index, layer in enumerate(alexnet.features):
+            x = layer(x)
+            if index == 4:  # ReLU after conv2: "AlexNet(2)"
+                acts["early"] = x
+            if index == 11:  # ReLU after conv5: "AlexNet(5)"
+                acts["middle"] = x
+        x = torch.flatten(alexnet.avgpool(x), 1)
+        acts["late"] = alexnet.classifier[:6](x)  # fc7 after ReLU
+        return acts
+
+    def inception_forward(pixels):
+        weight = inception.fc.weight
+        acts = {}
+        handle = inception.avgpool.register_forward_hook(lambda m, i, o: acts.setdefault("late", o))
+        inception(_imagenet(pixels).to(weight.device, weight.dtype))
+        handle.remove()
+        return acts
+
+    nets = {
+        "clip": FeatureNet("CLIP ViT-L/14", clip_forward, ("early", "middle", "late", "embedding"), 224, 16),
+        "cnn": FeatureNet("AlexNet", alexnet_forward, ("early", "middle", "late"), 224),
+        "inception": FeatureNet("Inception-v3", inception_forward, ("late",), 299),
+    }
+    # 320 px gives Takagi's 4 x 40 x 40 latents for z
+    return ModelSet("stable-diffusion-v1-4", ldm, text, uncond, 320, nets)
+
+
+def load_models(dataset="world", device=None):
+    """The :class:`ModelSet` for ``dataset`` (``"world"`` or ``"nsd"``), loaded offline."""
+    check_choice("dataset", dataset, MODEL_SETS)
+    if dataset == "world":
+        from .world_zoo import load_world_models
+
+        return world_model_set(load_world_models())
+    return _stable_diffusion(device)

@@ -1,0 +1,121 @@
+"""Reconstruction from decoded latents, as Takagi & Nishimoto (CVPR 2023) do it.
+
+1. ``X_z``: the decoded image latent ``z`` through the VAE decoder.
+2. ``X_zc``: ``X_z`` re-encoded, noised to ``strength`` and denoised by the U-Net
+   conditioned on the decoded text embedding ``c`` (img2img).
+3. ``X_c``: generated from pure noise conditioned on ``c`` alone.
+
+Each image gets ``n_samples`` samples; the noise of sample ``k`` of the batch
+starting at image ``i`` comes from a ``torch.Generator`` seeded with
+``(seed, k, i)``, so every result is reproducible and sample ``k`` of one run
+equals sample ``k`` of a run with more samples (at the same ``batch_size``).
+"""
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .errors import BrainLDMError
+
+__all__ = ["Reconstruction", "check_settings", "reconstruct"]
+
+
+class Reconstruction(dict):
+    """Reconstructed images: ``X_z`` (n, H, W, 3), ``X_c`` and ``X_zc`` (n, samples, H, W, 3), uint8."""
+
+
+def check_settings(strength, n_samples, num_inference_steps):
+    """Raise a clear error for settings that cannot make a reconstruction."""
+    if not 0.0 < float(strength) <= 1.0:
+        raise BrainLDMError(f"strength must be in (0, 1], got {strength}; Takagi uses 0.8")
+    if int(n_samples) < 1:
+        raise BrainLDMError(f"n_samples must be at least 1, got {n_samples}; Takagi draws 5 per image")
+    if int(num_inference_steps) < 1:
+        raise BrainLDMError(f"num_inference_steps must be at least 1, got {num_inference_steps}")
+
+
+def _check_shapes(ldm, z, c, uncond):
+    h, w = z.shape[-2:] if z is not None and z.ndim == 4 else (None, None)
+    if z is not None and (z.ndim != 4 or z.shape[1] != ldm.latent_channels):
+        raise BrainLDMError(f"decoded z has shape {tuple(z.shape)}; this model's latents are "
+                            f"(n, {ldm.latent_channels}, h, w): reshape the decoded vectors with "
+                            "features.latent_shape")
+    dim = ldm.unet.config.cross_attention_dim
+    if c.ndim != 3 or c.shape[-1] != dim:
+        raise BrainLDMError(f"decoded c has shape {tuple(c.shape)}; this U-Net takes (n, tokens, {dim})")
+    if uncond is not None and uncond.shape[1:] != c.shape[1:]:
+        raise BrainLDMError(f"the unconditional embedding has shape {tuple(uncond.shape)} but c has "
+                            f"{tuple(c.shape)}: they must come from the same text encoder")
+    if z is not None and len(z) != len(c):
+        raise BrainLDMError(f"got {len(z)} latents z but {len(c)} embeddings c; decode both for the same images")
+    return h, w
+
+
+def reconstruct(ldm, z, c, uncond, strength=0.8, guidance_scale=5.0, num_inference_steps=50, n_samples=5,
+                seed=0, batch_size=16, depth=None, which=("X_z", "X_c", "X_zc")):
+    """Reconstruct images from decoded ``z`` and ``c``.
+
+    Parameters
+    ----------
+    ldm : brainldm.ldm.LatentDiffusion
+    z : float tensor of shape (n, latent_channels, h, w) or None
+        Decoded image latents (scaled as :meth:`LatentDiffusion.encode` scales them).
+    c : float tensor of shape (n, tokens, dim)
+        Decoded text conditioning.
+    uncond : float tensor of shape (1, tokens, dim)
+        The empty caption's embedding, for classifier-free guidance.
+    strength, guidance_scale, num_inference_steps : float, float, int
+        img2img settings (Takagi: 0.8, 5.0, 50 DDIM steps).
+    n_samples : int
+        Samples per image (Takagi: 5).
+    seed : int
+        Seeds the noise (see the module's notes).
+    batch_size : int
+    depth : float array of shape (n, H, W), optional
+        Depth maps for a depth-conditioned U-Net (``+D``).
+    which : tuple of str
+        Which of ``X_z``, ``X_c``, ``X_zc`` to make (``X_z`` is needed for ``X_zc``).
+
+    Returns
+    -------
+    result : Reconstruction
+    """
+    check_settings(strength, n_samples, num_inference_steps)
+    z = None if z is None else torch.as_tensor(z, dtype=torch.float32)
+    c = torch.as_tensor(c, dtype=torch.float32)
+    uncond = None if uncond is None else torch.as_tensor(uncond, dtype=torch.float32)
+    h, w = _check_shapes(ldm, z, c, uncond)
+    unknown = set(which) - {"X_z", "X_c", "X_zc"}
+    if unknown or (z is None and {"X_z", "X_zc"} & set(which)):
+        raise BrainLDMError(f"which must name X_z, X_c or X_zc (X_z and X_zc need z); got {which}")
+    n = len(c)
+    out = Reconstruction()
+    if z is not None:
+        out["X_z"] = ldm.decode(z)
+    size = (h, w) if h is not None else None
+    bar = tqdm(total=n_samples * n * (("X_zc" in which) + ("X_c" in which)), desc="reconstruct", unit="image")
+    for name in ("X_zc", "X_c"):
+        if name not in which:
+            continue
+        samples = []
+        for k in range(n_samples):
+            images = []
+            for start in range(0, n, batch_size):
+                part = slice(start, start + batch_size)
+                generator = torch.Generator().manual_seed(seed * 1_000_003 + k * 10_007 + start)
+                kwargs = dict(guidance_scale=guidance_scale, num_inference_steps=num_inference_steps,
+                              generator=generator, uncond=uncond,
+                              depth=None if depth is None else depth[part])
+                if name == "X_zc":
+                    z_init = ldm.encode(out["X_z"][part])
+                    latents = ldm.img2img(z_init, c[part], strength=strength, **kwargs)
+                else:
+                    latents = ldm.text2img(c[part], latent_size=size, **kwargs)
+                images.append(ldm.decode(latents))
+                bar.update(len(latents))
+            samples.append(np.concatenate(images))
+        out[name] = np.stack(samples, axis=1)
+    bar.close()
+    if "X_z" not in which:
+        out.pop("X_z", None)
+    return out

@@ -1,0 +1,386 @@
+"""Ridge regression with one alpha per target, chosen by cross-validation grouped by image.
+
+Decoding (Takagi & Nishimoto 2023) maps fMRI betas to a stimulus feature (``z``,
+``c``); encoding maps a feature to voxels. Both are many-target ridge regressions:
+
+* the samples are single trials, and the repeats of one image must stay in the same
+  cross-validation fold (otherwise a fold validates on responses to images it was
+  trained on, and the chosen alphas are too small);
+* there are thousands to tens of thousands of targets, fitted together in float32 and
+  in chunks of targets so that memory stays bounded;
+* ``X`` is standardised, ``Y`` is standardised per target, and predictions come back
+  in ``Y``'s original units.
+
+Two equivalent solvers, chosen automatically from the shape of ``X``:
+
+``"primal"`` (``n_features <= n_samples``, decoding from an ROI)
+    One Gram matrix ``X.T @ X`` and one ``X.T @ Y`` for the whole training set; each
+    fold subtracts its validation rows' share of both, so no fold re-reads the
+    training rows. An eigendecomposition of each fold's Gram matrix gives the
+    solutions for every alpha at the cost of a diagonal rescaling.
+``"kernel"`` (``n_features > n_samples``, encoding from a large feature)
+    The same with the linear kernel ``X @ X.T`` in place of the Gram matrix.
+"""
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator
+from tqdm.auto import tqdm
+
+from .errors import BrainLDMError, check_choice
+from .stats import average_repeats
+
+__all__ = ["GroupRidgeCV", "group_kfold", "correlation_score", "DEFAULT_ALPHAS"]
+
+#: Default alpha grid, one value per decade. With standardised ``X`` the eigenvalues
+#: of ``X.T @ X`` average ``n_samples`` (about 2.5e4 single trials on NSD), so the grid
+#: spans "almost no penalty" to "penalty far above the signal".
+DEFAULT_ALPHAS = np.logspace(-1, 7, 9)
+
+SOLVERS = ("auto", "primal", "kernel")
+TRAIN_ON = ("trials", "averages")
+
+
+def group_kfold(groups, n_folds=5, random_state=0):
+    """Split samples into K folds such that all samples of one group share a fold.
+
+    Groups (image ids) are shuffled with ``random_state`` and dealt to the folds in
+    turn, so every fold gets the same number of groups (to within one).
+
+    Parameters
+    ----------
+    groups : array of shape (n_samples,)
+        The group (image id) of every sample.
+    n_folds : int
+        Number of folds, at least 2.
+    random_state : int
+        Seed of the shuffle.
+
+    Returns
+    -------
+    folds : list of n_folds tuples (train, val)
+        ``train`` and ``val`` are sorted int arrays of sample indices that partition
+        ``range(n_samples)``.
+    """
+    groups = np.asarray(groups)
+    if groups.ndim != 1:
+        raise BrainLDMError(f"groups must be a 1-D array of one id per sample; found shape {groups.shape}")
+    if int(n_folds) != n_folds or n_folds < 2:
+        raise BrainLDMError(f"n_folds must be an integer >= 2; found {n_folds!r}")
+    uniq, inverse = np.unique(groups, return_inverse=True)
+    if uniq.size < n_folds:
+        raise BrainLDMError(
+            f"{n_folds}-fold cross-validation needs at least {n_folds} distinct groups (images); "
+            f"found {uniq.size}. Use fewer folds or more images."
+        )
+    order = np.random.default_rng(random_state).permutation(uniq.size)
+    fold_of_group = np.empty(uniq.size, dtype=np.int64)
+    fold_of_group[order] = np.arange(uniq.size) % n_folds
+    fold = fold_of_group[inverse]
+    return [(np.flatnonzero(fold != k), np.flatnonzero(fold == k)) for k in range(n_folds)]
+
+
+def correlation_score(y_true, y_pred):
+    """Pearson correlation between true and predicted values, for every target.
+
+    Parameters
+    ----------
+    y_true : array of shape (n_samples, n_targets) or (n_samples,)
+    y_pred : array of the same shape
+
+    Returns
+    -------
+    r : float array of shape (n_targets,)
+        NaN for a target whose true or predicted values are constant.
+    """
+    y_true = np.asarray(y_true, dtype=np.float64)
+    y_pred = np.asarray(y_pred, dtype=np.float64)
+    if y_true.shape != y_pred.shape:
+        raise BrainLDMError(f"y_true and y_pred must have the same shape; found {y_true.shape} and {y_pred.shape}")
+    if y_true.ndim == 1:
+        y_true, y_pred = y_true[:, None], y_pred[:, None]
+    a = y_true - y_true.mean(0)
+    b = y_pred - y_pred.mean(0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (a * b).sum(0) / np.sqrt((a * a).sum(0) * (b * b).sum(0))
+
+
+class GroupRidgeCV(BaseEstimator):
+    """Ridge regression with a per-target alpha chosen by K-fold CV grouped by image.
+
+    Parameters
+    ----------
+    alphas : array of shape (n_alphas,)
+        Candidate penalties, for ``X`` standardised to unit variance per feature.
+    n_folds : int
+        Number of cross-validation folds; the samples of one group are never split.
+    train_on : {"trials", "averages"}
+        Fit on every sample (single trials, as Takagi & Nishimoto do) or on the mean
+        of the samples of each group (repeat-averaged responses).
+    chunk_size : int
+        Number of targets fitted at once. Memory beyond ``X``, ``Y`` and ``coef_`` is a
+        standardised copy of ``X``, the fold decompositions (primal: about
+        ``n_folds * (n_features**2 + n_val * n_features)`` floats; kernel: about
+        ``n_folds * (n_train**2 + n_val * n_train)``, so fit encoding models with many
+        samples on repeat averages), and a few ``(n_samples, chunk_size)`` arrays.
+    solver : {"auto", "primal", "kernel"}
+        ``"primal"`` eigendecomposes ``X.T @ X`` (cheap when n_samples >= n_features),
+        ``"kernel"`` eigendecomposes ``X @ X.T`` (cheap when n_features > n_samples);
+        ``"auto"`` picks the cheaper one.
+    device : str or torch.device
+        Where the linear algebra runs (``"cpu"``, ``"cuda"``...).
+    random_state : int
+        Seed of the assignment of groups to folds.
+    progress : bool
+        Show tqdm progress bars.
+
+    Attributes
+    ----------
+    coef_ : float32 array of shape (n_features, n_targets)
+        Weights in the original units of ``X`` and ``Y``.
+    intercept_ : float32 array of shape (n_targets,)
+    best_alphas_ : array of shape (n_targets,)
+        The alpha chosen for each target.
+    cv_scores_ : float32 array of shape (n_alphas, n_targets)
+        Validation R^2 of each alpha and target (of standardised ``Y``), averaged over folds.
+    solver_ : str
+        The solver used, ``"primal"`` or ``"kernel"``.
+    n_features_in_ : int
+
+    Examples
+    --------
+    >>> betas, ids = ds.betas("train", roi="early")      # doctest: +SKIP
+    >>> model = GroupRidgeCV().fit(betas, z_of_image[ids], groups=ids)  # doctest: +SKIP
+    >>> r = model.score(test_betas, test_z)  # doctest: +SKIP
+    """
+
+    def __init__(self, alphas=DEFAULT_ALPHAS, n_folds=5, train_on="trials", chunk_size=4096,
+                 solver="auto", device="cpu", random_state=0, progress=True):
+        self.alphas = alphas
+        self.n_folds = n_folds
+        self.train_on = train_on
+        self.chunk_size = chunk_size
+        self.solver = solver
+        self.device = device
+        self.random_state = random_state
+        self.progress = progress
+
+    # --- fitting ---------------------------------------------------------------------
+    def fit(self, X, Y, groups):
+        """Choose an alpha per target by grouped cross-validation, then refit on all samples.
+
+        Parameters
+        ----------
+        X : array of shape (n_samples, n_features)
+            Inputs, e.g. single-trial betas of an ROI.
+        Y : array of shape (n_samples, n_targets) or (n_samples,)
+            Targets, e.g. the flattened feature of the image shown on each trial.
+            Read a chunk of columns at a time, so a memory-mapped array works.
+        groups : array of shape (n_samples,)
+            Group of each sample (the image id); a group is never split across folds.
+
+        Returns
+        -------
+        self : GroupRidgeCV
+        """
+        self._y_was_1d = np.ndim(Y) == 1
+        X, Y, groups, alphas = self._check_fit_inputs(X, Y, groups)
+        if self.train_on == "averages":
+            X, uniq = average_repeats(X, groups)
+            Y, _ = average_repeats(Y, groups)
+            groups = uniq
+        n_samples, n_features = X.shape
+        n_targets = Y.shape[1]
+        folds = group_kfold(groups, self.n_folds, self.random_state)
+        device = torch.device(self.device)
+
+        # 1. Standardise X (statistics in float64, data in float32).
+        x_mean = X.mean(0, dtype=np.float64)
+        x_std = X.std(0, dtype=np.float64)
+        x_std[x_std == 0] = 1.0
+        Xs = X.astype(np.float32)  # a copy, standardised in place
+        Xs -= x_mean.astype(np.float32)
+        Xs /= x_std.astype(np.float32)
+        Xs = torch.as_tensor(Xs, device=device)
+
+        # 2. Decompose the Gram (primal) or kernel matrix once per fold and once for all samples.
+        self.solver_ = self._choose_solver(n_samples, n_features)
+        fold_parts, full_part = self._decompose(Xs, folds)
+
+        # 3. Per chunk of targets: validation scores of every alpha, best alpha, refit.
+        alphas_t = torch.as_tensor(alphas, dtype=torch.float32, device=device)
+        self.coef_ = np.empty((n_features, n_targets), dtype=np.float32)
+        self.intercept_ = np.empty(n_targets, dtype=np.float32)
+        self.best_alphas_ = np.empty(n_targets, dtype=alphas.dtype)
+        self.cv_scores_ = np.empty((alphas.size, n_targets), dtype=np.float32)
+        chunks = range(0, n_targets, int(self.chunk_size))
+        for start in tqdm(chunks, desc="ridge: target chunks", disable=not self.progress or len(chunks) < 2):
+            cols = slice(start, min(start + int(self.chunk_size), n_targets))
+            Yc, y_mean, y_std = self._standardised_chunk(Y, cols, device)
+            XtY = Xs.T @ Yc if self.solver_ == "primal" else None
+            scores = torch.zeros(alphas.size, Yc.shape[1], device=device)
+            for part, (train, val) in zip(fold_parts, folds):
+                scores += self._validation_r2(part, Xs, Yc, XtY, train, val, alphas_t)
+            scores /= len(folds)
+            best = scores.argmax(0)
+            coef = self._refit(full_part, Xs, Yc, XtY, alphas_t[best])
+            coef = coef.cpu().numpy().astype(np.float64)
+            # Back to original units: y = y_mean + y_std * ((x - x_mean) / x_std) @ coef.
+            self.coef_[:, cols] = coef / x_std[:, None] * y_std
+            self.intercept_[cols] = y_mean - (x_mean / x_std) @ coef * y_std
+            self.best_alphas_[cols] = alphas[best.cpu().numpy()]
+            self.cv_scores_[:, cols] = scores.cpu().numpy()
+        self.n_features_in_ = n_features
+        return self
+
+    def _choose_solver(self, n_samples, n_features):
+        if self.solver == "auto":
+            return "primal" if n_features <= n_samples else "kernel"
+        return self.solver
+
+    def _decompose(self, Xs, folds):
+        """Eigendecompositions of every fold's training Gram (or kernel) matrix and of the full one.
+
+        Primal: per fold ``(s, V, A)`` with ``V diag(s) V.T = X_train.T @ X_train`` and
+        ``A = X_val @ V``. Kernel: per fold ``(s, U, A)`` with ``U diag(s) U.T = K_train``
+        and ``A = K[val, train] @ U``. In both, the validation prediction for alpha is
+        ``A @ (B / (s + alpha))`` where ``B`` is ``V.T @ X_train.T @ Y`` or ``U.T @ Y_train``.
+        """
+        square = Xs.T @ Xs if self.solver_ == "primal" else Xs @ Xs.T
+        parts = []
+        for train, val in tqdm(folds, desc=f"ridge: {self.solver_} fold decompositions", disable=not self.progress):
+            val_t = torch.as_tensor(val, device=Xs.device)
+            if self.solver_ == "primal":
+                Xv = Xs[val_t]
+                s, V = _eigh(square - Xv.T @ Xv)
+                parts.append((s, V, Xv @ V))
+            else:
+                train_t = torch.as_tensor(train, device=Xs.device)
+                s, U = _eigh(square[train_t][:, train_t])
+                parts.append((s, U, square[val_t][:, train_t] @ U))
+        return parts, _eigh(square)
+
+    def _validation_r2(self, part, Xs, Yc, XtY, train, val, alphas):
+        """R^2 of every alpha on one fold's validation samples: shape (n_alphas, chunk)."""
+        s, basis, A = part
+        val_t = torch.as_tensor(val, device=Xs.device)
+        Yv = Yc[val_t]
+        if self.solver_ == "primal":
+            B = basis.T @ (XtY - Xs[val_t].T @ Yv)
+        else:
+            B = basis.T @ Yc[torch.as_tensor(train, device=Xs.device)]
+        total = ((Yv - Yv.mean(0)) ** 2).sum(0)
+        scores = torch.empty(alphas.numel(), Yc.shape[1], device=Xs.device)
+        for i, alpha in enumerate(alphas):
+            residual = Yv - A @ (B / (s + alpha)[:, None])
+            scores[i] = 1 - (residual**2).sum(0) / total
+        return scores
+
+    def _refit(self, full_part, Xs, Yc, XtY, best_alphas):
+        """Standardised-unit weights of shape (n_features, chunk), one alpha per target."""
+        s, basis = full_part
+        if self.solver_ == "primal":
+            return basis @ ((basis.T @ XtY) / (s[:, None] + best_alphas[None, :]))
+        dual = basis @ ((basis.T @ Yc) / (s[:, None] + best_alphas[None, :]))
+        return Xs.T @ dual
+
+    @staticmethod
+    def _standardised_chunk(Y, cols, device):
+        """Columns ``cols`` of ``Y`` as float32, standardised; with their mean and std (float64)."""
+        Yc = np.array(Y[:, cols], dtype=np.float32)  # a copy: standardised in place below
+        if not np.isfinite(Yc).all():
+            bad = np.flatnonzero(~np.isfinite(Yc).all(0))[0] + cols.start
+            raise BrainLDMError(
+                f"Y contains NaN or infinite values (first in target {bad}); "
+                "remove or impute them before fitting."
+            )
+        y_mean = Yc.mean(0, dtype=np.float64)
+        y_std = Yc.std(0, dtype=np.float64)
+        y_std[y_std == 0] = 1.0
+        Yc = torch.as_tensor(Yc, device=device)
+        Yc -= torch.as_tensor(y_mean, dtype=torch.float32, device=device)
+        Yc /= torch.as_tensor(y_std, dtype=torch.float32, device=device)
+        return Yc, y_mean, y_std
+
+    def _check_fit_inputs(self, X, Y, groups):
+        check_choice("train_on", self.train_on, TRAIN_ON)
+        check_choice("solver", self.solver, SOLVERS)
+        X = _check_X(X)
+        if np.ndim(Y) == 1:
+            Y = np.asarray(Y)[:, None]
+        if np.ndim(Y) != 2:
+            raise BrainLDMError(f"Y must have shape (n_samples, n_targets); found shape {np.shape(Y)}")
+        groups = np.asarray(groups)
+        if Y.shape[0] != X.shape[0] or groups.shape != (X.shape[0],):
+            raise BrainLDMError(
+                f"X, Y and groups must have one row per sample; found X {X.shape}, Y {Y.shape}, "
+                f"groups {groups.shape}. Pass the image id of every row of X as groups."
+            )
+        alphas = np.atleast_1d(np.asarray(self.alphas, dtype=np.float64))
+        if alphas.ndim != 1 or alphas.size == 0 or not np.all(alphas > 0):
+            raise BrainLDMError(f"alphas must be a non-empty 1-D array of positive numbers; found {self.alphas!r}")
+        if int(self.chunk_size) < 1:
+            raise BrainLDMError(f"chunk_size must be a positive integer; found {self.chunk_size!r}")
+        return X, Y, groups, alphas
+
+    # --- using a fitted model --------------------------------------------------------
+    def predict(self, X):
+        """Predict targets in ``Y``'s original units.
+
+        Parameters
+        ----------
+        X : array of shape (n_samples, n_features)
+
+        Returns
+        -------
+        Y_pred : float32 array of shape (n_samples, n_targets), or (n_samples,) if fitted on 1-D ``Y``
+        """
+        if not hasattr(self, "coef_"):
+            raise BrainLDMError("this GroupRidgeCV is not fitted yet; call fit(X, Y, groups) first")
+        X = _check_X(X)
+        if X.shape[1] != self.n_features_in_:
+            raise BrainLDMError(
+                f"X has {X.shape[1]} features but the model was fitted on {self.n_features_in_}; "
+                "use the same ROI (voxels) or feature as in fit."
+            )
+        Y_pred = X.astype(np.float32, copy=False) @ self.coef_ + self.intercept_
+        return Y_pred[:, 0] if self._y_was_1d else Y_pred
+
+    def score(self, X, Y):
+        """Pearson correlation between predictions and ``Y``, per target.
+
+        Parameters
+        ----------
+        X : array of shape (n_samples, n_features)
+            Test inputs, e.g. repeat-averaged test betas.
+        Y : array of shape (n_samples, n_targets) or (n_samples,)
+
+        Returns
+        -------
+        r : array of shape (n_targets,)
+        """
+        Y_pred = self.predict(X)
+        if np.shape(Y) != Y_pred.shape:
+            raise BrainLDMError(f"Y must have shape {Y_pred.shape} to match the predictions; found {np.shape(Y)}")
+        return correlation_score(Y, Y_pred)
+
+
+def _check_X(X):
+    X = np.asarray(X)
+    if X.ndim != 2:
+        raise BrainLDMError(f"X must have shape (n_samples, n_features); found shape {X.shape}")
+    if not np.issubdtype(X.dtype, np.number):
+        raise BrainLDMError(f"X must be numeric; found dtype {X.dtype}")
+    if not np.isfinite(X).all():
+        rows = np.flatnonzero(~np.isfinite(X).all(1))
+        raise BrainLDMError(
+            f"X contains NaN or infinite values in {rows.size} rows (first: {rows[0]}); "
+            "remove those samples or voxels (e.g. voxels outside the brain mask) before fitting."
+        )
+    return X
+
+
+def _eigh(matrix):
+    """Eigenvalues (clipped at 0: the matrices are positive semi-definite) and eigenvectors."""
+    s, vectors = torch.linalg.eigh(matrix)
+    return s.clamp_(min=0), vectors

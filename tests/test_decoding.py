@@ -1,0 +1,83 @@
+"""Features, decoding and reconstruction on tiny random-weight models (the pipeline, not quality)."""
+
+import numpy as np
+import pytest
+import torch
+
+from brainldm.decoding import decode, decoding_table
+from brainldm.errors import BrainLDMError
+from brainldm.features import resize_images, stimulus_features
+from brainldm.models import world_model_set
+from brainldm.reconstruct import reconstruct
+
+
+@pytest.fixture(scope="module")
+def tiny_models():
+    from brainldm.world_zoo import WorldModels
+    from brainldm.world_zoo.models import TextEncoder, build
+
+    torch.manual_seed(0)
+    parts = {name: build(name, tiny=True).eval() for name in
+             ("vae", "unet", "image_encoder", "cnn", "captioner", "depth_estimator")}
+    text = TextEncoder()
+    parts["scheduler"] = build("scheduler")
+    return world_model_set(WorldModels(**parts, text_encoder=text, uncond=text.unconditional()))
+
+
+def test_features_have_the_model_shapes_and_are_cached(world, tiny_models):
+    ids = world.image_ids("test")[:4]
+    z = stimulus_features(world, tiny_models, "z", ids)
+    c = stimulus_features(world, tiny_models, "c", ids)
+    assert z.shape == (4, int(np.prod(tiny_models.latent_shape())))
+    assert c.shape == (4, int(np.prod(tiny_models.c_shape())))
+    # repeated and reordered ids give the matching rows
+    again = stimulus_features(world, tiny_models, "z", ids[[2, 2, 0]])
+    np.testing.assert_array_equal(again, z[[2, 2, 0]])
+
+
+def test_resize_images_keeps_uint8_and_size():
+    images = np.random.default_rng(0).integers(0, 255, (2, 32, 32, 3), dtype=np.uint8)
+    assert resize_images(images, 32) is images
+    out = resize_images(images, 16)
+    assert out.shape == (2, 16, 16, 3) and out.dtype == np.uint8
+
+
+def test_decode_predicts_every_test_image(world, tiny_models):
+    d = decode(world, tiny_models, "c", roi="ventral", alphas=np.logspace(1, 5, 3), n_folds=3)
+    assert d.predicted.shape == d.true.shape == (10, int(np.prod(tiny_models.c_shape())))
+    np.testing.assert_array_equal(d.ids, world.image_ids("test"))
+    assert d.unflatten(tiny_models).shape == (10,) + tiny_models.c_shape()
+    assert d.n_voxels == world.roi_mask("ventral").sum()
+    table = decoding_table(world, tiny_models, features=("z",), rois=["early", "ventral"],
+                           alphas=np.logspace(1, 5, 3), n_folds=3)
+    assert list(table["roi"]) == ["early", "ventral"] and table["mean_r"].between(-1, 1).all()
+
+
+def test_reconstruct_shapes_and_reproducibility(world, tiny_models):
+    ids = world.image_ids("test")[:2]
+    z = torch.from_numpy(stimulus_features(world, tiny_models, "z", ids)).reshape((2,) + tiny_models.latent_shape())
+    c = torch.from_numpy(stimulus_features(world, tiny_models, "c", ids)).reshape((2,) + tiny_models.c_shape())
+    kwargs = dict(num_inference_steps=2, n_samples=2, seed=1, batch_size=2)
+    a = reconstruct(tiny_models.ldm, z, c, tiny_models.uncond, **kwargs)
+    size = tiny_models.resolution
+    assert a["X_z"].shape == (2, size, size, 3)
+    assert a["X_zc"].shape == a["X_c"].shape == (2, 2, size, size, 3)
+    assert not np.array_equal(a["X_zc"][:, 0], a["X_zc"][:, 1])  # samples differ
+    b = reconstruct(tiny_models.ldm, z, c, tiny_models.uncond, which=("X_z", "X_zc"), **kwargs)
+    np.testing.assert_array_equal(a["X_zc"], b["X_zc"])
+    assert "X_c" not in b
+
+
+@pytest.mark.parametrize("bad, message", [
+    (dict(strength=0.0), "strength must be in"),
+    (dict(strength=1.5), "strength must be in"),
+    (dict(n_samples=0), "n_samples must be at least 1"),
+    (dict(z_shape=(3, 7, 8, 8)), "decoded z has shape"),
+    (dict(c_dim=5), "decoded c has shape"),
+])
+def test_reconstruct_rejects_bad_input(tiny_models, bad, message):
+    z = torch.zeros(bad.pop("z_shape", (3,) + tiny_models.latent_shape()))
+    tokens, dim = tiny_models.c_shape()
+    c = torch.zeros(3, tokens, bad.pop("c_dim", dim))
+    with pytest.raises(BrainLDMError, match=message):
+        reconstruct(tiny_models.ldm, z, c, tiny_models.uncond, num_inference_steps=2, **bad)

@@ -1,0 +1,136 @@
+"""Tests of the grouped-CV ridge engine on small simulated decoding problems."""
+
+import numpy as np
+import pytest
+from sklearn.linear_model import Ridge
+
+from brainldm.errors import BrainLDMError
+from brainldm.ridge import GroupRidgeCV, correlation_score, group_kfold
+
+
+def simulate(rng, n_images=200, n_repeats=3, n_features=30, n_targets=8, noise=0.5, offset=3.0):
+    """Single trials ``X`` (image signal + trial noise) and ``Y = X_signal @ W + offset + noise``.
+
+    ``noise`` may be an array of shape (n_targets,) to give every target its own noise level.
+    """
+    ids = np.repeat(rng.permutation(n_images) + 1000, n_repeats)
+    W = rng.standard_normal((n_features, n_targets))
+    signal = rng.standard_normal((n_images, n_features))
+    X = signal[ids - 1000] + 0.1 * rng.standard_normal((ids.size, n_features))
+    Y = X @ W + offset + rng.standard_normal((ids.size, n_targets)) * noise
+    return X.astype(np.float32), Y.astype(np.float32), ids, W
+
+
+def test_recovers_a_known_linear_map(rng):
+    X, Y, ids, W = simulate(rng)
+    model = GroupRidgeCV(alphas=np.logspace(-2, 4, 7), progress=False).fit(X, Y, ids)
+    assert model.coef_.shape == W.shape and model.intercept_.shape == (W.shape[1],)
+    assert np.abs(model.coef_ - W).max() < 0.05 * np.abs(W).max()
+    assert np.allclose(model.intercept_, 3.0, atol=0.1)
+    X_test, Y_test, _, _ = simulate(np.random.default_rng(1), n_images=50, n_repeats=1)
+    # The test set has its own W, so score against the true map's predictions instead.
+    assert correlation_score(X_test @ W, model.predict(X_test)).min() > 0.99
+
+
+def test_noisier_targets_get_larger_alphas(rng):
+    noise = np.repeat([0.1, 30.0], 6)
+    X, Y, ids, _ = simulate(rng, n_targets=noise.size, noise=noise)
+    model = GroupRidgeCV(alphas=np.logspace(-2, 6, 9), progress=False).fit(X, Y, ids)
+    clean, noisy = np.log10(model.best_alphas_[:6]), np.log10(model.best_alphas_[6:])
+    assert noisy.min() > clean.max()
+    assert model.cv_scores_.shape == (9, noise.size)
+
+
+def test_group_kfold_never_splits_a_group(rng):
+    groups = rng.integers(0, 97, size=400)
+    folds = group_kfold(groups, n_folds=5, random_state=0)
+    assert len(folds) == 5
+    seen = np.concatenate([val for _, val in folds])
+    assert np.array_equal(np.sort(seen), np.arange(groups.size))
+    n_groups = []
+    for train, val in folds:
+        assert np.intersect1d(groups[train], groups[val]).size == 0
+        assert np.union1d(train, val).size == groups.size
+        n_groups.append(np.unique(groups[val]).size)
+    assert max(n_groups) - min(n_groups) <= 1
+    # Seeded: the same seed gives the same folds, another seed other folds.
+    assert all(np.array_equal(a[1], b[1]) for a, b in zip(folds, group_kfold(groups, 5, random_state=0)))
+    assert not all(np.array_equal(a[1], b[1]) for a, b in zip(folds, group_kfold(groups, 5, random_state=1)))
+
+
+@pytest.mark.parametrize("n_features, solver", [(30, "primal"), (700, "kernel")])
+def test_agrees_with_sklearn_ridge_at_the_chosen_alpha(rng, n_features, solver):
+    X, Y, ids, _ = simulate(rng, n_features=n_features, noise=np.linspace(0.5, 20, 8))
+    model = GroupRidgeCV(alphas=np.logspace(0, 5, 6), progress=False).fit(X, Y, ids)
+    assert model.solver_ == solver
+    X_new = simulate(np.random.default_rng(1), n_images=40, n_repeats=1, n_features=n_features)[0]
+    X_std = (X - X.mean(0)) / X.std(0)
+    X_new_std = (X_new - X.mean(0)) / X.std(0)
+    Y_pred = model.predict(X_new)
+    for j, alpha in enumerate(model.best_alphas_):
+        reference = Ridge(alpha=alpha).fit(X_std, Y[:, j]).predict(X_new_std)
+        assert np.corrcoef(reference, Y_pred[:, j])[0, 1] > 0.999
+        assert np.allclose(reference.mean(), Y_pred[:, j].mean(), atol=0.05 * Y[:, j].std())
+
+
+def test_chunked_and_unchunked_fits_agree(rng):
+    X, Y, ids, _ = simulate(rng, n_targets=10, noise=np.linspace(0.1, 20, 10))
+    X_before, Y_before = X.copy(), Y.copy()
+    whole = GroupRidgeCV(chunk_size=100, progress=False).fit(X, Y, ids)
+    chunked = GroupRidgeCV(chunk_size=3, progress=False).fit(X, Y, ids)
+    assert np.array_equal(whole.best_alphas_, chunked.best_alphas_)
+    np.testing.assert_allclose(whole.coef_, chunked.coef_, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(whole.cv_scores_, chunked.cv_scores_, atol=1e-5)
+    assert np.array_equal(X, X_before) and np.array_equal(Y, Y_before), "fit must not modify its inputs"
+
+
+def test_train_on_averages_fits_the_repeat_means(rng):
+    X, Y, ids, W = simulate(rng)
+    model = GroupRidgeCV(alphas=[1.0], train_on="averages", progress=False).fit(X, Y, ids)
+    uniq = np.unique(ids)
+    X_mean = np.stack([X[ids == i].mean(0) for i in uniq])
+    Y_mean = np.stack([Y[ids == i].mean(0) for i in uniq])
+    reference = Ridge(alpha=1.0).fit((X_mean - X_mean.mean(0)) / X_mean.std(0), Y_mean)
+    np.testing.assert_allclose(model.coef_ * X_mean.std(0)[:, None], reference.coef_.T, rtol=1e-3, atol=1e-3)
+
+
+def test_one_dimensional_y_gives_one_dimensional_predictions(rng):
+    X, Y, ids, _ = simulate(rng)
+    model = GroupRidgeCV(progress=False).fit(X, Y[:, 0], ids)
+    assert model.predict(X).shape == (X.shape[0],)
+    assert model.score(X, Y[:, 0]).shape == (1,)
+
+
+def test_correlation_score_matches_numpy(rng):
+    a, b = rng.standard_normal((2, 50, 4))
+    b += a
+    expected = [np.corrcoef(a[:, j], b[:, j])[0, 1] for j in range(4)]
+    np.testing.assert_allclose(correlation_score(a, b), expected)
+
+
+def test_bad_inputs_raise_clear_errors(rng):
+    X, Y, ids, _ = simulate(rng, n_images=20)
+    model = GroupRidgeCV(progress=False)
+    with pytest.raises(BrainLDMError, match="one row per sample"):
+        model.fit(X, Y[:-1], ids)
+    with pytest.raises(BrainLDMError, match="one row per sample"):
+        model.fit(X, Y, ids[:-1])
+    with pytest.raises(BrainLDMError, match="at least 5 distinct groups"):
+        model.fit(X[:9], Y[:9], ids[:9])
+    X_nan = X.copy()
+    X_nan[4, 2] = np.nan
+    with pytest.raises(BrainLDMError, match="NaN"):
+        model.fit(X_nan, Y, ids)
+    Y_nan = Y.copy()
+    Y_nan[0, 5] = np.inf
+    with pytest.raises(BrainLDMError, match="target 5"):
+        model.fit(X, Y_nan, ids)
+    with pytest.raises(BrainLDMError, match="shape"):
+        model.fit(X[:, :, None], Y, ids)
+    with pytest.raises(BrainLDMError, match="not fitted"):
+        GroupRidgeCV().predict(X)
+    with pytest.raises(BrainLDMError, match="unknown train_on"):
+        GroupRidgeCV(train_on="mean").fit(X, Y, ids)
+    model.fit(X, Y, ids)
+    with pytest.raises(BrainLDMError, match="fitted on 30"):
+        model.predict(X[:, :10])
