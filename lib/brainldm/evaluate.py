@@ -9,7 +9,8 @@ matrix product.
 
 import numpy as np
 
-__all__ = ["two_way_identification", "psnr"]
+__all__ = ["two_way_identification", "psnr", "pixcorr", "ssim", "shuffled", "bootstrap_ci",
+           "identification_scores", "standard_suite", "score_table", "IDENTIFICATION_COLUMNS", "SUITE_COLUMNS"]
 
 
 def _standardise(x, axis=-1):
@@ -75,3 +76,156 @@ def psnr(images, reference, data_range=255.0):
     mse = ((a - b) ** 2).reshape(len(a), -1).mean(axis=1)
     with np.errstate(divide="ignore"):
         return 10.0 * np.log10(data_range ** 2 / mse)
+
+
+# --- the standard suite (Brain-Diffuser / MindEye) and confidence intervals ---------------
+
+#: Table 1 of seed 002: two-way identification with early/middle/late layers, and Inception
+IDENTIFICATION_COLUMNS = {
+    "CLIP early": ("clip", "early"), "CLIP mid": ("clip", "middle"), "CLIP late": ("clip", "late"),
+    "CNN early": ("cnn", "early"), "CNN mid": ("cnn", "middle"), "CNN late": ("cnn", "late"),
+    "Inception": ("inception", "late"),
+}
+#: the suite Brain-Diffuser and MindEye report: low-level PixCorr, SSIM, AlexNet(2), AlexNet(5);
+#: high-level Inception and CLIP (both two-way identification)
+SUITE_COLUMNS = {"AlexNet(2)": ("cnn", "early"), "AlexNet(5)": ("cnn", "middle"),
+                 "Inception": ("inception", "late"), "CLIP": ("clip", "embedding")}
+#: what each score is at chance
+CHANCE = {"identification": 0.5}
+
+
+def _samples(gen):
+    gen = np.asarray(gen)
+    return gen[:, None] if gen.ndim == 4 else gen
+
+
+def pixcorr(orig, gen):
+    """Pixel correlation of each image with its reconstructions, averaged over samples.
+
+    Parameters
+    ----------
+    orig : uint8 array of shape (n, H, W, 3)
+    gen : uint8 array of shape (n, s, H, W, 3) or (n, H, W, 3)
+
+    Returns
+    -------
+    r : array of shape (n,)
+    """
+    gen = _samples(gen)
+    a = _standardise(np.asarray(orig, np.float64).reshape(len(orig), -1))
+    b = _standardise(gen.reshape(gen.shape[0], gen.shape[1], -1))
+    return np.einsum("id,isd->is", a, b).mean(1)
+
+
+def ssim(orig, gen):
+    """Structural similarity of greyscale images (Gaussian weights, sigma 1.5), averaged over samples.
+
+    As Brain-Diffuser and MindEye compute it: ``skimage.metrics.structural_similarity``
+    on luminance in [0, 1] with ``gaussian_weights=True, sigma=1.5,
+    use_sample_covariance=False``.
+
+    Returns
+    -------
+    ssim : array of shape (n,)
+    """
+    from skimage.color import rgb2gray
+    from skimage.metrics import structural_similarity
+
+    gen = _samples(gen)
+    grey = rgb2gray(np.asarray(orig))
+    out = np.zeros(gen.shape[:2])
+    for i in range(gen.shape[0]):
+        for k in range(gen.shape[1]):
+            out[i, k] = structural_similarity(grey[i], rgb2gray(gen[i, k]), gaussian_weights=True, sigma=1.5,
+                                              use_sample_covariance=False, data_range=1.0)
+    return out.mean(1)
+
+
+def shuffled(gen, seed=0):
+    """``gen`` with its images permuted (no image keeps its place): the chance pairing of a metric."""
+    n = len(gen)
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(n)
+    while n > 1 and (order == np.arange(n)).any():
+        order = rng.permutation(n)
+    return np.asarray(gen)[order]
+
+
+def bootstrap_ci(values, n_boot=2000, level=0.95, seed=0):
+    """Mean of ``values`` (n,) with a percentile bootstrap confidence interval over the n items.
+
+    Returns
+    -------
+    mean, low, high : float
+    """
+    values = np.asarray(values, np.float64)
+    rng = np.random.default_rng(seed)
+    means = values[rng.integers(0, len(values), (n_boot, len(values)))].mean(1)
+    tail = (1 - level) / 2 * 100
+    return float(values.mean()), float(np.percentile(means, tail)), float(np.percentile(means, 100 - tail))
+
+
+def identification_scores(models, orig, gen, columns=None):
+    """Two-way identification of each image in the feature spaces of ``columns``.
+
+    Parameters
+    ----------
+    models : brainldm.models.ModelSet
+        Provides ``feature_nets``.
+    orig : uint8 array of shape (n, H, W, 3)
+    gen : uint8 array of shape (n, s, H, W, 3)
+    columns : dict of str to (net, layer), optional
+        Default :data:`IDENTIFICATION_COLUMNS`.
+
+    Returns
+    -------
+    scores : dict of str to array (n,)
+    """
+    columns = columns or IDENTIFICATION_COLUMNS
+    gen = _samples(gen)
+    n, s = gen.shape[:2]
+    flat_gen = gen.reshape((n * s,) + gen.shape[2:])
+    scores = {}
+    for net_name in dict.fromkeys(net for net, _ in columns.values()):
+        layers = [layer for net, layer in columns.values() if net == net_name]
+        net = models.feature_nets[net_name]
+        f_orig, f_gen = net(orig, layers), net(flat_gen, layers)
+        for column, (name, layer) in columns.items():
+            if name == net_name:
+                scores[column] = two_way_identification(f_orig[layer], f_gen[layer].reshape(n, s, -1))
+    return scores
+
+
+def standard_suite(models, orig, gen):
+    """PixCorr, SSIM, AlexNet(2), AlexNet(5), Inception and CLIP of each image: dict of str to (n,)."""
+    scores = {"PixCorr": pixcorr(orig, gen), "SSIM": ssim(orig, gen)}
+    scores.update(identification_scores(models, orig, gen, SUITE_COLUMNS))
+    return scores
+
+
+def score_table(scores, chance=None, **groups):
+    """Mean, 95% bootstrap CI and chance of per-image scores, one row per metric.
+
+    Parameters
+    ----------
+    scores : dict of str to array (n,)
+    chance : dict of str to float or array (n,), optional
+        Chance level of each metric (per-image chance scores are averaged);
+        identification metrics default to 0.5.
+    **groups
+        Constant columns added to every row (``subject="subj01"``, ``method="zc"``...).
+
+    Returns
+    -------
+    table : pandas DataFrame
+    """
+    import pandas as pd
+
+    chance = chance or {}
+    rows = []
+    for metric, values in scores.items():
+        mean, low, high = bootstrap_ci(values)
+        level = chance.get(metric, CHANCE["identification"] if metric not in ("PixCorr", "SSIM") else np.nan)
+        rows.append({**groups, "metric": metric, "mean": mean, "ci_low": low, "ci_high": high,
+                     "chance": float(np.mean(level))})
+    return pd.DataFrame(rows)
