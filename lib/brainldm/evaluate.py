@@ -10,7 +10,8 @@ matrix product.
 import numpy as np
 
 __all__ = ["two_way_identification", "psnr", "pixcorr", "ssim", "shuffled", "bootstrap_ci",
-           "identification_scores", "standard_suite", "score_table", "IDENTIFICATION_COLUMNS", "SUITE_COLUMNS"]
+           "identification_scores", "standard_suite", "score_table", "evaluate_reconstructions",
+           "IDENTIFICATION_COLUMNS", "SUITE_COLUMNS", "METHODS"]
 
 
 def _standardise(x, axis=-1):
@@ -165,7 +166,7 @@ def bootstrap_ci(values, n_boot=2000, level=0.95, seed=0):
     return float(values.mean()), float(np.percentile(means, tail)), float(np.percentile(means, 100 - tail))
 
 
-def identification_scores(models, orig, gen, columns=None):
+def identification_scores(models, orig, gen, columns=None, orig_features=None):
     """Two-way identification of each image in the feature spaces of ``columns``.
 
     Parameters
@@ -176,23 +177,30 @@ def identification_scores(models, orig, gen, columns=None):
     gen : uint8 array of shape (n, s, H, W, 3)
     columns : dict of str to (net, layer), optional
         Default :data:`IDENTIFICATION_COLUMNS`.
+    orig_features : dict, optional
+        Features of ``orig`` per net and layer from an earlier call (filled in when given
+        empty), so that several reconstructions of the same images share them.
 
     Returns
     -------
     scores : dict of str to array (n,)
     """
     columns = columns or IDENTIFICATION_COLUMNS
+    orig_features = {} if orig_features is None else orig_features
     gen = _samples(gen)
     n, s = gen.shape[:2]
     flat_gen = gen.reshape((n * s,) + gen.shape[2:])
     scores = {}
     for net_name in dict.fromkeys(net for net, _ in columns.values()):
-        layers = [layer for net, layer in columns.values() if net == net_name]
+        layers = list(dict.fromkeys(layer for net, layer in columns.values() if net == net_name))
         net = models.feature_nets[net_name]
-        f_orig, f_gen = net(orig, layers), net(flat_gen, layers)
+        if net_name not in orig_features:
+            orig_features[net_name] = net(orig, layers)
+        f_gen = net(flat_gen, layers)
         for column, (name, layer) in columns.items():
             if name == net_name:
-                scores[column] = two_way_identification(f_orig[layer], f_gen[layer].reshape(n, s, -1))
+                scores[column] = two_way_identification(orig_features[net_name][layer],
+                                                        f_gen[layer].reshape(n, s, -1))
     return scores
 
 
@@ -229,3 +237,48 @@ def score_table(scores, chance=None, **groups):
         rows.append({**groups, "metric": metric, "mean": mean, "ci_low": low, "ci_high": high,
                      "chance": float(np.mean(level))})
     return pd.DataFrame(rows)
+
+
+#: the reconstructions of :func:`brainldm.reconstruct.reconstruct` and the names the papers give them
+METHODS = {"z-only": "X_z", "c-only": "X_c", "zc": "X_zc"}
+
+
+def evaluate_reconstructions(models, orig, recon, methods=None, **groups):
+    """Every Table 1 column and the standard suite, for each reconstruction method.
+
+    Parameters
+    ----------
+    models : ModelSet
+    orig : uint8 array of shape (n, H, W, 3)
+        The test images that were seen (square).
+    recon : dict
+        ``X_z`` (n, h, w, 3), ``X_c`` and ``X_zc`` (n, s, h, w, 3); resized to H × W if needed.
+    methods : dict of str to str, optional
+        Method name -> key of ``recon`` (default :data:`METHODS`).
+    **groups
+        Constant columns (``subject=...``).
+
+    Returns
+    -------
+    table : pandas DataFrame
+        One row per (method, metric) with mean, 95% CI and chance. PixCorr and SSIM
+        chance levels pair each reconstruction with another image.
+    """
+    import pandas as pd
+
+    from .features import resize_images
+
+    columns = {**IDENTIFICATION_COLUMNS, **SUITE_COLUMNS}
+    orig_features = {}
+    tables = []
+    for method, key in (methods or METHODS).items():
+        gen = _samples(recon[key])
+        if gen.shape[2:4] != orig.shape[1:3]:  # compared at the seen images' size, as Brain-Diffuser does
+            n, s = gen.shape[:2]
+            gen = resize_images(gen.reshape((n * s,) + gen.shape[2:]), orig.shape[1]).reshape(
+                (n, s) + orig.shape[1:])
+        scores = {"PixCorr": pixcorr(orig, gen), "SSIM": ssim(orig, gen)}
+        scores.update(identification_scores(models, orig, gen, columns, orig_features))
+        chance = {"PixCorr": pixcorr(orig, shuffled(gen)), "SSIM": ssim(orig, shuffled(gen))}
+        tables.append(score_table(scores, chance, method=method, **groups))
+    return pd.concat(tables, ignore_index=True)

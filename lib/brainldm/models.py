@@ -44,7 +44,7 @@ class FeatureNet:
     @torch.no_grad()
     def __call__(self, images, layers=None):
         """Features of uint8 images (n, H, W, 3): dict of layer -> float32 array (n, d)."""
-        layers = self.layers if layers is None else tuple(layers)
+        layers = self.layers if layers is None else tuple(dict.fromkeys(layers))
         out = {layer: [] for layer in layers}
         for start in range(0, len(images), self.batch_size):
             pixels = images_to_tensor(np.asarray(images[start:start + self.batch_size]))
@@ -195,12 +195,14 @@ def _stable_diffusion(device=None):
         return acts
 
     nets = {
-        "clip": FeatureNet("CLIP ViT-L/14", clip_forward, ("early", "middle", "late", "embedding"), 224, 16),
+        "clip": FeatureNet("CLIP ViT-L/14", clip_forward, ("early", "middle", "late", "embedding"),
+                           clip.config.vision_config.image_size, 16),
         "cnn": FeatureNet("AlexNet", alexnet_forward, ("early", "middle", "late"), 224),
         "inception": FeatureNet("Inception-v3", inception_forward, ("late",), 299),
     }
-    # 320 px gives Takagi's 4 x 40 x 40 latents for z
-    return ModelSet("stable-diffusion-v1-4", ldm, text, uncond, 320, nets)
+    # Takagi encodes z at 320 px (4 x 40 x 40 with SD 1.4); smaller models at their own size
+    resolution = min(320, pipe.unet.config.sample_size * ldm.vae_scale_factor)
+    return ModelSet("stable-diffusion-v1-4", ldm, text, uncond, resolution, nets)
 
 
 def load_models(dataset="world", device=None):

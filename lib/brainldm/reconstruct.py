@@ -15,9 +15,23 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from .cache import array_digest, cached_arrays
 from .errors import BrainLDMError
 
-__all__ = ["Reconstruction", "check_settings", "reconstruct"]
+__all__ = ["Reconstruction", "SETTINGS", "settings_for", "check_settings", "reconstruct", "brain_reconstructions"]
+_VERSION = "1"
+
+#: Takagi's settings on NSD (DDIM 50 steps, strength 0.8, guidance 5, 5 samples per image);
+#: fewer steps and samples on the world, so that the book builds on a CPU
+SETTINGS = {
+    "nsd": {"strength": 0.8, "guidance_scale": 5.0, "num_inference_steps": 50, "n_samples": 5},
+    "world": {"strength": 0.8, "guidance_scale": 5.0, "num_inference_steps": 10, "n_samples": 2},
+}
+
+
+def settings_for(dataset, **overrides):
+    """:data:`SETTINGS` of ``dataset`` with the ``overrides`` that are not None."""
+    return {**SETTINGS[dataset], **{k: v for k, v in overrides.items() if v is not None}}
 
 
 class Reconstruction(dict):
@@ -119,3 +133,43 @@ def reconstruct(ldm, z, c, uncond, strength=0.8, guidance_scale=5.0, num_inferen
     if "X_z" not in which:
         out.pop("X_z", None)
     return out
+
+
+def brain_reconstructions(ds, models, n_images=None, z_roi=None, c_roi=None, strength=0.8, guidance_scale=5.0,
+                          num_inference_steps=50, n_samples=5, seed=0, batch_size=16):
+    """Decode ``z`` and ``c`` from a subject's test responses and reconstruct (cached).
+
+    Parameters
+    ----------
+    ds : Dataset
+    models : ModelSet
+    n_images : int, optional
+        Reconstruct the first ``n_images`` test images (all by default).
+    z_roi, c_roi : str or list of str, optional
+        Where ``z`` and ``c`` are decoded from (default ``early`` and ``ventral``).
+    strength, guidance_scale, num_inference_steps, n_samples, seed, batch_size
+        See :func:`reconstruct`.
+
+    Returns
+    -------
+    ids : int array of shape (n,)
+        The test images.
+    result : Reconstruction
+        ``X_z``, ``X_c``, ``X_zc``.
+    decoded : dict
+        The :class:`brainldm.decoding.Decoded` of ``z`` and ``c``.
+    """
+    from .decoding import decode
+
+    check_settings(strength, n_samples, num_inference_steps)
+    decoded = {"z": decode(ds, models, "z", z_roi), "c": decode(ds, models, "c", c_roi)}
+    keep = slice(None) if n_images is None else slice(int(n_images))
+    z = torch.from_numpy(decoded["z"].unflatten(models)[keep])
+    c = torch.from_numpy(decoded["c"].unflatten(models)[keep])
+    params = {"model": models.name, "inputs": array_digest(z.numpy(), c.numpy()), "strength": strength,
+              "guidance_scale": guidance_scale, "num_inference_steps": num_inference_steps,
+              "n_samples": n_samples, "seed": seed, "batch_size": batch_size}
+    arrays = cached_arrays("reconstructions", params, _VERSION, lambda: dict(reconstruct(
+        models.ldm, z, c, models.uncond, strength=strength, guidance_scale=guidance_scale,
+        num_inference_steps=num_inference_steps, n_samples=n_samples, seed=seed, batch_size=batch_size)))
+    return decoded["z"].ids[keep], Reconstruction(arrays), decoded
