@@ -81,3 +81,17 @@ def test_reconstruct_rejects_bad_input(tiny_models, bad, message):
     c = torch.zeros(3, tokens, bad.pop("c_dim", dim))
     with pytest.raises(BrainLDMError, match=message):
         reconstruct(tiny_models.ldm, z, c, tiny_models.uncond, num_inference_steps=2, **bad)
+
+
+def test_cache_token_follows_the_weights(tiny_models):
+    import dataclasses
+
+    same = dataclasses.replace(tiny_models, cache_token="")
+    assert same.cache_token == tiny_models.cache_token
+    with torch.no_grad():
+        tiny_models.ldm.unet.conv_in.bias += 1.0
+    try:
+        assert dataclasses.replace(tiny_models, cache_token="").cache_token != tiny_models.cache_token
+    finally:
+        with torch.no_grad():
+            tiny_models.ldm.unet.conv_in.bias -= 1.0

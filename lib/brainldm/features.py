@@ -65,7 +65,7 @@ def stimulus_features(ds, models, feature, ids, batch_size=64):
     check_choice("feature", feature, FEATURES)
     ids = np.asarray(ids, dtype=np.int64)
     uniq, inverse = np.unique(ids, return_inverse=True)
-    params = {"dataset": ds.name, "stimuli": ds.cache_token, "model": models.name,
+    params = {"dataset": ds.name, "stimuli": ds.cache_token, "model": models.cache_token,
               "feature": feature, "resolution": models.resolution, "ids": cache_key("ids", uniq.tolist(), "")}
     arrays = cached_arrays("features", params, _VERSION, lambda: _compute(ds, models, feature, uniq, batch_size))
     return arrays["features"][inverse]

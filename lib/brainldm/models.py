@@ -16,10 +16,23 @@ import torch
 from .errors import check_choice
 from .ldm import LatentDiffusion, images_to_tensor
 
-__all__ = ["ModelSet", "FeatureNet", "load_models", "world_model_set", "ClipTextEncoder", "MODEL_SETS"]
+__all__ = ["ModelSet", "FeatureNet", "load_models", "world_model_set", "weights_digest", "ClipTextEncoder",
+           "MODEL_SETS"]
 
 #: dataset name -> model set used with it
 MODEL_SETS = {"world": "world", "nsd": "stable-diffusion-v1-4"}
+
+
+def weights_digest(*modules):
+    """A short digest of torch modules' parameters (names and the first 16,384 values of each)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for module in modules:
+        for name, tensor in sorted(module.state_dict().items()):
+            digest.update(name.encode())
+            digest.update(tensor.detach().flatten()[:16384].float().cpu().numpy().tobytes())
+    return digest.hexdigest()[:12]
 
 
 class FeatureNet:
@@ -78,6 +91,9 @@ class ModelSet:
     feature_nets : dict of str to FeatureNet
         ``clip`` (early, middle, late, embedding), ``cnn`` (early, middle, late) and
         ``inception`` (late), used by :mod:`brainldm.evaluate`.
+    cache_token : str
+        Identifies the weights (a digest of the VAE's and U-Net's parameters and the
+        resolution), so that cached features and images follow a retrained model.
     extras : dict
         Dataset-specific companions (captioner, depth estimator...).
     """
@@ -88,7 +104,12 @@ class ModelSet:
     uncond: torch.Tensor
     resolution: int
     feature_nets: dict
+    cache_token: str = ""
     extras: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if not self.cache_token:
+            self.cache_token = f"{self.name}-{weights_digest(self.ldm.vae, self.ldm.unet)}-{self.resolution}"
 
     def latent_shape(self):
         """Shape ``(channels, h, w)`` of ``z`` at :attr:`resolution`, from the VAE's config."""

@@ -166,7 +166,7 @@ def brain_reconstructions(ds, models, n_images=None, z_roi=None, c_roi=None, str
     keep = slice(None) if n_images is None else slice(int(n_images))
     z = torch.from_numpy(decoded["z"].unflatten(models)[keep])
     c = torch.from_numpy(decoded["c"].unflatten(models)[keep])
-    params = {"model": models.name, "inputs": array_digest(z.numpy(), c.numpy()), "strength": strength,
+    params = {"model": models.cache_token, "inputs": array_digest(z.numpy(), c.numpy()), "strength": strength,
               "guidance_scale": guidance_scale, "num_inference_steps": num_inference_steps,
               "n_samples": n_samples, "seed": seed, "batch_size": batch_size}
     arrays = cached_arrays("reconstructions", params, _VERSION, lambda: dict(reconstruct(
