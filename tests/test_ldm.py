@@ -12,7 +12,7 @@ from brainldm.world_zoo.models import build
 def ldm():
     torch.manual_seed(0)
     vae = build("vae", tiny=True, sample_size=32).eval()
-    unet = build("unet", tiny=True, sample_size=8, cross_attention_dim=12).eval()
+    unet = build("unet", tiny=True, sample_size=8, cross_attention_dim=12, in_channels=4).eval()
     return LatentDiffusion(vae, unet, build("scheduler"))
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from ..errors import BrainLDMError
-from .models import TextEncoder, build
+from .models import MODEL_CLASSES, TextEncoder
 
 __all__ = ["MODEL_NAMES", "WorldModels", "weights_dir", "load", "load_world_models", "model_card"]
 
@@ -45,7 +45,7 @@ def load(name, weights=None):
     if not folder.is_dir():
         raise BrainLDMError(f"the world model {name!r} was expected in {folder}, which does not "
                             "exist; reinstall brainldm or retrain with `brainldm train-world`")
-    cls = type(build(name, tiny=True))
+    cls = MODEL_CLASSES[name]
     if name == "scheduler":
         return cls.from_pretrained(folder)
     model = cls.from_pretrained(folder, local_files_only=True, low_cpu_mem_usage=False)

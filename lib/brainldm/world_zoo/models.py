@@ -31,7 +31,8 @@ from tqdm.auto import tqdm
 from ..datasets.world.scenes import CATEGORIES, COLOR_NAMES, MAX_OBJECTS, PLACES, SIZES
 
 __all__ = ["LAYERS", "ATTRIBUTES", "POSITIONS", "TextEncoder", "ImageEncoder", "WorldCNN",
-           "Captioner", "DepthEstimator", "build", "scene_attributes", "caption_from_attributes"]
+           "Captioner", "DepthEstimator", "MODEL_CLASSES", "build", "scene_attributes",
+           "caption_from_attributes"]
 
 LAYERS = ("early", "middle", "late")
 POSITIONS = ("left", "middle", "right")
@@ -47,6 +48,8 @@ def scene_attributes(scenes):
     Parameters
     ----------
     scenes : brainldm.datasets.world.scenes.Scenes
+        Or any object with its ``place``, ``n_objects``, ``category``, ``color``, ``size``
+        and ``x`` arrays.
 
     Returns
     -------
@@ -400,9 +403,9 @@ _TINY = {
     "captioner": dict(in_features=16 + 8 * 16, hidden=32),
     "depth_estimator": dict(channels=(8, 8, 8, 8)),
 }
-_CLASSES = {"vae": AutoencoderKL, "unet": UNet2DConditionModel, "scheduler": DDIMScheduler,
-            "image_encoder": ImageEncoder, "cnn": WorldCNN, "captioner": Captioner,
-            "depth_estimator": DepthEstimator}
+MODEL_CLASSES = {"vae": AutoencoderKL, "unet": UNet2DConditionModel, "scheduler": DDIMScheduler,
+                 "image_encoder": ImageEncoder, "cnn": WorldCNN, "captioner": Captioner,
+                 "depth_estimator": DepthEstimator}
 
 
 def build(name, tiny=False, **overrides):
@@ -418,8 +421,8 @@ def build(name, tiny=False, **overrides):
     **overrides
         Config entries to change.
     """
-    if name not in _CLASSES:
-        raise ValueError(f"unknown world model {name!r}; expected one of {sorted(_CLASSES)}")
+    if name not in MODEL_CLASSES:
+        raise ValueError(f"unknown world model {name!r}; expected one of {sorted(MODEL_CLASSES)}")
     config = {**_CONFIGS[name], **(_TINY.get(name, {}) if tiny else {}), **overrides}
-    cls = _CLASSES[name]
+    cls = MODEL_CLASSES[name]
     return cls.from_config(config) if name == "scheduler" else cls(**config)

@@ -10,6 +10,14 @@ images are added at the end (:func:`brainldm.world_zoo.metrics.evaluate_world_mo
 Run it in the background, e.g.::
 
     nohup brainldm train-world --threads 1 > train_world.log 2>&1 &
+
+``--resume`` continues training the models already in ``--out``; the card then
+lists each stage. The shipped U-Net had a second stage of 1,500 steps and the CNN
+one of 600 (then the quality numbers were recomputed)::
+
+    brainldm train-world --models unet --resume --steps-scale 0.75 --no-eval
+    brainldm train-world --models cnn --resume --no-eval
+    brainldm train-world --eval-only
 """
 
 import argparse
@@ -19,6 +27,7 @@ import math
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import torch
@@ -38,7 +47,7 @@ __all__ = ["STEPS", "main", "load_pool", "train_vae", "vae_scaling_factor", "enc
 
 log = logging.getLogger("brainldm.train_world")
 
-# (steps, batch size, learning rate) of each model, sized for about an hour on one CPU thread.
+# (steps, batch size, learning rate) of each model: about an hour on one CPU thread.
 STEPS = {
     "vae": (800, 16, 2e-3),
     "unet": (2000, 32, 1e-3),
@@ -115,7 +124,7 @@ def _optimise(model, loss_fn, n, steps, batch_size, lr, generator, desc, warmup=
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         optimiser.step()
         schedule.step()
-        losses.append(float(loss))
+        losses.append(loss.item())
         bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}", refresh=False)
     model.eval()
     return losses
@@ -244,18 +253,13 @@ def captioner_targets(category, color, place, size, x):
     targets : dict of str to long tensor (N,)
         Absent objects get the extra "no object" class.
     """
-    attrs = scene_attributes(_Attrs(place=place, category=category, color=color, size=size, x=x,
-                                    n_objects=(category >= 0).sum(1)))
+    attrs = scene_attributes(SimpleNamespace(place=place, category=category, color=color,
+                                             size=size, x=x, n_objects=(category >= 0).sum(1)))
     targets = {"place": attrs["place"], "size": attrs["size"], "position": attrs["position"]}
     for k in range(MAX_OBJECTS):
         targets[f"category{k}"] = np.where(category[:, k] >= 0, category[:, k], len(CATEGORIES))
         targets[f"color{k}"] = np.where(color[:, k] >= 0, color[:, k], len(COLOR_NAMES))
     return {k: torch.as_tensor(np.asarray(v), dtype=torch.long) for k, v in targets.items()}
-
-
-class _Attrs:
-    def __init__(self, **fields):
-        self.__dict__.update(fields)
 
 
 def train_captioner(captioner, image_encoder, pixels, targets, steps, batch_size, lr, generator):
@@ -308,6 +312,16 @@ def _record(model, losses, seconds, steps, batch_size, lr, path):
             "loss_curve_every": every}
 
 
+def _continued(previous, record):
+    """The card entry of a resumed model: totals over its stages, the last stage's loss curve."""
+    stages = previous.get("stages", [{k: previous[k] for k in ("steps", "batch_size",
+                                                               "learning_rate", "seconds")}])
+    stages = stages + [{k: record[k] for k in ("steps", "batch_size", "learning_rate", "seconds")}]
+    return {**record, "steps": sum(st["steps"] for st in stages),
+            "seconds": round(sum(st["seconds"] for st in stages), 1), "stages": stages,
+            "loss_first": previous["loss_first"], "loss_curve_start": previous["steps"]}
+
+
 def _parser():
     from . import weights_dir
 
@@ -323,6 +337,8 @@ def _parser():
     parser.add_argument("--n-eval", type=int, default=100, help="held-out images for the quality numbers")
     parser.add_argument("--no-eval", action="store_true", help="skip the quality numbers")
     parser.add_argument("--eval-only", action="store_true", help="only recompute the quality numbers")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue training the models in --out instead of starting afresh")
     return parser
 
 
@@ -371,7 +387,12 @@ def _train(args, out, names):
         generator = torch.Generator().manual_seed(args.seed * 100 + k)
         log.info("training %s: %d steps of %d images", name, steps, batch_size)
         start = time.time()
-        model = build(name)
+        if args.resume:
+            from . import load
+
+            model = load(name, out).requires_grad_(True)
+        else:
+            model = build(name)
         if name == "vae":
             losses = train_vae(model, pixels, steps, batch_size, lr, generator)
             means, _ = encode_latents(model, pixels[:1000])
@@ -389,7 +410,7 @@ def _train(args, out, names):
             scheduler.save_pretrained(out / "scheduler")
         elif name == "cnn":
             labels = {key: torch.as_tensor(v, dtype=torch.long)
-                      for key, v in scene_attributes(_Attrs(**pool)).items() if key in ATTRIBUTES}
+                      for key, v in scene_attributes(SimpleNamespace(**pool)).items() if key in ATTRIBUTES}
             losses = train_cnn(model, pixels, labels, steps, batch_size, lr, generator)
         elif name == "image_encoder":
             losses = train_image_encoder(model, pixels, torch.from_numpy(pool["sentences"]), steps,
@@ -406,6 +427,8 @@ def _train(args, out, names):
                                            batch_size, lr, generator)
         seconds = time.time() - start
         model.save_pretrained(out / name)
-        update_model_card(out, models={name: _record(model, losses, seconds, steps, batch_size, lr,
-                                                      out / name)})
+        record = _record(model, losses, seconds, steps, batch_size, lr, out / name)
+        if args.resume:
+            record = _continued(json.loads((out / CARD).read_text())["models"][name], record)
+        update_model_card(out, models={name: record})
         log.info("%s done in %.0f s, loss %.4f -> %.4f", name, seconds, losses[0], losses[-1])

@@ -1,0 +1,200 @@
+"""The world model zoo: shipped weights load offline, training lowers every loss, metrics are right."""
+
+import numpy as np
+import pytest
+import torch
+
+from brainldm.datasets.world.scenes import render_scenes
+from brainldm.errors import BrainLDMError
+from brainldm.evaluate import psnr, two_way_identification
+from brainldm.ldm import images_to_tensor, prepare_depth
+from brainldm.world_zoo import MODEL_NAMES, load, model_card, weights_dir
+from brainldm.world_zoo import train as T
+from brainldm.world_zoo.metrics import (attribute_accuracy, depth_correlation, held_out_ids,
+                                        top1_retrieval)
+from brainldm.world_zoo.models import (ATTRIBUTES, MODEL_CLASSES, Captioner, build,
+                                       caption_from_attributes, scene_attributes)
+
+
+@pytest.fixture(scope="module")
+def scenes():
+    return render_scenes(np.arange(12), seed=3)
+
+
+@pytest.fixture(scope="module")
+def text_encoder():
+    return load("text_encoder")
+
+
+# --- the shipped models -------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", [n for n in MODEL_NAMES if n != "text_encoder"])
+def test_every_shipped_model_loads_offline(name):
+    model = load(name)
+    assert type(model) is MODEL_CLASSES[name]
+    if name != "scheduler":
+        assert not model.training and next(model.parameters()).dtype == torch.float32
+
+
+def test_shipped_weights_are_small_and_documented():
+    files = [f for f in weights_dir().rglob("*") if f.is_file()]
+    assert sum(f.stat().st_size for f in files) < 40e6
+    card = model_card()
+    assert set(card["models"]) == set(T.ORDER)
+    assert card["pool"]["n_leaked_test_images"] > 0
+    assert "quality" in card
+
+
+def test_unknown_or_missing_models_raise_a_clear_error(tmp_path):
+    with pytest.raises(BrainLDMError, match="expected one of"):
+        load("clip")
+    with pytest.raises(BrainLDMError, match="train-world"):
+        load("vae", tmp_path)
+
+
+def test_text_encoder_averages_token_embeddings_over_captions(text_encoder):
+    caps = ["A red face at the beach.", "A beach scene with a red face."]
+    c = text_encoder.encode_captions([caps, caps[:1] * 2])
+    tokens = text_encoder.encode_tokens(caps)
+    assert c.shape == (2, text_encoder.max_length, 384)
+    torch.testing.assert_close(c[0], tokens.mean(0))
+    torch.testing.assert_close(c[1], tokens[0])
+    sentences = text_encoder.encode_sentences(caps)
+    torch.testing.assert_close(sentences.norm(dim=1), torch.ones(2))
+    assert text_encoder.unconditional(3).shape == (3, text_encoder.max_length, 384)
+
+
+# --- a few training steps of each model lower its loss ------------------------------------
+
+def _lowered(losses, k=3):
+    return np.mean(losses[-k:]) < np.mean(losses[:k])
+
+
+def _gen():
+    return torch.Generator().manual_seed(0)
+
+
+def test_vae_training_lowers_the_loss(scenes):
+    torch.manual_seed(0)
+    losses = T.train_vae(build("vae", tiny=True), images_to_tensor(scenes.images), 12, 12, 5e-3,
+                         _gen())
+    assert _lowered(losses)
+
+
+def test_unet_training_lowers_the_loss(scenes):
+    torch.manual_seed(0)
+    unet = build("unet", tiny=True, cross_attention_dim=8)
+    latents = torch.randn(12, 4, 16, 16, generator=_gen())
+    depth = prepare_depth(scenes.depth, (16, 16))
+    losses = T.train_unet(unet, build("scheduler"), (latents, 0.01 * torch.ones_like(latents)),
+                          torch.randn(12, 5, 8), torch.zeros(1, 5, 8), 30, 12, 3e-3, _gen(),
+                          depth=depth)
+    assert _lowered(losses, 5)
+
+
+def test_cnn_training_lowers_the_loss(scenes):
+    torch.manual_seed(0)
+    labels = {k: torch.as_tensor(v, dtype=torch.long) for k, v in scene_attributes(scenes).items()}
+    losses = T.train_cnn(build("cnn", tiny=True), images_to_tensor(scenes.images), labels, 12, 12,
+                         5e-3, _gen())
+    assert _lowered(losses)
+
+
+def test_image_encoder_training_lowers_the_loss(scenes):
+    torch.manual_seed(0)
+    sentences = torch.nn.functional.normalize(torch.randn(12, 5, 384, generator=_gen()), dim=-1)
+    losses = T.train_image_encoder(build("image_encoder", tiny=True),
+                                   images_to_tensor(scenes.images), sentences, 12, 12, 5e-3, _gen())
+    assert _lowered(losses)
+
+
+def test_captioner_training_lowers_the_loss(scenes):
+    torch.manual_seed(0)
+    encoder = build("image_encoder", tiny=True)
+    targets = T.captioner_targets(scenes.category, scenes.color, scenes.place, scenes.size, scenes.x)
+    losses = T.train_captioner(build("captioner", tiny=True), encoder, images_to_tensor(scenes.images),
+                               targets, 12, 12, 5e-3, _gen())
+    assert _lowered(losses)
+
+
+def test_depth_estimator_training_lowers_the_loss(scenes):
+    torch.manual_seed(0)
+    losses = T.train_depth_estimator(build("depth_estimator", tiny=True),
+                                     images_to_tensor(scenes.images), torch.from_numpy(scenes.depth),
+                                     12, 12, 5e-3, _gen())
+    assert _lowered(losses)
+
+
+def test_train_world_rejects_unknown_models(tmp_path):
+    with pytest.raises(BrainLDMError, match="unknown world models"):
+        T.main(["--models", "vae,clip", "--out", str(tmp_path)])
+
+
+# --- the model parts that are not learned -------------------------------------------------
+
+def test_captions_follow_the_template():
+    attrs = {"place": np.array([0]), "size": np.array([2]), "position": np.array([0]),
+             "category": np.array([[0, 2, -1]]), "color": np.array([[0, 2, -1]])}
+    assert caption_from_attributes(attrs) == ["A large red face on the left at the beach and a blue house."]
+
+
+def test_captioner_reads_the_image_encoder_layers(scenes):
+    encoder, captioner = build("image_encoder", tiny=True), build("captioner", tiny=True)
+    pixels = images_to_tensor(scenes.images)
+    assert Captioner.features(encoder, pixels).shape == (12, captioner.config.in_features)
+    captions = captioner.generate(encoder, pixels)
+    assert len(captions) == 12 and all(c.startswith("A ") for c in captions)
+
+
+def test_attributes_cover_what_the_cnn_predicts(scenes):
+    attrs = scene_attributes(scenes)
+    for name, k in ATTRIBUTES.items():
+        assert attrs[name].min() >= 0 and attrs[name].max() < k
+
+
+def test_held_out_images_are_outside_the_pool_and_the_subjects():
+    from brainldm.datasets.world.design import POOL_BASE, SUBJECT_BASE, zoo_pool_ids
+
+    ids = held_out_ids(100)
+    assert not np.isin(ids, zoo_pool_ids(6000)).any()
+    assert ids.min() > POOL_BASE + 6000 and ids.min() > 8 * SUBJECT_BASE + 10_000
+
+
+# --- metrics with known answers -----------------------------------------------------------
+
+def test_two_way_identification_known_answers():
+    rng = np.random.default_rng(0)
+    orig = rng.normal(size=(6, 20))
+    assert np.all(two_way_identification(orig, orig) == 1.0)
+    assert np.all(two_way_identification(orig, -orig) == 0.0)
+    same = np.repeat(rng.normal(size=(1, 1, 20)), 6, axis=0)
+    np.testing.assert_allclose(two_way_identification(orig, same), 0.5)
+    # two samples per image, one perfect and one anti-correlated: 0.5 on average
+    gen = np.stack([orig, -orig], axis=1)
+    np.testing.assert_allclose(two_way_identification(orig, gen), 0.5)
+    with pytest.raises(ValueError, match="same n and d"):
+        two_way_identification(orig, orig[:5])
+
+
+def test_two_way_identification_matches_the_loop_definition():
+    rng = np.random.default_rng(1)
+    orig, gen = rng.normal(size=(5, 8)), rng.normal(size=(5, 3, 8))
+    expected = np.zeros(5)
+    for i in range(5):
+        for k in range(3):
+            own = np.corrcoef(orig[i], gen[i, k])[0, 1]
+            expected[i] += np.mean([own > np.corrcoef(orig[i], gen[j, k])[0, 1]
+                                    for j in range(5) if j != i]) / 3
+    np.testing.assert_allclose(two_way_identification(orig, gen), expected)
+
+
+def test_basic_metrics_known_answers():
+    a = np.zeros((2, 4, 4, 3), np.uint8)
+    np.testing.assert_allclose(psnr(a + 1, a), 20 * np.log10(255))
+    assert top1_retrieval(np.eye(4), np.eye(4)) == 1.0
+    assert top1_retrieval(np.eye(4), np.eye(4)[[1, 0, 3, 2]]) == 0.0
+    depth = np.random.default_rng(0).random((3, 5, 5))
+    np.testing.assert_allclose(depth_correlation(2 * depth + 1, depth), 1.0)
+    acc = attribute_accuracy({"a": np.array([1, 2]), "b": np.array([0, 0])},
+                             {"a": np.array([1, 2]), "b": np.array([0, 1])})
+    assert acc == {"a": 1.0, "b": 0.5, "mean": 0.75}
