@@ -13,7 +13,7 @@ equals sample ``k`` of a run with more samples (at the same ``batch_size``).
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from .cache import array_digest, cached_arrays
 from .errors import BrainLDMError

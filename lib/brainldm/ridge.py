@@ -25,7 +25,7 @@ Two equivalent solvers, chosen automatically from the shape of ``X``:
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from .errors import BrainLDMError, check_choice
 from .stats import average_repeats

@@ -32,7 +32,7 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 import scipy.io
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from ..cache import cached_arrays
 from ..errors import BrainLDMError, check_choice

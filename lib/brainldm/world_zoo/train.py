@@ -33,7 +33,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from diffusers.optimization import get_cosine_schedule_with_warmup
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from ..cache import atomic_write, cached_arrays
 from ..datasets.world.design import is_leaked, zoo_pool_ids
