@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from brainldm.errors import BrainLDMError
 from brainldm.ldm import LatentDiffusion, images_to_tensor, prepare_depth, tensor_to_images
 from brainldm.world_zoo.models import build
 
@@ -25,7 +26,7 @@ def test_image_conversion_round_trips(images):
     pixels = images_to_tensor(images)
     assert pixels.shape == (3, 3, 32, 32) and pixels.min() >= -1 and pixels.max() <= 1
     np.testing.assert_array_equal(tensor_to_images(pixels), images)
-    with pytest.raises(ValueError, match="uint8"):
+    with pytest.raises(BrainLDMError, match="uint8"):
         images_to_tensor(images.astype(np.float32))
 
 
@@ -96,10 +97,10 @@ def test_sampler_errors_say_what_to_do(ldm, images, kwargs, match):
     args = dict(z=ldm.encode(images), c=torch.randn(3, 5, 12), strength=0.8, guidance_scale=5.0,
                 num_inference_steps=4, uncond=torch.zeros(1, 5, 12))
     args.update(kwargs)
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(BrainLDMError, match=match):
         ldm.img2img(**args)
 
 
 def test_latents_of_the_wrong_shape_are_refused(ldm):
-    with pytest.raises(ValueError, match="expected latents"):
+    with pytest.raises(BrainLDMError, match="expected latents"):
         ldm.decode(torch.zeros(2, 3, 8, 8))

@@ -37,7 +37,9 @@ def _parser():
 
 def main(argv=None):
     """Entry point; a :class:`BrainLDMError` is printed as one line and exits with status 2."""
-    args = _parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    # the trainer parses its own options (argparse's REMAINDER refuses a leading --option)
+    args = _parser().parse_args(argv[:1]) if argv[:1] == ["train-world"] else _parser().parse_args(argv)
     from . import book
 
     try:
@@ -55,7 +57,7 @@ def main(argv=None):
         elif args.command == "train-world":
             from .world_zoo.train import main as train_main
 
-            return train_main(args.train_args)
+            return train_main(argv[1:])
     except BrainLDMError as error:
         print(f"brainldm: error: {error}", file=sys.stderr)
         return 2

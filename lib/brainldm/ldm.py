@@ -15,7 +15,17 @@ import inspect
 import numpy as np
 import torch
 
-__all__ = ["LatentDiffusion", "images_to_tensor", "tensor_to_images", "prepare_depth"]
+from .errors import BrainLDMError
+
+__all__ = ["LatentDiffusion", "check_sampling", "images_to_tensor", "tensor_to_images", "prepare_depth"]
+
+
+def check_sampling(strength, num_inference_steps):
+    """Raise a clear :class:`BrainLDMError` for a strength or step count that cannot sample."""
+    if not 0.0 < float(strength) <= 1.0:
+        raise BrainLDMError(f"strength must be in (0, 1], found {strength}; 0.8 is Takagi's value")
+    if int(num_inference_steps) < 1:
+        raise BrainLDMError(f"num_inference_steps must be at least 1, found {num_inference_steps}")
 
 
 def images_to_tensor(images):
@@ -31,7 +41,7 @@ def images_to_tensor(images):
     """
     images = np.asarray(images)
     if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
-        raise ValueError(f"expected uint8 images of shape (n, H, W, 3), found {images.dtype} "
+        raise BrainLDMError(f"expected uint8 images of shape (n, H, W, 3), found {images.dtype} "
                          f"{images.shape}; convert with np.asarray(images, np.uint8)")
     return torch.from_numpy(images).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
 
@@ -57,7 +67,7 @@ def prepare_depth(depth, size):
     """
     depth = torch.as_tensor(np.asarray(depth, np.float32) if not torch.is_tensor(depth) else depth)
     if depth.ndim != 3:
-        raise ValueError(f"expected depth maps of shape (n, H, W), found {tuple(depth.shape)}")
+        raise BrainLDMError(f"expected depth maps of shape (n, H, W), found {tuple(depth.shape)}")
     depth = torch.nn.functional.interpolate(depth.float()[:, None], size=tuple(size),
                                             mode="bilinear", antialias=True, align_corners=False)
     low = depth.amin(dim=(1, 2, 3), keepdim=True)
@@ -91,7 +101,7 @@ class LatentDiffusion:
         self.latent_channels = vae.config.latent_channels
         extra = unet.config.in_channels - self.latent_channels
         if extra not in (0, 1):
-            raise ValueError(f"the U-Net takes {unet.config.in_channels} input channels and the VAE "
+            raise BrainLDMError(f"the U-Net takes {unet.config.in_channels} input channels and the VAE "
                              f"makes {self.latent_channels}; expected equal, or one more for depth")
         self.takes_depth = extra == 1
 
@@ -164,8 +174,7 @@ class LatentDiffusion:
         latents : float32 tensor of shape (n, latent_channels, h, w)
             Decode them with :meth:`decode`.
         """
-        if not 0.0 < float(strength) <= 1.0:
-            raise ValueError(f"strength must be in (0, 1], found {strength}; 0.8 is Takagi's value")
+        check_sampling(strength, num_inference_steps)
         self._check_latents(z)
         return self._denoise(z, c, strength, guidance_scale, num_inference_steps, generator,
                              uncond, depth, callback, eta)
@@ -189,13 +198,12 @@ class LatentDiffusion:
     def _denoise(self, z, c, strength, guidance_scale, num_inference_steps, generator, uncond,
                  depth, callback, eta):
         # 1. Check the inputs.
-        if int(num_inference_steps) < 1:
-            raise ValueError(f"num_inference_steps must be at least 1, found {num_inference_steps}")
+        check_sampling(strength, num_inference_steps)
         c = self._check_conditioning(c, len(z), "c")
         guided = guidance_scale > 1.0
         if guided:
             if uncond is None:
-                raise ValueError(f"guidance_scale {guidance_scale} > 1 needs the unconditional "
+                raise BrainLDMError(f"guidance_scale {guidance_scale} > 1 needs the unconditional "
                                  "embedding `uncond` (the empty caption's c); pass it or use 1.0")
             uncond = self._check_conditioning(uncond, len(z), "uncond").expand(len(z), -1, -1)
             c = torch.cat([uncond, c])
@@ -206,7 +214,7 @@ class LatentDiffusion:
         n_run = min(int(num_inference_steps * strength), num_inference_steps)
         timesteps = scheduler.timesteps[(num_inference_steps - n_run) * scheduler.order:]
         if len(timesteps) == 0:
-            raise ValueError(f"strength {strength} with {num_inference_steps} steps runs no step; "
+            raise BrainLDMError(f"strength {strength} with {num_inference_steps} steps runs no step; "
                              "raise one of them")
         # 3. Noise the latents to the first timestep kept (pure noise at strength 1).
         noise = torch.randn(z.shape, generator=generator, dtype=torch.float32)
@@ -234,7 +242,7 @@ class LatentDiffusion:
     def _check_latents(self, z):
         if not torch.is_tensor(z) or z.ndim != 4 or z.shape[1] != self.latent_channels:
             found = tuple(z.shape) if hasattr(z, "shape") else type(z).__name__
-            raise ValueError(f"expected latents z of shape (n, {self.latent_channels}, h, w) as a "
+            raise BrainLDMError(f"expected latents z of shape (n, {self.latent_channels}, h, w) as a "
                              f"tensor, found {found}; make them with LatentDiffusion.encode")
 
     def _check_conditioning(self, c, n, name):
@@ -244,7 +252,7 @@ class LatentDiffusion:
         rows_ok = c.ndim == 3 and (len(c) == n if name == "c" else len(c) in (1, n))
         if not rows_ok or c.shape[-1] != dim:
             rows = n if name == "c" else f"1 or {n}"
-            raise ValueError(f"expected {name} of shape ({rows}, tokens, {dim}), found "
+            raise BrainLDMError(f"expected {name} of shape ({rows}, tokens, {dim}), found "
                              f"{tuple(c.shape)}; encode captions with the text encoder that "
                              "matches this U-Net")
         return c
@@ -254,10 +262,10 @@ class LatentDiffusion:
         if depth is None:
             return torch.zeros(len(z), 1, h, w) if self.takes_depth else None
         if not self.takes_depth:
-            raise ValueError("depth maps were given but this U-Net has no depth input channel; "
+            raise BrainLDMError("depth maps were given but this U-Net has no depth input channel; "
                              "use a depth-conditioned U-Net or drop `depth`")
         if len(depth) != len(z):
-            raise ValueError(f"expected {len(z)} depth maps (one per latent), found {len(depth)}")
+            raise BrainLDMError(f"expected {len(z)} depth maps (one per latent), found {len(depth)}")
         return prepare_depth(depth, (h, w))
 
 

@@ -17,6 +17,7 @@ from tqdm import tqdm
 
 from .cache import array_digest, cached_arrays
 from .errors import BrainLDMError
+from .ldm import check_sampling
 
 __all__ = ["Reconstruction", "SETTINGS", "settings_for", "check_settings", "reconstruct", "brain_reconstructions"]
 _VERSION = "1"
@@ -40,12 +41,9 @@ class Reconstruction(dict):
 
 def check_settings(strength, n_samples, num_inference_steps):
     """Raise a clear error for settings that cannot make a reconstruction."""
-    if not 0.0 < float(strength) <= 1.0:
-        raise BrainLDMError(f"strength must be in (0, 1], got {strength}; Takagi uses 0.8")
+    check_sampling(strength, num_inference_steps)
     if int(n_samples) < 1:
         raise BrainLDMError(f"n_samples must be at least 1, got {n_samples}; Takagi draws 5 per image")
-    if int(num_inference_steps) < 1:
-        raise BrainLDMError(f"num_inference_steps must be at least 1, got {num_inference_steps}")
 
 
 def _check_shapes(ldm, z, c, uncond):
