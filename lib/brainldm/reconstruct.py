@@ -64,7 +64,7 @@ def _check_shapes(ldm, z, c, uncond):
 
 
 def reconstruct(ldm, z, c, uncond, strength=0.8, guidance_scale=5.0, num_inference_steps=50, n_samples=5,
-                seed=0, batch_size=16, depth=None, which=("X_z", "X_c", "X_zc")):
+                seed=0, batch_size=64, depth=None, which=("X_z", "X_c", "X_zc")):
     """Reconstruct images from decoded ``z`` and ``c``.
 
     Parameters
@@ -134,7 +134,7 @@ def reconstruct(ldm, z, c, uncond, strength=0.8, guidance_scale=5.0, num_inferen
 
 
 def brain_reconstructions(ds, models, n_images=None, z_roi=None, c_roi=None, strength=0.8, guidance_scale=5.0,
-                          num_inference_steps=50, n_samples=5, seed=0, batch_size=16):
+                          num_inference_steps=50, n_samples=5, seed=0, batch_size=64):
     """Decode ``z`` and ``c`` from a subject's test responses and reconstruct (cached).
 
     Parameters

@@ -11,13 +11,12 @@ Run it in the background, e.g.::
 
     nohup brainldm train-world --threads 1 > train_world.log 2>&1 &
 
-``--resume`` continues training the models already in ``--out``; the card then
-lists each stage. The shipped U-Net had a second stage of 1,500 steps and the CNN
-one of 600 (then the quality numbers were recomputed)::
-
-    brainldm train-world --models unet --resume --steps-scale 0.75 --no-eval
-    brainldm train-world --models cnn --resume --no-eval
-    brainldm train-world --eval-only
+Each model's recipe (:data:`STEPS`) is a list of stages; a stage restarts the
+optimiser and its learning-rate schedule from the previous stage's weights, with
+the same seeds, so one command replays every stage the shipped weights went
+through. ``--resume`` loads the models already in ``--out`` and runs only the
+stages their card does not list yet (after a recipe gains a stage, it trains
+just that stage).
 """
 
 import argparse
@@ -36,25 +35,28 @@ from diffusers.optimization import get_cosine_schedule_with_warmup
 from tqdm import tqdm
 
 from ..cache import atomic_write, cached_arrays
-from ..datasets.world.design import is_leaked, zoo_pool_ids
+from ..datasets.world.design import POOL_BASE, is_leaked, zoo_pool_ids
 from ..datasets.world.scenes import CATEGORIES, COLOR_NAMES, MAX_OBJECTS, render_scenes
 from ..ldm import images_to_tensor, prepare_depth
 from .models import ATTRIBUTES, Captioner, TextEncoder, build, scene_attributes
 
 __all__ = ["STEPS", "main", "load_pool", "train_vae", "vae_scaling_factor", "encode_latents",
-           "train_unet", "train_cnn", "train_image_encoder", "captioner_targets",
+           "train_unet", "train_cnn", "render_pool", "train_image_encoder", "captioner_targets",
            "train_captioner", "train_depth_estimator", "update_model_card"]
 
 log = logging.getLogger("brainldm.train_world")
 
-# (steps, batch size, learning rate) of each model: about an hour on one CPU thread.
+# Each model's recipe: stages of (steps, batch size, learning rate, fresh pool images).
+# A stage's pool of None is the shared pool (--n-images, with the leaked test images);
+# the CNN's last stage sees 30,000 fresh images, rendered without captions, so that it
+# stops over-fitting the shared pool. About two hours on one CPU thread in all.
 STEPS = {
-    "vae": (800, 16, 2e-3),
-    "unet": (2000, 32, 1e-3),
-    "cnn": (600, 64, 2e-3),
-    "image_encoder": (800, 64, 2e-3),
-    "captioner": (1500, 128, 1e-3),
-    "depth_estimator": (400, 16, 3e-3),
+    "vae": [(800, 16, 2e-3, None)],
+    "unet": [(2000, 32, 1e-3, None), (1500, 32, 1e-3, None)],
+    "cnn": [(600, 64, 2e-3, None), (600, 64, 2e-3, None), (2000, 64, 1e-3, 30000)],
+    "image_encoder": [(800, 64, 2e-3, None)],
+    "captioner": [(1500, 128, 1e-3, None)],
+    "depth_estimator": [(400, 16, 3e-3, None)],
 }
 ORDER = ("vae", "unet", "cnn", "image_encoder", "captioner", "depth_estimator")
 CARD = "model_card.json"
@@ -214,12 +216,19 @@ def _attribute_loss(logits, labels, index):
     return sum(F.cross_entropy(logits[k], labels[k][index]) for k in logits)
 
 
-def train_cnn(cnn, pixels, labels, steps, batch_size, lr, generator):
-    """Train the CNN to recognise attributes; ``labels`` : dict of str to long tensor (N,)."""
-    def loss_fn(index):
-        return _attribute_loss(cnn(pixels[index]), labels, index)
+def train_cnn(cnn, images, labels, steps, batch_size, lr, generator):
+    """Train the CNN to recognise attributes.
 
-    return _optimise(cnn, loss_fn, len(pixels), steps, batch_size, lr, generator, "cnn")
+    ``images`` : pixels (N, 3, H, W) in [-1, 1], or uint8 images (N, H, W, 3) converted
+    batch by batch (a large pool then stays small in memory); ``labels`` : dict of str to
+    long tensor (N,).
+    """
+    def loss_fn(index):
+        if isinstance(images, np.ndarray):
+            return _attribute_loss(cnn(images_to_tensor(images[index.numpy()])), labels, index)
+        return _attribute_loss(cnn(images[index]), labels, index)
+
+    return _optimise(cnn, loss_fn, len(images), steps, batch_size, lr, generator, "cnn")
 
 
 def train_image_encoder(encoder, pixels, sentences, steps, batch_size, lr, generator):
@@ -316,7 +325,8 @@ def _continued(previous, record):
     """The card entry of a resumed model: totals over its stages, the last stage's loss curve."""
     stages = previous.get("stages", [{k: previous[k] for k in ("steps", "batch_size",
                                                                "learning_rate", "seconds")}])
-    stages = stages + [{k: record[k] for k in ("steps", "batch_size", "learning_rate", "seconds")}]
+    stages = stages + [{k: record[k] for k in ("steps", "batch_size", "learning_rate", "seconds", "pool_images")
+                        if k in record}]
     return {**record, "steps": sum(st["steps"] for st in stages),
             "seconds": round(sum(st["seconds"] for st in stages), 1), "stages": stages,
             "loss_first": previous["loss_first"], "loss_curve_start": previous["steps"]}
@@ -338,7 +348,8 @@ def _parser():
     parser.add_argument("--no-eval", action="store_true", help="skip the quality numbers")
     parser.add_argument("--eval-only", action="store_true", help="only recompute the quality numbers")
     parser.add_argument("--resume", action="store_true",
-                        help="continue training the models in --out instead of starting afresh")
+                        help="continue the models in --out: run only the stages of their recipe that "
+                             "their card does not list yet")
     return parser
 
 
@@ -378,57 +389,96 @@ def _train(args, out, names):
         "image_size": int(pool["images"].shape[1]), "seed": args.seed,
         "text_max_length": text_encoder.max_length, "seconds": round(time.time() - start, 1)})
     pixels = images_to_tensor(pool["images"])
+    card_path = out / CARD
     for k, name in enumerate(ORDER):
         if name not in names:
             continue
-        steps, batch_size, lr = STEPS[name]
-        steps = max(1, math.ceil(steps * args.steps_scale))
-        torch.manual_seed(args.seed * 100 + k)
-        generator = torch.Generator().manual_seed(args.seed * 100 + k)
-        log.info("training %s: %d steps of %d images", name, steps, batch_size)
-        start = time.time()
+        stages = STEPS[name]
+        done = 0
         if args.resume:
-            from . import load
+            previous = json.loads(card_path.read_text()).get("models", {}).get(name) if card_path.exists() else None
+            done = len(previous.get("stages", [previous])) if previous else 0
+        if done >= len(stages):
+            log.info("%s: all %d stages of its recipe are trained already", name, len(stages))
+            continue
+        for stage in range(done, len(stages)):
+            steps, batch_size, lr, n_fresh = stages[stage]
+            steps = max(1, math.ceil(steps * args.steps_scale))
+            torch.manual_seed(args.seed * 100 + k)  # every stage is seeded alike (as resumed runs were)
+            generator = torch.Generator().manual_seed(args.seed * 100 + k)
+            log.info("training %s, stage %d/%d: %d steps of %d images", name, stage + 1, len(stages),
+                     steps, batch_size)
+            start = time.time()
+            if stage == 0:
+                model = build(name)
+            else:
+                from . import load
 
-            model = load(name, out).requires_grad_(True)
+                model = load(name, out).requires_grad_(True)
+            losses = _train_stage(name, model, pool, pixels, out, text_encoder, steps, batch_size, lr,
+                                  n_fresh, generator, args.seed)
+            seconds = time.time() - start
+            model.save_pretrained(out / name)
+            record = _record(model, losses, seconds, steps, batch_size, lr, out / name)
+            record["pool_images"] = n_fresh or int(len(pool["ids"]))
+            if stage > 0:
+                record = _continued(json.loads(card_path.read_text())["models"][name], record)
+            update_model_card(out, models={name: record})
+            log.info("%s stage %d done in %.0f s, loss %.4f -> %.4f", name, stage + 1, seconds, losses[0],
+                     losses[-1])
+
+
+def render_pool(n_images, seed=0, size=64):
+    """Fresh pool images and their attribute labels, without captions (cached).
+
+    Returns
+    -------
+    pool : dict of str to ndarray
+        ``images`` uint8 (n_images, size, size, 3) and every label of :data:`ATTRIBUTES`.
+    """
+    ids = POOL_BASE + np.arange(n_images)
+
+    def compute():
+        scenes = render_scenes(ids, seed=seed, size=size)
+        labels = scene_attributes(scenes)
+        return {"images": scenes.images, **{key: np.asarray(labels[key]) for key in ATTRIBUTES}}
+
+    return cached_arrays("world_zoo_images", {"n_images": n_images, "seed": seed, "size": size},
+                         POOL_VERSION, compute)
+
+
+def _train_stage(name, model, pool, pixels, out, text_encoder, steps, batch_size, lr, n_fresh, generator, seed):
+    """One stage of ``name``'s recipe; returns the losses."""
+    from . import load
+
+    if name == "vae":
+        losses = train_vae(model, pixels, steps, batch_size, lr, generator)
+        means, _ = encode_latents(model, pixels[:1000])
+        model.register_to_config(scaling_factor=vae_scaling_factor(means))
+        return losses
+    if name == "unet":
+        vae, scheduler = load("vae", out), build("scheduler")
+        mean, std = encode_latents(vae, pixels)
+        scale = vae.config.scaling_factor
+        depth = prepare_depth(pool["depth"], mean.shape[-2:])
+        losses = train_unet(model, scheduler, (mean * scale, std * scale), torch.from_numpy(pool["c"]),
+                            text_encoder.unconditional(), steps, batch_size, lr, generator, depth=depth)
+        scheduler.save_pretrained(out / "scheduler")
+        return losses
+    if name == "cnn":
+        if n_fresh:
+            fresh = render_pool(n_fresh, seed, size=pool["images"].shape[1])
+            images, labels = fresh["images"], {key: fresh[key] for key in ATTRIBUTES}
         else:
-            model = build(name)
-        if name == "vae":
-            losses = train_vae(model, pixels, steps, batch_size, lr, generator)
-            means, _ = encode_latents(model, pixels[:1000])
-            model.register_to_config(scaling_factor=vae_scaling_factor(means))
-        elif name == "unet":
-            from . import load
-
-            vae, scheduler = load("vae", out), build("scheduler")
-            mean, std = encode_latents(vae, pixels)
-            scale = vae.config.scaling_factor
-            depth = prepare_depth(pool["depth"], mean.shape[-2:])
-            losses = train_unet(model, scheduler, (mean * scale, std * scale),
-                                torch.from_numpy(pool["c"]), text_encoder.unconditional(), steps,
-                                batch_size, lr, generator, depth=depth)
-            scheduler.save_pretrained(out / "scheduler")
-        elif name == "cnn":
-            labels = {key: torch.as_tensor(v, dtype=torch.long)
-                      for key, v in scene_attributes(SimpleNamespace(**pool)).items() if key in ATTRIBUTES}
-            losses = train_cnn(model, pixels, labels, steps, batch_size, lr, generator)
-        elif name == "image_encoder":
-            losses = train_image_encoder(model, pixels, torch.from_numpy(pool["sentences"]), steps,
-                                         batch_size, lr, generator)
-        elif name == "captioner":
-            from . import load
-
-            targets = captioner_targets(pool["category"], pool["color"], pool["place"],
-                                        pool["size"], pool["x"])
-            losses = train_captioner(model, load("image_encoder", out), pixels, targets, steps,
-                                     batch_size, lr, generator)
-        else:
-            losses = train_depth_estimator(model, pixels, torch.from_numpy(pool["depth"]), steps,
-                                           batch_size, lr, generator)
-        seconds = time.time() - start
-        model.save_pretrained(out / name)
-        record = _record(model, losses, seconds, steps, batch_size, lr, out / name)
-        if args.resume:
-            record = _continued(json.loads((out / CARD).read_text())["models"][name], record)
-        update_model_card(out, models={name: record})
-        log.info("%s done in %.0f s, loss %.4f -> %.4f", name, seconds, losses[0], losses[-1])
+            images, labels = pool["images"], scene_attributes(SimpleNamespace(**pool))
+        labels = {key: torch.as_tensor(labels[key], dtype=torch.long) for key in ATTRIBUTES}
+        return train_cnn(model, images, labels, steps, batch_size, lr, generator)
+    if name == "image_encoder":
+        return train_image_encoder(model, pixels, torch.from_numpy(pool["sentences"]), steps, batch_size, lr,
+                                   generator)
+    if name == "captioner":
+        targets = captioner_targets(pool["category"], pool["color"], pool["place"], pool["size"], pool["x"])
+        return train_captioner(model, load("image_encoder", out), pixels, targets, steps, batch_size, lr,
+                               generator)
+    return train_depth_estimator(model, pixels, torch.from_numpy(pool["depth"]), steps, batch_size, lr,
+                                 generator)
