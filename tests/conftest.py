@@ -24,3 +24,20 @@ def world():
     from brainldm.datasets import load_dataset
 
     return load_dataset("world", subject="subj01", n_train=40, n_test=10)
+
+
+@pytest.fixture(scope="session")
+def tiny_models():
+    """The world model set's classes with tiny random weights (fast; the pipeline, not quality)."""
+    import torch
+
+    from brainldm.models import world_model_set
+    from brainldm.world_zoo import WorldModels
+    from brainldm.world_zoo.models import TextEncoder, build
+
+    torch.manual_seed(0)
+    parts = {name: build(name, tiny=True).eval() for name in
+             ("vae", "unet", "image_encoder", "cnn", "captioner", "depth_estimator")}
+    text = TextEncoder()
+    parts["scheduler"] = build("scheduler")
+    return world_model_set(WorldModels(**parts, text_encoder=text, uncond=text.unconditional()))

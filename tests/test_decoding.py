@@ -7,21 +7,7 @@ import torch
 from brainldm.decoding import decode, decoding_table
 from brainldm.errors import BrainLDMError
 from brainldm.features import resize_images, stimulus_features
-from brainldm.models import world_model_set
 from brainldm.reconstruct import reconstruct
-
-
-@pytest.fixture(scope="module")
-def tiny_models():
-    from brainldm.world_zoo import WorldModels
-    from brainldm.world_zoo.models import TextEncoder, build
-
-    torch.manual_seed(0)
-    parts = {name: build(name, tiny=True).eval() for name in
-             ("vae", "unet", "image_encoder", "cnn", "captioner", "depth_estimator")}
-    text = TextEncoder()
-    parts["scheduler"] = build("scheduler")
-    return world_model_set(WorldModels(**parts, text_encoder=text, uncond=text.unconditional()))
 
 
 def test_features_have_the_model_shapes_and_are_cached(world, tiny_models):

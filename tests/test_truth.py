@@ -1,0 +1,38 @@
+"""The ground truth of the world: oracle decoding and oracle reconstructions."""
+
+import numpy as np
+import pytest
+import torch
+
+from brainldm.errors import BrainLDMError
+from brainldm.features import stimulus_features
+from brainldm.truth import decoding_against_oracle, oracle_decoding, oracle_reconstructions, require_truth
+
+
+def test_noise_free_responses_decode_better_than_measured_ones(world, tiny_models):
+    table = decoding_against_oracle(world, tiny_models, [("z", "early")])
+    row = table.iloc[0]
+    assert row.oracle > row.measured
+    assert row.fraction == pytest.approx(row.measured / row.oracle)
+    r = oracle_decoding(world, tiny_models, "z", "early")
+    assert r.shape == (int(np.prod(tiny_models.latent_shape())),)
+
+
+def test_oracle_reconstructions_use_the_true_features_of_the_test_images(world, tiny_models):
+    ids, recon = oracle_reconstructions(world, tiny_models, n_images=3, num_inference_steps=2, n_samples=2)
+    np.testing.assert_array_equal(ids, world.image_ids("test")[:3])
+    size = tiny_models.resolution
+    assert recon["X_z"].shape == (3, size, size, 3)
+    assert recon["X_zc"].shape == recon["X_c"].shape == (3, 2, size, size, 3)
+    # X_z is the VAE's reconstruction of the seen image from its true latent
+    z = stimulus_features(world, tiny_models, "z", ids)
+    np.testing.assert_array_equal(recon["X_z"], tiny_models.ldm.decode(
+        torch.from_numpy(z.reshape((-1,) + tiny_models.latent_shape()))))
+
+
+def test_only_the_world_has_a_truth():
+    class Measured:
+        name = "nsd"
+
+    with pytest.raises(BrainLDMError, match="only for the simulated world"):
+        require_truth(Measured())
