@@ -102,13 +102,16 @@ print(f"total: {table['parameters (M)'].sum():.1f} M parameters, {table['size (M
       f"{table['minutes'].sum():.0f} minutes of training")
 
 # %% [markdown]
-# A model trained in stages (`brainldm train-world --resume` continues from the shipped weights)
-# lists them in the card; its curve shows the last stage.
+# Some models are trained in stages (`brainldm.world_zoo.train.STEPS`): each stage restarts the
+# optimiser and its learning-rate schedule from the previous stage's weights, and the CNN's last
+# stage sees 30,000 fresh images instead of the shared pool, on which it had begun to over-fit.
+# `brainldm train-world` replays every stage; the card lists them, and a curve shows the last one.
 
 # %%
 for name, m in card["models"].items():
     for k, stage in enumerate(m.get("stages", [])):
-        print(f"{name} stage {k + 1}: {stage['steps']} steps of {stage['batch_size']}, "
+        pool = stage.get("pool_images", card["pool"]["n_images"])
+        print(f"{name} stage {k + 1}: {stage['steps']} steps of {stage['batch_size']} from {pool} images, "
               f"learning rate {stage['learning_rate']}, {stage['seconds'] / 60:.0f} min")
 
 # %%
