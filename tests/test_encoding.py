@@ -1,0 +1,135 @@
+"""Voxelwise encoding models: known answers on synthetic data, and the world end to end."""
+
+import numpy as np
+import pytest
+
+from brainldm.encoding import (DEFAULT_ALPHAS, EncodingData, KernelRidgeEncoder, best_feature, bh_fdr, encoding_data,
+                               fit_encoders, roi_scores, truth_agreement, variance_partition)
+from brainldm.errors import BrainLDMError
+from brainldm.ridge import GroupRidgeCV
+
+
+def synthetic(rng, n_train=120, n_test=60, n_voxels=30, noise=1.0):
+    """Two feature blocks; voxels 0-9 driven by A, 10-19 by B, 20-29 by nothing."""
+    n = n_train + n_test
+    A = rng.standard_normal((n, 8))
+    B = rng.standard_normal((n, 40))
+    Y = noise * rng.standard_normal((n, n_voxels))
+    Y[:, :10] += A @ rng.standard_normal((8, 10))
+    Y[:, 10:20] += B @ rng.standard_normal((40, 10)) / np.sqrt(5)
+    data = EncodingData(subject="synthetic", train_ids=np.arange(n_train), Y_train=Y[:n_train].astype(np.float32),
+                        test_ids=np.arange(n_train, n), Y_test=Y[n_train:].astype(np.float32),
+                        noise_ceiling=np.full(n_voxels, 50.0))
+    return data, A.astype(np.float32), B.astype(np.float32)
+
+
+def gcv_by_hand(K, y, alpha):
+    """GCV error from the explicit hat matrix of centred kernel ridge."""
+    n = len(y)
+    H = K @ np.linalg.inv(K + alpha * np.eye(n))
+    residual = (y - y.mean()) - H @ (y - y.mean())
+    return n * (residual ** 2).sum() / (n - 1 - np.trace(H)) ** 2
+
+
+def test_gcv_scores_match_the_hat_matrix_formula(rng):
+    X = rng.standard_normal((40, 15)).astype(np.float32)
+    Y = rng.standard_normal((40, 3)).astype(np.float32)
+    alphas = np.array([0.1, 1.0, 10.0])
+    model = KernelRidgeEncoder(alphas=alphas).fit(X, Y)
+    Xs = (X - X.mean(0)) / (X.std(0) * np.sqrt(X.shape[1]))
+    K = (Xs @ Xs.T).astype(np.float64)
+    for i, alpha in enumerate(alphas):
+        for v in range(3):
+            assert model.cv_scores_[i, v] == pytest.approx(gcv_by_hand(K, Y[:, v].astype(np.float64), alpha), rel=1e-3)
+    assert np.all(model.best_alphas_ == alphas[model.cv_scores_.argmin(0)])
+
+
+def test_kfold_matches_group_ridge_cv_exactly(rng):
+    """cv=K gives GroupRidgeCV's predictions: alpha a on the normalised kernel = a * n_features there."""
+    X = rng.standard_normal((90, 120)).astype(np.float32)
+    Y = (X[:, :5] @ rng.standard_normal((5, 6)) + rng.standard_normal((90, 6))).astype(np.float32)
+    X_test = rng.standard_normal((20, 120)).astype(np.float32)
+    groups = np.arange(90)
+    alphas = np.logspace(-2, 3, 6)
+    ours = KernelRidgeEncoder(alphas=alphas, cv=5, random_state=3).fit(X, Y, groups=groups)
+    engine = GroupRidgeCV(alphas=alphas * X.shape[1], n_folds=5, solver="kernel", random_state=3,
+                          progress=False).fit(X, Y, groups=groups)
+    np.testing.assert_allclose(ours.best_alphas_ * X.shape[1], engine.best_alphas_)
+    np.testing.assert_allclose(ours.predict(X_test), engine.predict(X_test), rtol=1e-3, atol=1e-3)
+
+
+def test_encoders_find_the_driving_feature(rng):
+    data, A, B = synthetic(rng)
+    results = fit_encoders(data, {"A": A, "B": B, "A+B": [A, B]}, progress=False)
+    rA, rB, rAB = results["A"].r, results["B"].r, results["A+B"].r
+    assert rA[:10].mean() > 0.6 and rB[10:20].mean() > 0.6
+    assert rA[:10].mean() > rB[:10].mean() + 0.4 and rB[10:20].mean() > rA[10:20].mean() + 0.4
+    assert np.abs(rA[20:]).mean() < 0.2  # no signal: r near 0
+    assert rAB[:20].mean() > 0.6  # the joint model gets both
+    # significance: driven voxels significant, noise voxels rarely
+    assert results["A"].significant[:10].all() and results["B"].significant[10:20].all()
+    assert results["A"].significant[20:].mean() <= 0.2
+    winner, names = best_feature(results, ["A", "B"])
+    assert (np.array(names)[winner[:10]] == "A").all() and (np.array(names)[winner[10:20]] == "B").all()
+    # r normalised by the noise ceiling: sqrt(50 %) = 0.707
+    np.testing.assert_allclose(results["A"].r_normalized, rA / np.sqrt(0.5))
+
+
+def test_variance_partition_gives_unique_variance_to_the_right_block(rng):
+    data, A, B = synthetic(rng, noise=0.5)
+    results = fit_encoders(data, {"A": A, "B": B, "A+B": [A, B]}, progress=False)
+    parts = variance_partition(results, "A", "B", "A+B")
+    assert parts["unique A"][:10].mean() > 0.5 and abs(parts["unique A"][10:20].mean()) < 0.1
+    assert parts["unique B"][10:20].mean() > 0.5 and abs(parts["unique B"][:10].mean()) < 0.1
+    np.testing.assert_allclose(parts["unique A"] + parts["shared"], results["A"].r2)
+
+
+def test_permutation_and_parametric_p_values_agree(rng):
+    data, A, _ = synthetic(rng)
+    para = fit_encoders(data, {"A": A}, progress=False)["A"]
+    perm = fit_encoders(data, {"A": A}, test="permutation", n_permutations=400, progress=False)["A"]
+    np.testing.assert_allclose(perm.r, para.r)
+    assert np.corrcoef(np.log(perm.p), np.log(para.p))[0, 1] > 0.8
+    assert (perm.p[:10] < 0.01).all() and perm.p.min() >= 1 / 401
+
+
+def test_bh_fdr_known_values():
+    p = np.array([0.01, 0.04, 0.03, 0.5, np.nan])
+    # sorted 0.01, 0.03, 0.04, 0.5 -> 0.04, 0.0533, 0.0533, 0.5
+    np.testing.assert_allclose(bh_fdr(p), [0.04, 0.04 * 4 / 3, 0.04 * 4 / 3, 0.5, np.nan])
+
+
+def test_roi_scores_intervals_and_contrasts(rng, world):
+    data = encoding_data(world)
+    truth = world.true_signal(data.ids)  # a perfect "feature" for every voxel
+    noise = rng.standard_normal(truth.shape).astype(np.float32)
+    results = fit_encoders(data, {"truth": truth, "noise": noise}, progress=False)
+    scores = roi_scores(data, results, ["early", "ventral"], world, n_boot=200)
+    table = scores.table()
+    good = table[table["feature"] == "truth"]
+    assert (good["mean"] > 0.2).all() and (good["ci_low"] < good["mean"]).all() and (good["mean"] < good["ci_high"]).all()
+    contrast = scores.contrast("truth", "noise")
+    assert (contrast["ci_low"] > 0).all() and (contrast["verdict"] == "truth > noise").all()
+
+
+def test_truth_agreement_counts(world):
+    n = world.n_voxels
+    tuning = world.truth["tuning"]  # 0 low-level, 1 semantic, 2 spatial
+    perfect = np.where(tuning == 0, 0, np.where(tuning == 1, 1, -1))
+    out = truth_agreement(world, perfect, ["low-level", "semantic"])
+    assert out["fraction"] == 1.0 and out["n"] == int((tuning < 2).sum())
+    flipped = truth_agreement(world, np.where(perfect >= 0, 1 - perfect, -1), ["low-level", "semantic"])
+    assert flipped["fraction"] == 0.0
+    assert out["confusion"].to_numpy().trace() == out["n"]
+    assert np.shape(perfect) == (n,)
+
+
+def test_errors_say_what_to_fix(rng):
+    data, A, _ = synthetic(rng)
+    with pytest.raises(BrainLDMError, match="rows"):
+        fit_encoders(data, {"A": A[:10]}, progress=False)
+    with pytest.raises(BrainLDMError, match="cv"):
+        KernelRidgeEncoder(cv=1).fit(A, A)
+    with pytest.raises(BrainLDMError, match="not fitted"):
+        KernelRidgeEncoder().predict(A)
+    assert DEFAULT_ALPHAS.min() > 0
