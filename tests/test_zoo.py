@@ -39,7 +39,7 @@ def test_registry_names_the_papers_models():
     assert {name: spec.repo_id for name, spec in zoo.MODELS.items()} == {
         "sd-v1-4": "CompVis/stable-diffusion-v1-4",
         "sd-2-depth": "stabilityai/stable-diffusion-2-depth",
-        "blip": "Salesforce/blip-image-captioning-large",
+        "blip": "Salesforce/blip-image-captioning-base",
         "dpt-large": "Intel/dpt-large",
         "clip-vit-l14": "openai/clip-vit-large-patch14",
         "alexnet": "torchvision/alexnet-owt-7be5be79.pth",

@@ -17,7 +17,7 @@ from .errors import check_choice
 from .ldm import LatentDiffusion, images_to_tensor
 
 __all__ = ["ModelSet", "FeatureNet", "load_models", "world_model_set", "weights_digest", "ClipTextEncoder",
-           "MODEL_SETS"]
+           "MODEL_SETS", "LazyExtras", "NSD_EXTRAS"]
 
 #: dataset name -> model set used with it
 MODEL_SETS = {"world": "world", "nsd": "stable-diffusion-v1-4"}
@@ -95,7 +95,10 @@ class ModelSet:
         Identifies the weights (a digest of the VAE's and U-Net's parameters and the
         resolution), so that cached features and images follow a retrained model.
     extras : dict
-        Dataset-specific companions (captioner, depth estimator...).
+        Dataset-specific companions. World: ``captioner``, ``image_encoder``,
+        ``depth_estimator``, ``cnn`` (loaded). NSD: a :class:`LazyExtras` that loads
+        ``captioner`` (BLIP), ``depth_estimator`` (DPT-large) and ``depth_ldm`` (a
+        :class:`ModelSet` of SD 2 depth) the first time a chapter asks for them.
     """
 
     name: str
@@ -119,6 +122,33 @@ class ModelSet:
     def c_shape(self):
         """Shape ``(tokens, dim)`` of ``c``."""
         return tuple(self.uncond.shape[1:])
+
+
+class LazyExtras(dict):
+    """A dict whose missing entries are loaded on first access, by name.
+
+    ``extras["captioner"]`` loads BLIP the first time and keeps it; ``in`` and ``get``
+    see only what is loaded, :meth:`available` lists what could be.
+
+    Parameters
+    ----------
+    loaders : dict of str to callable
+        Name -> function of no argument that loads it.
+    """
+
+    def __init__(self, loaders, **loaded):
+        super().__init__(**loaded)
+        self.loaders = dict(loaders)
+
+    def __missing__(self, name):
+        if name not in self.loaders:
+            raise KeyError(f"no extra model {name!r}; this model set has {sorted(self.available())}")
+        value = self[name] = self.loaders[name]()
+        return value
+
+    def available(self):
+        """Names of the loaded and loadable extras."""
+        return list(dict.fromkeys([*self, *self.loaders]))
 
 
 def world_model_set(m):
@@ -223,7 +253,29 @@ def _stable_diffusion(device=None):
     }
     # Takagi encodes z at 320 px (4 x 40 x 40 with SD 1.4); smaller models at their own size
     resolution = min(320, pipe.unet.config.sample_size * ldm.vae_scale_factor)
-    return ModelSet("stable-diffusion-v1-4", ldm, text, uncond, resolution, nets)
+    return ModelSet("stable-diffusion-v1-4", ldm, text, uncond, resolution, nets, extras=_nsd_extras(nets, device))
+
+
+#: extra NSD models (loaded by :class:`LazyExtras` on first use) -> registry name (:data:`brainldm.zoo.MODELS`)
+NSD_EXTRAS = {"captioner": "blip", "depth_estimator": "dpt-large", "depth_ldm": "sd-2-depth"}
+
+
+def _nsd_extras(feature_nets, device):
+    """The technical report's extra models: BLIP (+T), DPT-large (+D depth) and SD 2 depth (+D)."""
+    from . import zoo
+
+    def depth_ldm():
+        from diffusers import DDIMScheduler
+
+        pipe = zoo.load(NSD_EXTRAS["depth_ldm"], device=device)
+        ldm = LatentDiffusion(pipe.vae, pipe.unet, DDIMScheduler.from_config(pipe.scheduler.config))
+        text = ClipTextEncoder(pipe.tokenizer, pipe.text_encoder)
+        resolution = min(320, pipe.unet.config.sample_size * ldm.vae_scale_factor)
+        return ModelSet("stable-diffusion-2-depth", ldm, text, text.encode_tokens([""]), resolution, feature_nets)
+
+    return LazyExtras({"captioner": lambda: zoo.load(NSD_EXTRAS["captioner"], device=device),
+                       "depth_estimator": lambda: zoo.load(NSD_EXTRAS["depth_estimator"], device=device),
+                       "depth_ldm": depth_ldm})
 
 
 def load_models(dataset="world", device=None):

@@ -80,7 +80,7 @@ def save_tiny_models(folder):
                                      ).save_pretrained(folder / "stabilityai/stable-diffusion-2-depth")
     image_size = {"height": TINY, "width": TINY}
     for repo, model, processor in [
-            ("Salesforce/blip-image-captioning-large", tiny_blip(),
+            ("Salesforce/blip-image-captioning-base", tiny_blip(),
              BlipProcessor(image_processor=BlipImageProcessor(size=image_size), tokenizer=bert_tokenizer())),
             ("Intel/dpt-large", tiny_dpt(), DPTImageProcessor(size=image_size)),
             ("openai/clip-vit-large-patch14", tiny_clip(),

@@ -17,7 +17,7 @@ name               weights                                 used for
 =================  ======================================  =============================================
 ``sd-v1-4``        ``CompVis/stable-diffusion-v1-4``       img2img reconstruction (``X_z``, ``X_c``, ``X_zc``)
 ``sd-2-depth``     ``stabilityai/stable-diffusion-2-depth``  ``+D``: reconstruction from decoded depth
-``blip``           ``Salesforce/blip-image-captioning-large``  ``+T``: captions of reconstructions
+``blip``           ``Salesforce/blip-image-captioning-base``   ``+T``: captions decoded from fMRI (ViT-B, CapFilt-L)
 ``dpt-large``      ``Intel/dpt-large``                     depth maps of the stimuli
 ``clip-vit-l14``   ``openai/clip-vit-large-patch14``       identification (CLIP layers), MindDiffuser
 ``alexnet``        torchvision AlexNet (IMAGENET1K_V1)     AlexNet(2), AlexNet(5) metrics
@@ -88,7 +88,7 @@ MODELS = {
         _SD_COMPONENTS + ("depth_estimator/config.json", "feature_extractor/preprocessor_config.json"),
         "+D: reconstruction conditioned on decoded depth"),
     "blip": ModelSpec(
-        "Salesforce/blip-image-captioning-large", "transformers", "BlipForConditionalGeneration",
+        "Salesforce/blip-image-captioning-base", "transformers", "BlipForConditionalGeneration",
         _TRANSFORMERS_FILES, "+T: captions", processor_class="BlipProcessor"),
     "dpt-large": ModelSpec(
         "Intel/dpt-large", "transformers", "DPTForDepthEstimation",

@@ -330,7 +330,12 @@ class Captioner(ModelMixin, ConfigMixin):
     @torch.no_grad()
     def predict_attributes(self, image_encoder, pixels):
         """Predicted attributes, in the layout :func:`caption_from_attributes` reads."""
-        logits = self(self.features(image_encoder, pixels))
+        return self.attributes_from_features(self.features(image_encoder, pixels))
+
+    @torch.no_grad()
+    def attributes_from_features(self, features):
+        """Attributes from :meth:`features` (n, in_features), e.g. features decoded from fMRI."""
+        logits = self(torch.as_tensor(features, dtype=torch.float32))
         best = {name: v.argmax(1).cpu().numpy() for name, v in logits.items()}
         category = np.stack([best[f"category{k}"] for k in range(MAX_OBJECTS)], 1)
         color = np.stack([best[f"color{k}"] for k in range(MAX_OBJECTS)], 1)
