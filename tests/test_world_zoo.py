@@ -84,8 +84,8 @@ def test_vae_training_lowers_the_loss(scenes):
 def test_unet_training_lowers_the_loss(scenes):
     torch.manual_seed(0)
     unet = build("unet", tiny=True, cross_attention_dim=8)
-    latents = torch.randn(12, 4, 16, 16, generator=_gen())
-    depth = prepare_depth(scenes.depth, (16, 16))
+    latents = torch.randn(12, 4, 8, 8, generator=_gen())
+    depth = prepare_depth(scenes.depth, (8, 8))
     losses = T.train_unet(unet, build("scheduler"), (latents, 0.01 * torch.ones_like(latents)),
                           torch.randn(12, 5, 8), torch.zeros(1, 5, 8), 30, 12, 3e-3, _gen(),
                           depth=depth)
