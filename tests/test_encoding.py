@@ -133,3 +133,20 @@ def test_errors_say_what_to_fix(rng):
     with pytest.raises(BrainLDMError, match="not fitted"):
         KernelRidgeEncoder().predict(A)
     assert DEFAULT_ALPHAS.min() > 0
+
+
+def test_bootstrap_scores_equal_direct_resampling(rng):
+    """Weighted sums give the r and R² of each resample, even for nearly constant predictions."""
+    from brainldm.encoding import _boot_scores, _boot_weights
+    from brainldm.ridge import correlation_score
+
+    Y = rng.standard_normal((50, 4)) * 10 + 100
+    P = 100 + 1e-3 * (Y - 100) + 1e-4 * rng.standard_normal((50, 4))  # shrunk predictions
+    W = _boot_weights(50, 5, seed=1)
+    r = _boot_scores(W, Y, P, "r")
+    r2 = _boot_scores(W, Y, P, "r2")
+    for b in range(5):
+        rows = np.repeat(np.arange(50), W[b].astype(int))
+        np.testing.assert_allclose(r[b], correlation_score(Y[rows], P[rows]), atol=1e-3)
+        direct = 1 - ((Y[rows] - P[rows]) ** 2).sum(0) / ((Y[rows] - Y[rows].mean(0)) ** 2).sum(0)
+        np.testing.assert_allclose(r2[b], direct, atol=1e-3)

@@ -37,7 +37,7 @@ from .cache import array_digest, cached_arrays
 from .errors import BrainLDMError, check_choice
 from .features import feature_shape, stimulus_features
 
-__all__ = ["ENCODING_SETTINGS", "STAGES", "encoding_settings_for", "unet_layers", "stage_steps",
+__all__ = ["ENCODING_SETTINGS", "STAGES", "encoding_settings_for", "unet_layers", "layer_depths", "stage_steps",
            "denoising_features", "LDMFeatures", "ldm_features"]
 
 _VERSION = "1"
@@ -75,6 +75,35 @@ def unet_layers(unet):
     n_down = len(unet.config.down_block_types)
     n_up = len(unet.config.up_block_types)
     return tuple([f"down{i + 1}" for i in range(n_down)] + ["mid"] + [f"up{i + 1}" for i in range(n_up)])
+
+
+def layer_depths(layers):
+    """How deep in the U-Net each block sits: 0 for the outermost (``down1``, the last up block).
+
+    Parameters
+    ----------
+    layers : sequence of str
+        Names from :func:`unet_layers`.
+
+    Returns
+    -------
+    depths : dict of str to int
+        ``downI`` is ``I - 1``, ``mid`` is the number of down blocks (the bottleneck), and
+        ``upJ`` is ``n_up - J`` (up blocks mirror the down blocks).
+    """
+    n_down = sum(name.startswith("down") for name in layers)
+    n_up = sum(name.startswith("up") for name in layers)
+    depths = {}
+    for name in layers:
+        if name == "mid":
+            depths[name] = n_down
+        elif name.startswith("down"):
+            depths[name] = int(name[4:]) - 1
+        elif name.startswith("up"):
+            depths[name] = n_up - int(name[2:])
+        else:
+            raise BrainLDMError(f"unknown U-Net layer {name!r}; expected downI, mid or upJ (see unet_layers)")
+    return depths
 
 
 def _layer_modules(unet):
