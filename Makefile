@@ -13,8 +13,9 @@ PIP_QUIET := --quiet --disable-pip-version-check
 book: env system-packages
 	$(BIN)/brainldm book
 
+# Two workers, one file (one notebook) each at a time: a notebook's cells share one kernel.
 test: env
-	$(BIN)/pytest --nbval --nbval-current-env --nbval-sanitize-with tests/sanitize.cfg tests
+	$(BIN)/pytest -n 2 --dist loadfile --nbval --nbval-current-env --nbval-sanitize-with tests/sanitize.cfg tests
 
 test-slow: env
 	$(BIN)/pytest -m slow tests

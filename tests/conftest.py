@@ -10,6 +10,8 @@ ROOT = Path(__file__).resolve().parents[1]
 # Set before brainldm is imported anywhere, so the nbval kernels inherit it too.
 os.environ.setdefault("BRAINLDM_DATA", str(ROOT / ".data" / "tests"))
 os.environ.setdefault("TQDM_DISABLE", "1")
+if os.environ.get("PYTEST_XDIST_WORKER"):  # parallel workers: one thread each (and their kernels)
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 @pytest.fixture
