@@ -15,6 +15,10 @@ NSD_PARAMETERS = {
                           "n_samples": 1},
     "03_evaluate_reconstructions": {"dataset": "nsd", "subjects": ["subj01"], "num_inference_steps": 2,
                                     "n_samples": 1},
+    "09_encode_latents": {"dataset": "nsd", "num_inference_steps": 2, "n_boot": 50},
+    "10_compare_noise_levels": {"dataset": "nsd", "strengths": [0.5, 1.0], "num_inference_steps": 2, "n_boot": 50},
+    "11_compare_timesteps": {"dataset": "nsd", "num_inference_steps": 2, "n_boot": 50},
+    "12_compare_unet_layers": {"dataset": "nsd", "num_inference_steps": 2, "n_boot": 50},
 }
 
 

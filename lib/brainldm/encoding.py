@@ -444,8 +444,8 @@ def fit_encoders(data, features, alphas=DEFAULT_ALPHAS, cv="gcv", test="parametr
     data_key = data.digest()
     results = {}
     ceiling = np.sqrt(np.clip(data.noise_ceiling, 0, None) / 100.0)
-    for name, value in tqdm(features.items(), desc="encoding models", unit="feature",
-                            disable=not progress or len(features) < 2):
+    quiet = {"disable": True} if not progress or len(features) < 2 else {}  # else tqdm's default (TQDM_DISABLE)
+    for name, value in tqdm(features.items(), desc="encoding models", unit="feature", **quiet):
         blocks = _blocks(value)
         if len(blocks[0]) != n_train + n_test:
             raise BrainLDMError(f"feature {name!r} has {len(blocks[0])} rows; expected one per image of data.ids "

@@ -234,7 +234,8 @@ def denoising_features(ldm, z, c, uncond=None, strength=0.8, guidance_scale=5.0,
     handles += [modules[name].register_forward_hook(recorder(name)) for name in layers]
     finals, trajectories = [], []
     try:
-        for start in tqdm(range(0, len(z), batch_size), desc="LDM features", unit="batch", disable=not progress):
+        quiet = {} if progress else {"disable": True}  # else tqdm's default (TQDM_DISABLE)
+        for start in tqdm(range(0, len(z), batch_size), desc="LDM features", unit="batch", **quiet):
             part = slice(start, start + batch_size)
             state["step"], state["timesteps"] = -1, []
             path = []

@@ -24,57 +24,76 @@ def has_surface(ds):
     return not hasattr(ds.to_volume(np.zeros(ds.n_voxels, np.float32)), "affine")
 
 
-def _roi_overlay(labels, labelsize):
-    """The RGBA image of S1's ROI outlines (and labels) on the flatmap, and its extent (cached).
+_HEIGHT = 1024  # pycortex's default flatmap height (pixels)
 
-    pycortex renders the overlay with inkscape on every flatmap (10-20 s each); rendered
-    once here and drawn over every map of the same height.
+
+def _base_layers(labels, labelsize):
+    """S1's flatmap curvature and ROI outlines (with labels) as RGBA images, and their extent (cached).
+
+    pycortex draws both again for every flatmap, the ROIs through inkscape (10-20 s each);
+    here they are rendered once, on a blank map, and reused under and over every map.
     """
-    from .anatomy import SUBJECT, import_cortex, quiet
+    from .anatomy import SUBJECT, XFM, import_cortex, inkscape_available, quiet
     from .cache import cached_arrays
 
     def compute():
         import matplotlib.pyplot as plt
 
         cortex = import_cortex()
-        volume = cortex.Volume(np.full(cortex.db.get_xfm(SUBJECT, "fullhead").shape, np.nan, np.float32),
-                               SUBJECT, "fullhead")
-        fig = quiet(cortex.quickflat.make_figure, volume, with_rois=True, with_labels=labels, with_curvature=False,
-                    with_colorbar=False, labelsize=labelsize, height=_HEIGHT)
-        image = next(im for im in fig.axes[0].images if im.get_label() == "rois")
-        rgba = np.asarray(image.get_array(), dtype=np.float32)
+        blank = cortex.Volume(np.full(cortex.db.get_xfm(SUBJECT, XFM).shape, np.nan, np.float32), SUBJECT, XFM)
+        with_rois = inkscape_available()  # pycortex rasterises the ROI overlay with inkscape
+        fig = quiet(cortex.quickflat.make_figure, blank, with_rois=with_rois, with_labels=labels and with_rois,
+                    with_curvature=True, with_colorbar=False, labelsize=labelsize, height=_HEIGHT)
+        images = {im.get_label(): im for im in fig.axes[0].images}
+        curvature = images["curvature"]
+        out = {"curvature": curvature.to_rgba(curvature.get_array(), bytes=True),
+               "extent": np.asarray(curvature.get_extent(), np.float64)}
+        rois = np.asarray(images["rois"].get_array(), np.float32) if "rois" in images else np.zeros((1, 1, 4))
+        out["rois"] = np.round(rois * (255 if rois.max() <= 1.0 else 1)).astype(np.uint8)
         plt.close(fig)
-        if rgba.max() <= 1.0:
-            rgba = rgba * 255
-        return {"rgba": np.round(rgba).astype(np.uint8), "extent": np.asarray(image.get_extent(), np.float64)}
+        return out
 
     import cortex
 
     params = {"subject": SUBJECT, "height": _HEIGHT, "labels": bool(labels), "labelsize": labelsize,
-              "pycortex": getattr(cortex, "__version__", "")}
-    return cached_arrays("flatmap_overlay", params, "1", compute)
+              "inkscape": inkscape_available(), "pycortex": getattr(cortex, "__version__", "")}
+    return cached_arrays("flatmap_layers", params, "1", compute)
 
 
-_HEIGHT = 1024  # pycortex's default flatmap height (pixels)
+def _crop(image, extent, box):
+    """The part of an image drawn over ``extent`` (left, right, bottom, top) that covers ``box``."""
+    left, right, bottom, top = extent
+    rows, cols = image.shape[:2]
+    dx, dy = (right - left) / cols, (top - bottom) / rows
+    x0, x1, y0, y1 = box
+    j0, j1 = int(np.clip(np.floor((x0 - left) / dx), 0, cols)), int(np.clip(np.ceil((x1 - left) / dx), 0, cols))
+    i0, i1 = int(np.clip(np.floor((top - y1) / dy), 0, rows)), int(np.clip(np.ceil((top - y0) / dy), 0, rows))
+    return image[i0:i1, j0:j1], (left + j0 * dx, left + j1 * dx, top - i1 * dy, top - i0 * dy)
 
 
 def _flatmap(ax, ds, values, title, cmap, vmin, vmax, labelsize, zoom):
-    from .anatomy import import_cortex, inkscape_available, quiet
+    from .anatomy import import_cortex, quiet
 
     cortex = import_cortex()
-    volume = ds.to_volume(np.asarray(values, dtype=np.float32))
-    volume.cmap, volume.vmin, volume.vmax = cmap, vmin, vmax
-    quiet(cortex.quickflat.make_figure, volume, with_rois=False, with_curvature=True, with_colorbar=False,
-          nanmean=True, fig=ax, height=_HEIGHT)
-    if inkscape_available():  # pycortex draws ROI outlines with inkscape
-        overlay = _roi_overlay(True, labelsize)
-        ax.imshow(overlay["rgba"], extent=tuple(overlay["extent"]), aspect="equal", interpolation="bicubic",
-                  zorder=1000, label="rois")
+    layers = _base_layers(True, labelsize)
+    extent = tuple(layers["extent"])
+    box = extent
     if zoom and hasattr(ds, "anatomy"):  # the world's voxels: the visual cortex of S1
         low, high = ds.anatomy["flat"].min(0), ds.anatomy["flat"].max(0)
         margin = 0.08 * (high - low).max()
-        ax.set_xlim(low[0] - margin, high[0] + margin)
-        ax.set_ylim(low[1] - margin, high[1] + margin)
+        box = (low[0] - margin, high[0] + margin, low[1] - margin, high[1] + margin)
+    volume = ds.to_volume(np.asarray(values, dtype=np.float32))
+    data, data_extent = quiet(cortex.quickflat.make_flatmap_image, volume, height=_HEIGHT, nanmean=True)
+    for zorder, (image, image_extent, kwargs) in enumerate([
+            (layers["curvature"], extent, {}),
+            (data, tuple(data_extent), {"cmap": cmap, "vmin": vmin, "vmax": vmax, "interpolation": "nearest"}),
+            (layers["rois"], extent, {"interpolation": "bicubic"})]):
+        if image.shape[0] > 1:
+            part, part_extent = _crop(image, image_extent, box)
+            ax.imshow(part, extent=part_extent, aspect="equal", zorder=zorder, **kwargs)
+    ax.set_xlim(box[0], box[1])
+    ax.set_ylim(box[2], box[3])
+    ax.set_axis_off()
     ax.set_title(title, fontsize=10)
 
 
