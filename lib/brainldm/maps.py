@@ -100,10 +100,14 @@ def _flatmap(ax, ds, values, title, cmap, vmin, vmax, labelsize, zoom):
 def _slices(ax, ds, values, title, cmap, vmin, vmax):
     from nilearn import plotting
 
+    import warnings
+
     image = ds.to_volume(np.asarray(values, dtype=np.float32))
     cuts = max(1, min(6, image.shape[2]))
-    plotting.plot_img(image, display_mode="z", cut_coords=cuts, axes=ax, cmap=cmap, vmin=vmin, vmax=vmax,
-                      colorbar=False, black_bg=False, title=None, annotate=False)
+    with warnings.catch_warnings():  # voxels outside the dataset are NaN by design; nilearn zeroes them
+        warnings.filterwarnings("ignore", message="Non-finite values detected")
+        plotting.plot_img(image, display_mode="z", cut_coords=cuts, axes=ax, cmap=cmap, vmin=vmin, vmax=vmax,
+                          colorbar=False, black_bg=False, title=None, annotate=False)
     ax.set_title(title, fontsize=10)
 
 
