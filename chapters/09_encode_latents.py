@@ -91,9 +91,9 @@ internal = ldm_features(ds, models, data.ids, layers="all", seed=seed, **setting
 features["z_c"] = internal.z_c
 features["z+c"] = [features["z"], features["c"]]  # the joint model of section 4
 results = fit_encoders(data, features, fdr=fdr, seed=seed)
-summary = pd.DataFrame({name: {"features": res.n_features, "median r": np.nanmedian(res.r),
-                               "significant voxels": res.significant.mean()} for name, res in results.items()}).T
-print(summary.round(3).to_string())
+summary = pd.DataFrame([{"model": name, "features": res.n_features, "median r": np.nanmedian(res.r),
+                         "significant voxels": res.significant.mean()} for name, res in results.items()])
+print(summary.round(3).to_string(index=False))
 
 # %% [markdown]
 # ## 2. Maps
