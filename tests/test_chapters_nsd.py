@@ -15,10 +15,13 @@ NSD_PARAMETERS = {
                           "n_samples": 1},
     "03_evaluate_reconstructions": {"dataset": "nsd", "subjects": ["subj01"], "num_inference_steps": 2,
                                     "n_samples": 1},
+    "08_refine_minddiffuser": {"dataset": "nsd", "n_images": 2, "n_iterations": 1, "pool": 2,
+                               "num_inference_steps": 2, "n_samples": 1, "n_shown": 2},
     "09_encode_latents": {"dataset": "nsd", "num_inference_steps": 2, "n_boot": 50},
     "10_compare_noise_levels": {"dataset": "nsd", "strengths": [0.5, 1.0], "num_inference_steps": 2, "n_boot": 50},
     "11_compare_timesteps": {"dataset": "nsd", "num_inference_steps": 2, "n_boot": 50},
     "12_compare_unet_layers": {"dataset": "nsd", "num_inference_steps": 2, "n_boot": 50},
+    "13_control_overlap": {"dataset": "nsd", "subjects": ["subj01"], "num_inference_steps": 2, "n_samples": 1},
 }
 
 

@@ -196,6 +196,8 @@ def test_rescore_without_recomputes_among_the_remaining_images():
     assert "without overlap" in set(single["images"])
     with pytest.raises(BrainLDMError):
         overlap.rescore_without(models, seen, recon, exclude[:5])
+    with pytest.raises(BrainLDMError):
+        overlap.rescore_without(models, seen, recon[:, 0], exclude)
 
 
 def test_world_pool_holds_the_leaked_test_images():

@@ -305,7 +305,7 @@ def feature_net_token(net):
     return array_digest(*[np.round(v, 4) for v in net(probe).values()])
 
 
-def world_signatures(models, test_ids=None, world_seed=0, crop=0.08, jpeg_quality=75, hash_size=8):
+def world_signatures(models, test_ids=None, world_seed=0, n_fresh=None, crop=0.08, jpeg_quality=75, hash_size=8):
     """Signatures of world test stimuli and of the world models' training pool (cached).
 
     The pool is the one :func:`brainldm.world_zoo.train.load_pool` renders, with the size
@@ -323,6 +323,9 @@ def world_signatures(models, test_ids=None, world_seed=0, crop=0.08, jpeg_qualit
     world_seed : int
         The seed of the world whose test stimuli are searched (the dataset's ``seed``); only
         the world the models were trained on (the card's seed) has leaked images.
+    n_fresh : int, optional
+        Search only the first ``n_fresh`` fresh pool images (and every leaked one); default
+        all of them, as the models were trained. Fewer make a faster, easier search.
     crop, jpeg_quality
         See :func:`web_copies`.
     hash_size : int
@@ -332,7 +335,8 @@ def world_signatures(models, test_ids=None, world_seed=0, crop=0.08, jpeg_qualit
     query : dict
         :func:`signatures` of the test stimuli, with their ``ids``.
     pools : dict of str to dict
-        ``"exact"`` and ``"web copies"``: :func:`signatures` of the pool, with ``ids``.
+        ``"exact"`` and ``"web copies"``: :func:`signatures` of the pool, with ``ids`` and
+        ``position`` (in the whole pool, for :func:`world_pool_images`).
     truth : bool array of shape (n_test,)
         Which test stimuli are in the pool (``design.is_leaked``).
     """
@@ -346,12 +350,18 @@ def world_signatures(models, test_ids=None, world_seed=0, crop=0.08, jpeg_qualit
     if not card:
         raise BrainLDMError("the world models' card has no 'pool' entry (n_fresh, seed, image_size); retrain "
                             "with `brainldm train-world` to record it")
-    n_fresh, seed, size = int(card["n_fresh"]), int(card["seed"]), int(card["image_size"])
+    seed, size = int(card["seed"]), int(card["image_size"])
     test_ids = np.arange(NSD_TEST_IMAGES) if test_ids is None else np.asarray(test_ids, np.int64)
-    pool_ids = zoo_pool_ids(n_fresh, seed)
-    params = {"net": feature_net_token(models.feature_nets["clip"]), "n_fresh": n_fresh, "seed": seed,
+    whole = zoo_pool_ids(int(card["n_fresh"]), seed)  # the fresh images, then the leaked ones
+    positions = np.arange(len(whole))
+    if n_fresh is not None:
+        positions = positions[(positions < int(n_fresh)) | (positions >= int(card["n_fresh"]))]
+    pool_ids = whole[positions]
+    params = {"net": feature_net_token(models.feature_nets["clip"]), "n_fresh": int(card["n_fresh"]), "seed": seed,
               "world_seed": int(world_seed), "size": size, "test": cache_key("ids", test_ids.tolist(), ""),
               "crop": crop, "jpeg_quality": jpeg_quality, "hash_size": hash_size}
+    if n_fresh is not None:
+        params["subset"] = cache_key("ids", pool_ids.tolist(), "")
 
     def compute():
         parts = {}
@@ -367,14 +377,13 @@ def world_signatures(models, test_ids=None, world_seed=0, crop=0.08, jpeg_qualit
         for start in tqdm(range(0, len(pool_ids), batch), desc="overlap: pool signatures", unit="batch"):
             images = render_scenes(pool_ids[start:start + batch], seed=seed, size=size).images
             add("exact", images)
-            add("copies", web_copies(images, np.arange(start, start + len(images)), crop=crop,
-                                     jpeg_quality=jpeg_quality))
+            add("copies", web_copies(images, positions[start:start + batch], crop=crop, jpeg_quality=jpeg_quality))
         return {key: np.concatenate(value) for key, value in parts.items()}
 
     arrays = cached_arrays("overlap_signatures", params, _VERSION, compute)
     query = {"ids": test_ids, "embedding": arrays["query_embedding"], "hash": arrays["query_hash"]}
-    pools = {name: {"ids": pool_ids, "embedding": arrays[f"{key}_embedding"], "hash": arrays[f"{key}_hash"]}
-             for name, key in (("exact", "exact"), ("web copies", "copies"))}
+    pools = {name: {"ids": pool_ids, "position": positions, "embedding": arrays[f"{key}_embedding"],
+                    "hash": arrays[f"{key}_hash"]} for name, key in (("exact", "exact"), ("web copies", "copies"))}
     return query, pools, is_leaked(test_ids, seed) & (int(world_seed) == seed)
 
 
@@ -384,7 +393,8 @@ def world_pool_images(indices, copies=True, crop=0.08, jpeg_quality=75):
     Parameters
     ----------
     indices : int array
-        Positions in the pool (``pool["ids"]`` of :func:`world_signatures`), e.g. a search's ``match``.
+        Positions in the whole pool (``pool["position"]`` of :func:`world_signatures` at a
+        search's ``match``).
 
     Returns
     -------
@@ -529,7 +539,8 @@ def rescore_without(models, seen, reconstructions, exclude, columns=None, **grou
     ----------
     models : ModelSet
     seen : uint8 array of shape (n, H, W, 3)
-    reconstructions : uint8 array of shape (n, s, H, W, 3)
+    reconstructions : uint8 array of shape (n, s, h, w, 3)
+        Resized to H × W if needed.
     exclude : bool array of shape (n,), or dict of str to such arrays
         The overlapping test images (several named sets: e.g. the known ones and the
         detected ones).
@@ -547,24 +558,43 @@ def rescore_without(models, seen, reconstructions, exclude, columns=None, **grou
     """
     import pandas as pd
 
-    from .evaluate import IDENTIFICATION_COLUMNS, identification_scores, pixcorr, score_table, ssim
+    from .evaluate import IDENTIFICATION_COLUMNS, pixcorr, score_table, ssim, two_way_identification
+    from .features import resize_images
 
+    seen = np.asarray(seen)
+    reconstructions = np.asarray(reconstructions)
+    if reconstructions.ndim != 5 or len(reconstructions) != len(seen):
+        raise BrainLDMError(f"expected reconstructions of shape (n, samples, h, w, 3) for {len(seen)} seen images, "
+                            f"found {reconstructions.shape}")
+    n, n_samples = reconstructions.shape[:2]
+    if reconstructions.shape[2:4] != seen.shape[1:3]:  # compared at the seen images' size, as evaluate does
+        reconstructions = resize_images(reconstructions.reshape((n * n_samples,) + reconstructions.shape[2:]),
+                                        seen.shape[1]).reshape((n, n_samples) + seen.shape[1:])
     masks = exclude if isinstance(exclude, dict) else {"overlap": exclude}
-    subsets = {"all": np.ones(len(seen), bool)}
+    subsets = {"all": np.ones(n, bool)}
     for name, mask in masks.items():
         mask = np.asarray(mask, bool)
-        if mask.shape != (len(seen),) or len(reconstructions) != len(seen):
-            raise BrainLDMError(f"expected one flag and one set of reconstructions per seen image; found "
-                                f"{len(seen)} images, {len(reconstructions)} reconstructions, {name!r} "
-                                f"{mask.shape}")
+        if mask.shape != (n,):
+            raise BrainLDMError(f"expected one {name!r} flag per seen image ({n}), found shape {mask.shape}")
         subsets[f"without {name}"] = ~mask
         subsets[f"{name} only"] = mask
+    # every image's features once; each subset's identification compares its images among themselves
+    columns = columns or IDENTIFICATION_COLUMNS
+    features = {}
+    for net_name in dict.fromkeys(net for net, _ in columns.values()):
+        layers = list(dict.fromkeys(layer for net, layer in columns.values() if net == net_name))
+        net = models.feature_nets[net_name]
+        orig = net(seen, layers)
+        gen = net(reconstructions.reshape((n * n_samples,) + seen.shape[1:]), layers)
+        for column, (name, layer) in columns.items():
+            if name == net_name:
+                features[column] = (orig[layer], gen[layer].reshape(n, n_samples, -1))
+    pixels = {"PixCorr": pixcorr(seen, reconstructions), "SSIM": ssim(seen, reconstructions)}
     tables = []
     for name, keep in subsets.items():
         if keep.sum() < 2:
             continue
-        scores = identification_scores(models, seen[keep], reconstructions[keep], columns or IDENTIFICATION_COLUMNS)
-        scores.update({"PixCorr": pixcorr(seen[keep], reconstructions[keep]),
-                       "SSIM": ssim(seen[keep], reconstructions[keep])})
+        scores = {column: two_way_identification(orig[keep], gen[keep]) for column, (orig, gen) in features.items()}
+        scores.update({metric: values[keep] for metric, values in pixels.items()})
         tables.append(score_table(scores, images=name, n=int(keep.sum()), **groups))
     return pd.concat(tables, ignore_index=True)
