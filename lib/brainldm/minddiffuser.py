@@ -344,7 +344,8 @@ def refine(ldm, models, z, c, uncond, target, slices, optimize=("z", "c"), throu
                                     guidance_scale))
 
     losses = []
-    for iteration in tqdm(range(int(n_iterations) + 1), desc="MindDiffuser stage 2", disable=not progress):
+    bar = {} if progress else {"disable": True}  # when shown, TQDM_DISABLE can still hide it
+    for iteration in tqdm(range(int(n_iterations) + 1), desc="MindDiffuser stage 2", **bar):
         with torch.set_grad_enabled(iteration < int(n_iterations)):
             pixels = generate()
             value = structural_loss(structure_features(models, pixels, layers, pool, net), target, slices, loss,

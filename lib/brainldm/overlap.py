@@ -30,8 +30,8 @@ from .cache import array_digest, cache_key, cached_arrays
 from .errors import BrainLDMError, check_choice
 
 __all__ = ["phash", "hamming_distances", "image_embeddings", "web_copies", "signatures", "NearDuplicateSearch",
-           "detection_scores", "threshold_sweep", "world_signatures", "world_pool_images", "read_id_list", "load_pool_images",
-           "rescore_without", "feature_net_token", "RULES", "ID_KINDS"]
+           "detection_scores", "threshold_sweep", "world_signatures", "world_pool_images", "read_id_list",
+           "load_pool_images", "rescore_without", "feature_net_token", "RULES", "ID_KINDS"]
 
 _VERSION = "1"
 #: how the two similarities are combined: a pair is a near duplicate if ``both`` pass, if ``either`` does,
