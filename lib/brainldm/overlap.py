@@ -279,6 +279,8 @@ def detection_scores(flagged, truth):
 def threshold_sweep(query, pool, truth, cosine_thresholds=None, hamming_thresholds=None, rule="both"):
     """Precision and recall of :class:`NearDuplicateSearch` over a grid of thresholds.
 
+    The query × pool similarities are computed once (memory: two query × pool matrices).
+
     Returns
     -------
     table : pandas DataFrame
@@ -286,14 +288,21 @@ def threshold_sweep(query, pool, truth, cosine_thresholds=None, hamming_threshol
     """
     import pandas as pd
 
+    check_choice("rule", rule, RULES)
     cosine_thresholds = np.linspace(0.8, 1.0, 9) if cosine_thresholds is None else cosine_thresholds
     hamming_thresholds = [0, 4, 8, 12, 16, 20] if hamming_thresholds is None else hamming_thresholds
+    query, pool = _check_signatures(query, "query"), _check_signatures(pool, "pool")
+    cos = query["embedding"] @ pool["embedding"].T  # every pair once; each threshold is then a comparison
+    ham = hamming_distances(query["hash"], pool["hash"]).astype(np.int16)
     rows = []
     for c in cosine_thresholds:
+        by_cosine = cos >= c
         for h in hamming_thresholds:
-            found = NearDuplicateSearch(float(c), int(h), rule).fit(pool).search(query)
+            by_hash = ham <= h
+            passed = {"both": by_cosine & by_hash, "either": by_cosine | by_hash, "embedding": by_cosine,
+                      "phash": by_hash}[rule]
             rows.append({"cosine_threshold": float(c), "hamming_threshold": int(h),
-                         **detection_scores(found["flagged"], truth)})
+                         **detection_scores(passed.any(1), truth)})
     return pd.DataFrame(rows)
 
 
@@ -558,7 +567,7 @@ def rescore_without(models, seen, reconstructions, exclude, columns=None, **grou
     """
     import pandas as pd
 
-    from .evaluate import IDENTIFICATION_COLUMNS, pixcorr, score_table, ssim, two_way_identification
+    from .evaluate import IDENTIFICATION_COLUMNS, pixcorr, score_table, ssim
     from .features import resize_images
 
     seen = np.asarray(seen)
@@ -588,13 +597,32 @@ def rescore_without(models, seen, reconstructions, exclude, columns=None, **grou
         gen = net(reconstructions.reshape((n * n_samples,) + seen.shape[1:]), layers)
         for column, (name, layer) in columns.items():
             if name == net_name:
-                features[column] = (orig[layer], gen[layer].reshape(n, n_samples, -1))
+                features[column] = _correlations(orig[layer], gen[layer].reshape(n, n_samples, -1))
     pixels = {"PixCorr": pixcorr(seen, reconstructions), "SSIM": ssim(seen, reconstructions)}
     tables = []
     for name, keep in subsets.items():
         if keep.sum() < 2:
             continue
-        scores = {column: two_way_identification(orig[keep], gen[keep]) for column, (orig, gen) in features.items()}
+        scores = {column: _identification(r[:, keep][:, :, keep]) for column, r in features.items()}
         scores.update({metric: values[keep] for metric, values in pixels.items()})
         tables.append(score_table(scores, images=name, n=int(keep.sum()), **groups))
     return pd.concat(tables, ignore_index=True)
+
+
+def _correlations(orig, gen):
+    """``r[k, i, j]``: correlation of the features of seen image i and of reconstruction k of image j."""
+    def standardise(x):
+        x = np.asarray(x, np.float64)
+        x = x - x.mean(-1, keepdims=True)
+        norm = np.linalg.norm(x, axis=-1, keepdims=True)
+        return x / np.where(norm > 0, norm, 1.0)
+
+    return np.einsum("id,jkd->kij", standardise(orig), standardise(gen))
+
+
+def _identification(r):
+    """Two-way identification of each image from its correlations (as :func:`brainldm.evaluate.two_way_identification`)."""
+    n = r.shape[1]
+    own = np.diagonal(r, axis1=1, axis2=2)[:, :, None]
+    wins = ((own > r) + 0.5 * (own == r)).sum(axis=2) - 0.5  # drop j == i, a tie with itself
+    return wins.mean(axis=0) / (n - 1)
