@@ -262,3 +262,10 @@ def test_table1_summary_and_comparison_with_the_paper():
     assert comparison.loc[("baseline", "paper"), "CLIP early"] == 0.759  # seed 002, CVPR baseline
     assert comparison.loc[("+T", "difference"), "CNN late"] == pytest.approx(
         across.loc["+T", ("CNN late", "mean")] - 0.915)
+
+
+def test_the_reports_per_subject_table_averages_to_its_mean_row():
+    from brainldm.reference import table1, table1_by_subject
+
+    means = table1_by_subject().groupby(level="method", sort=False).mean()
+    np.testing.assert_allclose(means.loc[table1().index], table1(), atol=0.0006)  # the report rounds to 3 digits

@@ -28,7 +28,7 @@ from .features import resize_images
 from .ldm import images_to_tensor
 
 __all__ = ["WorldCaptionModel", "BlipCaptionModel", "caption_model", "sentence_embeddings", "caption_scores",
-           "attribute_accuracy", "BLIP_GENERATION"]
+           "attribute_accuracy", "attribute_table", "BLIP_GENERATION"]
 
 #: Takagi & Nishimoto's BLIP settings (codes/caption/BLIP/decode_captions.py): beam search,
 #: 3 beams, 5-20 tokens, repetition penalty 1.5, after BLIP's prompt "a picture of "
@@ -263,3 +263,28 @@ def attribute_accuracy(attributes, truth):
     """
     return {name: np.asarray(attributes[name] if np.ndim(attributes[name]) == 1 else attributes[name][:, 0])
             == np.asarray(truth[name]) for name in ("place", "category", "color", "size", "position")}
+
+
+def attribute_table(attributes, truth):
+    """Accuracy of each attribute, per source of captions, beside the majority-class chance level.
+
+    Parameters
+    ----------
+    attributes : dict of str to dict
+        Source name (e.g. ``"decoded"``) -> predicted attributes (see :func:`attribute_accuracy`).
+    truth : dict
+        :func:`brainldm.world_zoo.models.scene_attributes` of the seen scenes.
+
+    Returns
+    -------
+    table : pandas DataFrame
+        Index attribute; one column per source, then ``chance`` (the most frequent true
+        value's share: always guessing it).
+    """
+    import pandas as pd
+
+    table = pd.DataFrame({source: {name: correct.mean() for name, correct in attribute_accuracy(attrs, truth).items()}
+                          for source, attrs in attributes.items()})
+    table["chance"] = [np.unique(np.asarray(truth[name]), return_counts=True)[1].max() / len(truth[name])
+                       for name in table.index]
+    return table
