@@ -202,7 +202,21 @@ def smoke_parameters(root=None):
 
 
 def write_reference(key, root=None, log=print):
-    """(Re)write the nbval reference notebook of a chapter, executed with its smoke parameters."""
+    """(Re)write the nbval reference notebook of a chapter, executed with its smoke parameters.
+
+    The kernel gets the test suite's environment (progress bars off, the tests' data
+    folder), so that the reference's outputs are those nbval will compare against.
+    """
     root = Path(root) if root else project_root()
     stem = find_chapter(key, root).stem
-    return run_chapter(stem, smoke_parameters(root).get(stem, {}), root / "tests" / "notebooks", root, log)
+    saved = {name: os.environ.get(name) for name in ("TQDM_DISABLE", "BRAINLDM_DATA")}
+    os.environ["TQDM_DISABLE"] = "1"
+    os.environ.setdefault("BRAINLDM_DATA", str(root / ".data" / "tests"))
+    try:
+        return run_chapter(stem, smoke_parameters(root).get(stem, {}), root / "tests" / "notebooks", root, log)
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
