@@ -97,9 +97,8 @@ print(f"{d.r.size} depth features from {d.n_voxels} voxels: mean r {np.nanmean(d
 # %%
 truth = true_depth(ds, run.depth_model, run.ids)
 shown = slice(n_shown)
-as_disparity = lambda maps: convert_depth(maps, run.depth_model.convention, "disparity")  # noqa: E731
-rows = [ds.images(run.ids[shown]), as_disparity(truth[shown]), as_disparity(run.seen_depth[shown]),
-        as_disparity(run.depth[shown])]
+rows = [ds.images(run.ids[shown])] + [convert_depth(maps[shown], run.depth_model.convention, "disparity")
+                                      for maps in (truth, run.seen_depth, run.depth)]
 fig = viz.image_grid(rows, row_labels=["seen", "true depth", "estimator on seen", "decoded"], cmap="magma")
 plt.show()
 

@@ -98,6 +98,12 @@ def test_dpt_depth_from_its_own_representation_is_its_estimate(images):
     rep = model.representation(images)
     assert rep.shape == (4, int(np.prod(model.feature_shape)))
     np.testing.assert_allclose(model.depth_from(rep), model.estimate(images), rtol=1e-4, atol=1e-5)
+    gridded = DPTDepthModel(model.model, model.processor, grid=2)
+    maps = gridded.depth_from(gridded.representation(images))
+    assert maps.shape == (4, 2, 2)
+    estimate = model.estimate(images)
+    half = estimate.shape[-1] // 2
+    np.testing.assert_allclose(maps[:, 0, 0], estimate[:, :half, :half].mean((1, 2)), rtol=1e-5, atol=1e-6)
 
 
 # --- +T: captions ---------------------------------------------------------------------------------

@@ -132,14 +132,19 @@ class DPTDepthModel:
     ----------
     model : transformers.DPTForDepthEstimation
     processor : transformers.DPTImageProcessor
+    grid : int, optional
+        Decode DPT's estimated map averaged on ``grid`` × ``grid`` cells instead of its
+        hidden states (the report's choice, about 2.4 million values per image with
+        DPT-large: too many to fit on most machines).
     batch_size : int
     """
 
     name = "DPT"
     convention = "disparity"
 
-    def __init__(self, model, processor, batch_size=8):
+    def __init__(self, model, processor, grid=None, batch_size=8):
         self.model, self.processor, self.batch_size = model, processor, int(batch_size)
+        self.grid = None if grid is None else int(grid)
         if model.config.is_hybrid or getattr(model, "backbone", None) is not None:
             raise BrainLDMError("only the ViT DPT (e.g. Intel/dpt-large) is supported, not hybrid or "
                                 "backbone-based DPT models")
@@ -148,11 +153,13 @@ class DPTDepthModel:
     def cache_token(self):
         from .models import weights_digest
 
-        return f"dpt-{weights_digest(self.model)}"
+        return f"dpt-{weights_digest(self.model)}-{self.grid}"
 
     @property
     def feature_shape(self):
-        """``(layers, tokens, hidden)`` of the hidden states DPT's neck reads, from the config."""
+        """``(layers, tokens, hidden)`` of the hidden states DPT's neck reads (from the config), or the grid."""
+        if self.grid:
+            return (self.grid, self.grid)
         config = self.model.config
         tokens = (config.image_size // config.patch_size) ** 2 + 1
         return (len(config.backbone_out_indices), tokens, config.hidden_size)
@@ -163,7 +170,10 @@ class DPTDepthModel:
 
     @torch.no_grad()
     def representation(self, images):
-        """Hidden states of ``backbone_out_indices``: float32 (n, layers * tokens * hidden)."""
+        """Hidden states of ``backbone_out_indices`` (n, layers * tokens * hidden), or the gridded estimate."""
+        if self.grid:
+            maps = torch.from_numpy(self.estimate(images))[:, None]
+            return torch.nn.functional.adaptive_avg_pool2d(maps, self.grid).flatten(1).numpy()
         out = []
         for start in range(0, len(images), self.batch_size):
             hidden = self.model.dpt(self._pixels(images[start:start + self.batch_size]),
@@ -174,8 +184,10 @@ class DPTDepthModel:
 
     @torch.no_grad()
     def depth_from(self, representation):
-        """DPT's neck and head on (decoded) hidden states: disparity maps (n, h, w)."""
+        """DPT's neck and head on (decoded) hidden states (or the gridded maps): disparity maps (n, h, w)."""
         rep = torch.as_tensor(np.asarray(representation, np.float32)).reshape((-1,) + self.feature_shape)
+        if self.grid:
+            return rep.numpy()
         out = []
         for start in range(0, len(rep), self.batch_size):
             part = rep[start:start + self.batch_size].to(self.model.device, self.model.dtype)
@@ -195,7 +207,8 @@ def depth_model(models, grid=None):
     """The depth model of a :class:`brainldm.models.ModelSet`.
 
     World: :class:`WorldDepthModel` with a ``grid`` × ``grid`` representation (default
-    the latent grid); NSD: :class:`DPTDepthModel` of DPT-large (loaded on first use).
+    the latent grid); NSD: :class:`DPTDepthModel` of DPT-large (loaded on first use), whose
+    representation is its hidden states, or its map on a ``grid`` if given.
     """
     from .world_zoo.models import DepthEstimator
 
@@ -204,7 +217,7 @@ def depth_model(models, grid=None):
         grid = grid or models.resolution // models.ldm.vae_scale_factor
         return WorldDepthModel(estimator, models.resolution, grid)
     if isinstance(estimator, tuple) and len(estimator) == 2:
-        return DPTDepthModel(*estimator)
+        return DPTDepthModel(*estimator, grid=grid)
     raise BrainLDMError(f"models.extras['depth_estimator'] is a {type(estimator).__name__}; expected the world "
                         "DepthEstimator or a (DPTForDepthEstimation, DPTImageProcessor) pair")
 

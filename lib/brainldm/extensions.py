@@ -56,13 +56,15 @@ METHODS = ("baseline", "+T", "+T+G", "+T+G+D")
 #: repeat-averaged fits, one sample per image and a short optimisation on a coarser grid, so that the
 #: book builds on a CPU (chapters 4-7 together add about two and a half minutes). ``baseline_samples``:
 #: samples of the baseline's cached reconstructions (None: chapter 2's default, so they are reused).
+#: ``depth_grid``: decode the depth estimator's map on this grid (None: the world's latent grid; DPT's
+#: hidden states on NSD, as in the report, about 2.4 million values per image).
 SETTINGS = {
     "nsd": {"n_images": None, "roi": REPORT_ROIS, "train_on": "trials", "net": "cnn", "pool": 4,
             "layer_weights": {"early": 1.0, "middle": 1.0, "late": 1.0}, "iterations": 200, "lr": 0.05,
-            "n_samples": 5, "baseline_samples": None},
+            "n_samples": 5, "baseline_samples": None, "depth_grid": None},
     "world": {"n_images": 50, "roi": REPORT_ROIS, "train_on": "averages", "net": "cnn", "pool": 4,
               "layer_weights": {"early": 1.0, "middle": 1.0, "late": 1.0}, "iterations": 3, "lr": 0.1,
-              "n_samples": 1, "baseline_samples": None},
+              "n_samples": 1, "baseline_samples": None, "depth_grid": None},
 }
 
 
@@ -84,7 +86,7 @@ def _net_token(net, pool):
     return array_digest(*[layers[k].numpy().round(4) for k in LAYERS])
 
 
-def extension_targets(ds, models, ids, net="cnn", pool=4, batch_size=256):
+def extension_targets(ds, models, ids, net="cnn", pool=4, depth_grid=None, batch_size=256):
     """What the extensions decode, for the images ``ids``: a dict of float32 arrays (n, d), cached.
 
     ``caption``: the captioner's input features (BLIP's ViT on NSD); ``structure.<layer>``:
@@ -93,7 +95,7 @@ def extension_targets(ds, models, ids, net="cnn", pool=4, batch_size=256):
     """
     ids = np.asarray(ids, dtype=np.int64)
     uniq, inverse = np.unique(ids, return_inverse=True)
-    captioner, depth = caption_model(models), depth_model(models)
+    captioner, depth = caption_model(models), depth_model(models, depth_grid)
     feature_net = models.feature_nets[check_choice("feature net", net, models.feature_nets)]
 
     def compute():
@@ -117,8 +119,8 @@ def extension_targets(ds, models, ids, net="cnn", pool=4, batch_size=256):
     return {name: values[inverse] for name, values in arrays.items()}
 
 
-def decode_extensions(ds, models, roi=REPORT_ROIS, net="cnn", pool=4, train_on="averages", alphas=DEFAULT_ALPHAS,
-                      n_folds=5, random_state=0):
+def decode_extensions(ds, models, roi=REPORT_ROIS, net="cnn", pool=4, train_on="averages", depth_grid=None,
+                      alphas=DEFAULT_ALPHAS, n_folds=5, random_state=0):
     """Decode every extension's features from ``roi``, with one ridge fit (cached).
 
     Parameters
@@ -127,7 +129,7 @@ def decode_extensions(ds, models, roi=REPORT_ROIS, net="cnn", pool=4, train_on="
     models : ModelSet
     roi : str or list of str
         Default the report's :data:`REPORT_ROIS`.
-    net, pool
+    net, pool, depth_grid
         See :func:`extension_targets`.
     train_on : {"trials", "averages"}
         Fit on single trials (the report) or on repeat-averaged responses (4 times cheaper
@@ -143,7 +145,7 @@ def decode_extensions(ds, models, roi=REPORT_ROIS, net="cnn", pool=4, train_on="
     roi = list(roi) if not isinstance(roi, str) else roi
     X, ids = ds.betas("train", roi=roi)
     X_test, test_ids = ds.betas("test", roi=roi, average=True)
-    targets = extension_targets(ds, models, np.concatenate([ids, test_ids]), net, pool)
+    targets = extension_targets(ds, models, np.concatenate([ids, test_ids]), net, pool, depth_grid)
     names = list(targets)
     widths = [targets[name].shape[1] for name in names]
     Y_all = np.concatenate([targets[name] for name in names], axis=1)
@@ -209,7 +211,7 @@ class ExtensionRun:
     def decoded(self):
         """Every extension's :class:`brainldm.decoding.Decoded` (all test images)."""
         s = self.settings
-        return decode_extensions(self.ds, self.models, s["roi"], s["net"], s["pool"], s["train_on"])
+        return decode_extensions(self.ds, self.models, s["roi"], s["net"], s["pool"], s["train_on"], s["depth_grid"])
 
     @cached_property
     def _baseline_decoded(self):
@@ -287,7 +289,7 @@ class ExtensionRun:
 
     @cached_property
     def depth_model(self):
-        return depth_model(self.models)
+        return depth_model(self.models, self.settings["depth_grid"])
 
     @cached_property
     def depth(self):
