@@ -32,13 +32,13 @@ $(STAMP): pyproject.toml
 	rm -f $(VENV)/.installed-* && touch $@
 
 # ROI outlines and labels on pycortex flatmaps need inkscape. Without apt (or without root)
-# the book still builds and its flatmaps go without ROI labels.
+# the book still builds and its flatmaps go without ROI outlines and labels.
 system-packages:
 	@command -v inkscape >/dev/null 2>&1 || { \
 	  if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
 	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq inkscape >/dev/null) \
-	      || echo "brainldm: could not install inkscape: flatmaps will have no ROI labels"; \
-	  else echo "brainldm: inkscape is not installed and apt is not usable: flatmaps will have no ROI labels"; fi; }
+	      || echo "brainldm: could not install inkscape: flatmaps will have no ROI outlines or labels"; \
+	  else echo "brainldm: inkscape is not installed and apt is not usable: flatmaps will have no ROI outlines or labels"; fi; }
 
 clean:
 	rm -rf book/_build book/*.ipynb

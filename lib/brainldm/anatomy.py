@@ -50,7 +50,7 @@ _VERSION = "1"
 
 
 def inkscape_available():
-    """Whether Debian's inkscape is on the PATH (pycortex needs it for ROI outlines and labels)."""
+    """Whether Debian's inkscape is on the PATH (pycortex rasterises ROI outlines and labels with it)."""
     return shutil.which("inkscape") is not None
 
 
@@ -61,8 +61,12 @@ def import_cortex():
     -------
     cortex : module
     """
-    import cortex
-    import cortex.database
+    import contextlib
+    import io
+
+    with contextlib.redirect_stdout(io.StringIO()):  # pycortex prints a notice when inkscape is absent
+        import cortex
+        import cortex.database
 
     store = cache_dir() / "pycortex" / "db"
     if Path(cortex.db.filestore) != store:

@@ -187,7 +187,7 @@ def build_book(root=None, log=print, execute=True):
     from .anatomy import inkscape_available
 
     if not inkscape_available():
-        log("note: inkscape is not installed, so the flatmaps in this build have no ROI labels")
+        log("note: inkscape is not installed, so the flatmaps in this build have no ROI outlines or labels")
     log(f"{'book':<28} ok      {time.perf_counter() - start:6.1f} s  -> {html}")
     return html
 

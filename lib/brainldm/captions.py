@@ -21,11 +21,11 @@ space, beside the captions of the seen images themselves (a ceiling) and chance.
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from .errors import BrainLDMError
 from .features import resize_images
 from .ldm import images_to_tensor
+from .progress import progress_bar
 
 __all__ = ["WorldCaptionModel", "BlipCaptionModel", "caption_model", "sentence_embeddings", "caption_scores",
            "attribute_accuracy", "attribute_table", "BLIP_GENERATION"]
@@ -139,8 +139,8 @@ class BlipCaptionModel:
         settings["min_length"] = min(settings["min_length"], settings["max_length"])
         features = torch.as_tensor(np.asarray(features, np.float32)).reshape((-1,) + self.feature_shape)
         captions = []
-        for start in tqdm(range(0, len(features), self.batch_size), desc="BLIP captions",
-                          disable=len(features) <= self.batch_size):
+        for start in progress_bar(range(0, len(features), self.batch_size), desc="BLIP captions",
+                                  show=len(features) > self.batch_size):
             embeds = features[start:start + self.batch_size].to(self.model.device, self.model.dtype)
             ids = self.model.text_decoder.generate(
                 input_ids=prompt.repeat(len(embeds), 1).to(self.model.device),

@@ -42,10 +42,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator
-from tqdm import tqdm
 
 from .cache import array_digest, cached_arrays
 from .errors import BrainLDMError, check_choice
+from .progress import progress_bar
 from .ridge import correlation_score, group_kfold
 
 __all__ = ["DEFAULT_ALPHAS", "DEFAULT_N_TRAIN", "EncodingData", "encoding_data", "roi_medians",
@@ -444,8 +444,8 @@ def fit_encoders(data, features, alphas=DEFAULT_ALPHAS, cv="gcv", test="parametr
     data_key = data.digest()
     results = {}
     ceiling = np.sqrt(np.clip(data.noise_ceiling, 0, None) / 100.0)
-    quiet = {"disable": True} if not progress or len(features) < 2 else {}  # else tqdm's default (TQDM_DISABLE)
-    for name, value in tqdm(features.items(), desc="encoding models", unit="feature", **quiet):
+    for name, value in progress_bar(features.items(), desc="encoding models", unit="feature",
+                                    show=progress and len(features) > 1):
         blocks = _blocks(value)
         if len(blocks[0]) != n_train + n_test:
             raise BrainLDMError(f"feature {name!r} has {len(blocks[0])} rows; expected one per image of data.ids "

@@ -31,11 +31,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from .cache import array_digest, cached_arrays
 from .errors import BrainLDMError, check_choice
 from .features import feature_shape, stimulus_features
+from .progress import progress_bar
 
 __all__ = ["ENCODING_SETTINGS", "STAGES", "encoding_settings_for", "unet_layers", "layer_depths", "stage_steps",
            "denoising_features", "LDMFeatures", "ldm_features"]
@@ -234,8 +234,7 @@ def denoising_features(ldm, z, c, uncond=None, strength=0.8, guidance_scale=5.0,
     handles += [modules[name].register_forward_hook(recorder(name)) for name in layers]
     finals, trajectories = [], []
     try:
-        quiet = {} if progress else {"disable": True}  # else tqdm's default (TQDM_DISABLE)
-        for start in tqdm(range(0, len(z), batch_size), desc="LDM features", unit="batch", **quiet):
+        for start in progress_bar(range(0, len(z), batch_size), desc="LDM features", unit="batch", show=progress):
             part = slice(start, start + batch_size)
             state["step"], state["timesteps"] = -1, []
             path = []

@@ -32,12 +32,12 @@ import time
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from .cache import array_digest, cache_key, cached_arrays
 from .decoding import Decoded
 from .errors import BrainLDMError, check_choice
 from .ldm import images_to_tensor, tensor_to_images
+from .progress import progress_bar
 from .ridge import DEFAULT_ALPHAS, GroupRidgeCV, correlation_score
 
 __all__ = ["STRUCTURE_LAYERS", "DEFAULT_ROI", "THROUGH", "LOSSES", "structure_features", "layer_slices",
@@ -344,8 +344,7 @@ def refine(ldm, models, z, c, uncond, target, slices, optimize=("z", "c"), throu
                                     guidance_scale))
 
     losses = []
-    bar = {} if progress else {"disable": True}  # when shown, TQDM_DISABLE can still hide it
-    for iteration in tqdm(range(int(n_iterations) + 1), desc="MindDiffuser stage 2", **bar):
+    for iteration in progress_bar(range(int(n_iterations) + 1), desc="MindDiffuser stage 2", show=progress):
         with torch.set_grad_enabled(iteration < int(n_iterations)):
             pixels = generate()
             value = structural_loss(structure_features(models, pixels, layers, pool, net), target, slices, loss,

@@ -25,9 +25,9 @@ Two equivalent solvers, chosen automatically from the shape of ``X``:
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator
-from tqdm import tqdm
 
 from .errors import BrainLDMError, check_choice
+from .progress import progress_bar
 from .stats import average_repeats
 
 __all__ = ["GroupRidgeCV", "group_kfold", "correlation_score", "DEFAULT_ALPHAS"]
@@ -214,7 +214,7 @@ class GroupRidgeCV(BaseEstimator):
         self.best_alphas_ = np.empty(n_targets, dtype=alphas.dtype)
         self.cv_scores_ = np.empty((alphas.size, n_targets), dtype=np.float32)
         chunks = range(0, n_targets, int(self.chunk_size))
-        for start in tqdm(chunks, desc="ridge: target chunks", disable=not self.progress or len(chunks) < 2):
+        for start in progress_bar(chunks, desc="ridge: target chunks", show=self.progress and len(chunks) > 1):
             cols = slice(start, min(start + int(self.chunk_size), n_targets))
             Yc, y_mean, y_std = self._standardised_chunk(Y, cols, device)
             XtY = Xs.T @ Yc if self.solver_ == "primal" else None
@@ -248,7 +248,7 @@ class GroupRidgeCV(BaseEstimator):
         """
         square = Xs.T @ Xs if self.solver_ == "primal" else Xs @ Xs.T
         parts = []
-        for train, val in tqdm(folds, desc=f"ridge: {self.solver_} fold decompositions", disable=not self.progress):
+        for train, val in progress_bar(folds, desc=f"ridge: {self.solver_} fold decompositions", show=self.progress):
             val_t = torch.as_tensor(val, device=Xs.device)
             if self.solver_ == "primal":
                 Xv = Xs[val_t]

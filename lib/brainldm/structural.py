@@ -24,9 +24,9 @@ import time
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from .errors import BrainLDMError
+from .progress import progress_bar
 
 __all__ = ["pooled_layers", "structure_loss", "optimise_latents", "LAYERS"]
 
@@ -124,7 +124,7 @@ def optimise_latents(ldm, net, z0, targets, weights=None, pool=None, iterations=
     scale = ldm.vae.config.scaling_factor
     start = time.perf_counter()
     z_out, losses = [], []
-    bar = tqdm(total=int(iterations) * n, desc="+G optimisation", unit="image-step", disable=not progress)
+    bar = progress_bar(total=int(iterations) * n, desc="+G optimisation", unit="image-step", show=progress)
     for first in range(0, n, batch_size):
         part = slice(first, first + batch_size)
         z = z0[part].clone().to(ldm.device).requires_grad_(True)

@@ -49,7 +49,7 @@ def brain_map(dataset, values, title=None, cmap="inferno", vmin=None, vmax=None,
     """Draw a ``(n_voxels,)`` vector on the subject's brain.
 
     A pycortex Volume (the world, on S1) becomes a flatmap with ROI outlines
-    and labels (labels need Debian's inkscape); a NIfTI image (NSD) becomes a
+    and labels (both need Debian's inkscape); a NIfTI image (NSD) becomes a
     nilearn mosaic of the volume.
 
     Returns
@@ -70,8 +70,8 @@ def brain_map(dataset, values, title=None, cmap="inferno", vmin=None, vmax=None,
         return fig
     cortex = import_cortex()
     volume.cmap, volume.vmin, volume.vmax = cmap, vmin, vmax
-    labels = inkscape_available()
-    fig = quiet(cortex.quickflat.make_figure, volume, with_rois=True, with_labels=labels,
+    rois = inkscape_available()  # pycortex rasterises the ROI overlay with inkscape
+    fig = quiet(cortex.quickflat.make_figure, volume, with_rois=rois, with_labels=rois,
                 with_curvature=True, with_colorbar=colorbar, nanmean=True)
     fig.set_size_inches(10, 5.3)
     if title:
