@@ -1,8 +1,5 @@
 """The book runner and the command line, on tiny chapters written into a temporary project."""
 
-import json
-import textwrap
-
 import nbformat
 import pytest
 

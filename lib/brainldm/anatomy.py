@@ -18,7 +18,6 @@ brainldm cache before anything reads it.
 """
 
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np

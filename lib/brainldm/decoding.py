@@ -14,7 +14,7 @@ from .cache import array_digest, cached_arrays
 from .features import feature_shape, stimulus_features
 from .ridge import DEFAULT_ALPHAS, GroupRidgeCV, correlation_score
 
-__all__ = ["DEFAULT_ROIS", "Decoded", "decode", "decoding_table"]
+__all__ = ["DEFAULT_ROIS", "Decoded", "decode", "decoding_table", "fit_predict"]
 
 #: the ROIs Takagi decodes each feature from (NSD streams)
 DEFAULT_ROIS = {"z": "early", "c": "ventral"}
@@ -54,6 +54,39 @@ class Decoded:
         return getattr(self, which).reshape((-1,) + tuple(feature_shape(models, self.feature)))
 
 
+def fit_predict(X, ids, X_test, Y, cache, version, alphas=DEFAULT_ALPHAS, n_folds=5, train_on="trials",
+                random_state=0):
+    """Fit a :class:`~brainldm.ridge.GroupRidgeCV` from ``X`` to ``Y`` and predict ``X_test`` (cached).
+
+    Parameters
+    ----------
+    X : array of shape (n_trials, n_voxels)
+    ids : int array of shape (n_trials,)
+        Image of each trial: repeats of one image stay in one CV fold.
+    X_test : array of shape (n_test, n_voxels)
+    Y : array of shape (n_trials, n_targets)
+    cache, version : str
+        Cache entry name and the version of the code that computes it.
+    alphas, n_folds, train_on, random_state
+        See :class:`brainldm.ridge.GroupRidgeCV`.
+
+    Returns
+    -------
+    arrays : dict
+        ``predicted`` float32 (n_test, n_targets) and the ``alphas`` chosen per target.
+    """
+
+    def fit():
+        model = GroupRidgeCV(alphas=np.asarray(alphas), n_folds=n_folds, train_on=train_on,
+                             random_state=random_state, progress=False)
+        model.fit(X, Y, groups=ids)
+        return {"predicted": model.predict(X_test).astype(np.float32), "alphas": model.best_alphas_}
+
+    params = {"inputs": array_digest(X, ids, X_test, Y), "alphas": np.asarray(alphas).tolist(),
+              "n_folds": n_folds, "train_on": train_on, "random_state": random_state}
+    return cached_arrays(cache, params, version, fit)
+
+
 def decode(ds, models, feature, roi=None, alphas=DEFAULT_ALPHAS, n_folds=5, train_on="trials",
            random_state=0):
     """Fit fMRI → ``feature`` on the training split and predict the test split.
@@ -78,15 +111,7 @@ def decode(ds, models, feature, roi=None, alphas=DEFAULT_ALPHAS, n_folds=5, trai
     Y = stimulus_features(ds, models, feature, ids)
     Y_test = stimulus_features(ds, models, feature, test_ids)
 
-    def fit():
-        model = GroupRidgeCV(alphas=np.asarray(alphas), n_folds=n_folds, train_on=train_on,
-                             random_state=random_state, progress=False)
-        model.fit(X, Y, groups=ids)
-        return {"predicted": model.predict(X_test).astype(np.float32), "alphas": model.best_alphas_}
-
-    params = {"inputs": array_digest(X, ids, X_test, Y), "alphas": np.asarray(alphas).tolist(),
-              "n_folds": n_folds, "train_on": train_on, "random_state": random_state}
-    arrays = cached_arrays("decoding", params, _VERSION, fit)
+    arrays = fit_predict(X, ids, X_test, Y, "decoding", _VERSION, alphas, n_folds, train_on, random_state)
     return Decoded(feature=feature, roi=roi, ids=test_ids, predicted=arrays["predicted"], true=Y_test,
                    r=correlation_score(Y_test, arrays["predicted"]), alphas=arrays["alphas"],
                    n_voxels=X.shape[1])

@@ -29,7 +29,7 @@ import torch
 
 from .cache import array_digest, cache_key, cached_arrays
 from .captions import caption_model
-from .decoding import Decoded, decode
+from .decoding import Decoded, decode, fit_predict
 from .depth import CONDITIONING_CONVENTION, convert_depth, depth_generator, depth_model
 from .errors import BrainLDMError, check_choice
 from .evaluate import IDENTIFICATION_COLUMNS, bootstrap_ci, identification_scores
@@ -37,7 +37,7 @@ from .features import resize_images
 from .ldm import images_to_tensor
 from .reconstruct import brain_reconstructions, reconstruct
 from .reconstruct import settings_for as reconstruction_settings
-from .ridge import DEFAULT_ALPHAS, GroupRidgeCV, correlation_score
+from .ridge import DEFAULT_ALPHAS, correlation_score
 from .structural import LAYERS, optimise_latents, pooled_layers, structure_loss
 
 __all__ = ["REPORT_ROIS", "METHODS", "SETTINGS", "settings_for", "extension_targets", "decode_extensions",
@@ -151,15 +151,7 @@ def decode_extensions(ds, models, roi=REPORT_ROIS, net="cnn", pool=4, train_on="
     Y_all = np.concatenate([targets[name] for name in names], axis=1)
     Y, Y_test = Y_all[:len(ids)], Y_all[len(ids):]
 
-    def fit():
-        model = GroupRidgeCV(alphas=np.asarray(alphas), n_folds=n_folds, train_on=train_on,
-                             random_state=random_state, progress=False)
-        model.fit(X, Y, groups=ids)
-        return {"predicted": model.predict(X_test).astype(np.float32), "alphas": model.best_alphas_}
-
-    params = {"inputs": array_digest(X, ids, X_test, Y), "alphas": np.asarray(alphas).tolist(),
-              "n_folds": n_folds, "train_on": train_on, "random_state": random_state}
-    arrays = cached_arrays("extension_decoding", params, _VERSION, fit)
+    arrays = fit_predict(X, ids, X_test, Y, "extension_decoding", _VERSION, alphas, n_folds, train_on, random_state)
     r = correlation_score(Y_test, arrays["predicted"])
     out, start = {}, 0
     for name, width in zip(names, widths):

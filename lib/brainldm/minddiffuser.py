@@ -34,11 +34,11 @@ import torch
 import torch.nn.functional as F
 
 from .cache import array_digest, cache_key, cached_arrays
-from .decoding import Decoded
+from .decoding import Decoded, fit_predict
 from .errors import BrainLDMError, check_choice
 from .ldm import images_to_tensor, tensor_to_images
 from .progress import progress_bar
-from .ridge import DEFAULT_ALPHAS, GroupRidgeCV, correlation_score
+from .ridge import DEFAULT_ALPHAS, correlation_score
 
 __all__ = ["STRUCTURE_LAYERS", "DEFAULT_ROI", "THROUGH", "LOSSES", "structure_features", "layer_slices",
            "stimulus_structure", "decode_structure", "structural_loss", "refine", "minddiffuser_reconstructions",
@@ -171,15 +171,7 @@ def decode_structure(ds, models, layers=STRUCTURE_LAYERS, pool=8, roi=DEFAULT_RO
     Y = stimulus_structure(ds, models, ids, layers, pool, net)
     Y_test = stimulus_structure(ds, models, test_ids, layers, pool, net)
 
-    def fit():
-        model = GroupRidgeCV(alphas=np.asarray(alphas), n_folds=n_folds, train_on=train_on,
-                             random_state=random_state, progress=False)
-        model.fit(X, Y, groups=ids)
-        return {"predicted": model.predict(X_test).astype(np.float32), "alphas": model.best_alphas_}
-
-    params = {"inputs": array_digest(X, ids, X_test, Y), "alphas": np.asarray(alphas).tolist(),
-              "n_folds": n_folds, "train_on": train_on, "random_state": random_state}
-    arrays = cached_arrays("structure_decoding", params, _FEATURES_VERSION, fit)
+    arrays = fit_predict(X, ids, X_test, Y, "structure_decoding", _FEATURES_VERSION, alphas, n_folds, train_on, random_state)
     name = f"{net}:{'+'.join(layers)}@{pool}"
     return Decoded(feature=name, roi=roi, ids=test_ids, predicted=arrays["predicted"], true=Y_test,
                    r=correlation_score(Y_test, arrays["predicted"]), alphas=arrays["alphas"], n_voxels=X.shape[1])
