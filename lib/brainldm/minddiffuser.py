@@ -171,7 +171,8 @@ def decode_structure(ds, models, layers=STRUCTURE_LAYERS, pool=8, roi=DEFAULT_RO
     Y = stimulus_structure(ds, models, ids, layers, pool, net)
     Y_test = stimulus_structure(ds, models, test_ids, layers, pool, net)
 
-    arrays = fit_predict(X, ids, X_test, Y, "structure_decoding", _FEATURES_VERSION, alphas, n_folds, train_on, random_state)
+    arrays = fit_predict(X, ids, X_test, Y, "structure_decoding", _FEATURES_VERSION, alphas, n_folds, train_on,
+                         random_state)
     name = f"{net}:{'+'.join(layers)}@{pool}"
     return Decoded(feature=name, roi=roi, ids=test_ids, predicted=arrays["predicted"], true=Y_test,
                    r=correlation_score(Y_test, arrays["predicted"]), alphas=arrays["alphas"], n_voxels=X.shape[1])
