@@ -28,6 +28,7 @@ import torch
 
 from .cache import array_digest, cache_key, cached_arrays
 from .errors import BrainLDMError, check_choice
+from .progress import progress_bar
 
 __all__ = ["phash", "hamming_distances", "image_embeddings", "web_copies", "signatures", "NearDuplicateSearch",
            "detection_scores", "threshold_sweep", "world_signatures", "world_pool_images", "read_id_list",
@@ -349,8 +350,7 @@ def world_signatures(models, test_ids=None, world_seed=0, n_fresh=None, crop=0.0
     truth : bool array of shape (n_test,)
         Which test stimuli are in the pool (``design.is_leaked``).
     """
-    from tqdm import tqdm
-
+    
     from .datasets.world.design import NSD_TEST_IMAGES, is_leaked, zoo_pool_ids
     from .datasets.world.scenes import render_scenes
     from .world_zoo import model_card
@@ -381,9 +381,9 @@ def world_signatures(models, test_ids=None, world_seed=0, n_fresh=None, crop=0.0
                 parts.setdefault(f"{name}_{key}", []).append(value)
 
         batch = 512
-        for start in tqdm(range(0, len(test_ids), batch), desc="overlap: test signatures", unit="batch"):
+        for start in progress_bar(range(0, len(test_ids), batch), desc="overlap: test signatures", unit="batch"):
             add("query", render_scenes(test_ids[start:start + batch], seed=int(world_seed), size=size).images)
-        for start in tqdm(range(0, len(pool_ids), batch), desc="overlap: pool signatures", unit="batch"):
+        for start in progress_bar(range(0, len(pool_ids), batch), desc="overlap: pool signatures", unit="batch"):
             images = render_scenes(pool_ids[start:start + batch], seed=seed, size=size).images
             add("exact", images)
             add("copies", web_copies(images, positions[start:start + batch], crop=crop, jpeg_quality=jpeg_quality))

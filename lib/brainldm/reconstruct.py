@@ -13,11 +13,11 @@ equals sample ``k`` of a run with more samples (at the same ``batch_size``).
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from .cache import array_digest, cached_arrays
 from .errors import BrainLDMError
 from .ldm import check_sampling
+from .progress import progress_bar
 
 __all__ = ["Reconstruction", "SETTINGS", "settings_for", "check_settings", "reconstruct", "brain_reconstructions"]
 _VERSION = "1"
@@ -105,7 +105,7 @@ def reconstruct(ldm, z, c, uncond, strength=0.8, guidance_scale=5.0, num_inferen
     if z is not None:
         out["X_z"] = ldm.decode(z)
     size = (h, w) if h is not None else None
-    bar = tqdm(total=n_samples * n * (("X_zc" in which) + ("X_c" in which)), desc="reconstruct", unit="image")
+    bar = progress_bar(total=n_samples * n * (("X_zc" in which) + ("X_c" in which)), desc="reconstruct", unit="image")
     for name in ("X_zc", "X_c"):
         if name not in which:
             continue

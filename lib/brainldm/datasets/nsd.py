@@ -32,10 +32,10 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 import scipy.io
-from tqdm import tqdm
 
 from ..cache import cached_arrays
 from ..errors import BrainLDMError, check_choice
+from ..progress import progress_bar
 from ..settings import nsd_root
 from .base import Dataset
 
@@ -427,7 +427,7 @@ class NSDDataset(Dataset):
                for split, rows in (("train", ~is_test), ("test", is_test))}
         row_in_split = np.where(is_test, np.cumsum(is_test) - 1, np.cumsum(~is_test) - 1)
         session_betas = np.empty((self.trials_per_session, self.n_voxels), dtype=np.float32)
-        for i, session in enumerate(tqdm(self._files, desc=f"NSD {self.subject} betas", unit="session")):
+        for i, session in enumerate(progress_bar(self._files, desc=f"NSD {self.subject} betas", unit="session")):
             for start, chunk in session.chunks():
                 session_betas[start:start + len(chunk)] = chunk[:, self._mask3d]
             session_betas /= BETA_SCALE

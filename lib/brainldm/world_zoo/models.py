@@ -26,9 +26,9 @@ from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
-from tqdm import tqdm
 
 from ..datasets.world.scenes import CATEGORIES, COLOR_NAMES, MAX_OBJECTS, PLACES, SIZES
+from ..progress import progress_bar
 
 __all__ = ["LAYERS", "ATTRIBUTES", "POSITIONS", "TextEncoder", "ImageEncoder", "WorldCNN",
            "Captioner", "DepthEstimator", "MODEL_CLASSES", "build", "scene_attributes",
@@ -143,7 +143,7 @@ class TextEncoder:
         """
         tokens, sentences = [], []
         starts = range(0, len(texts), self.batch_size)
-        for i in tqdm(starts, desc="text encoder", disable=len(starts) < 8, mininterval=10):
+        for i in progress_bar(starts, desc="text encoder", show=len(starts) >= 8, mininterval=10):
             hidden, mask = self._run(texts[i:i + self.batch_size])
             mask = mask.unsqueeze(-1).float()
             tokens.append(hidden)

@@ -32,12 +32,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from diffusers.optimization import get_cosine_schedule_with_warmup
-from tqdm import tqdm
 
 from ..cache import atomic_write, cached_arrays
 from ..datasets.world.design import POOL_BASE, is_leaked, zoo_pool_ids
 from ..datasets.world.scenes import CATEGORIES, COLOR_NAMES, MAX_OBJECTS, render_scenes
 from ..ldm import images_to_tensor, prepare_depth
+from ..progress import progress_bar
 from .models import ATTRIBUTES, Captioner, TextEncoder, build, scene_attributes
 
 __all__ = ["STEPS", "main", "load_pool", "train_vae", "vae_scaling_factor", "encode_latents",
@@ -118,7 +118,7 @@ def _optimise(model, loss_fn, n, steps, batch_size, lr, generator, desc, warmup=
     schedule = get_cosine_schedule_with_warmup(optimiser, min(warmup, steps // 5 + 1), steps)
     losses = []
     model.train()
-    bar = tqdm(_batches(n, batch_size, steps, generator), total=steps, desc=desc, mininterval=10)
+    bar = progress_bar(_batches(n, batch_size, steps, generator), total=steps, desc=desc, mininterval=10)
     for index in bar:
         loss = loss_fn(index)
         optimiser.zero_grad(set_to_none=True)
@@ -155,7 +155,7 @@ def train_vae(vae, pixels, steps, batch_size, lr, generator, kl_weight=1e-6):
 def encode_latents(vae, pixels, batch_size=64):
     """Posterior means and standard deviations of ``pixels``: two tensors (N, C, h, w), unscaled."""
     means, stds = [], []
-    for i in tqdm(range(0, len(pixels), batch_size), desc="encode z", mininterval=10):
+    for i in progress_bar(range(0, len(pixels), batch_size), desc="encode z", mininterval=10):
         dist = vae.encode(pixels[i:i + batch_size]).latent_dist
         means.append(dist.mean)
         stds.append(dist.std)
