@@ -350,7 +350,6 @@ def world_signatures(models, test_ids=None, world_seed=0, n_fresh=None, crop=0.0
     truth : bool array of shape (n_test,)
         Which test stimuli are in the pool (``design.is_leaked``).
     """
-    
     from .datasets.world.design import NSD_TEST_IMAGES, is_leaked, zoo_pool_ids
     from .datasets.world.scenes import render_scenes
     from .world_zoo import model_card
