@@ -11,13 +11,23 @@ data home           ``BRAINLDM_DATA``          ``~/brainldm_data``
 cache               ``BRAINLDM_CACHE``         ``<data home>/cache``
 real model weights  ``BRAINLDM_MODELS``        ``<data home>/models``
 NSD root            ``BRAINLDM_NSD_ROOT``      ``<data home>/nsd``
+torch device        ``BRAINLDM_DEVICE``        ``cuda`` if a GPU is visible, else ``cpu``
+model dtype         ``BRAINLDM_DTYPE``         ``float16`` on CUDA, else ``float32``
 ==================  =========================  ==============================
+
+Device and dtype take torch's spellings (``cuda``, ``cuda:1``, ``cpu``; ``float16``,
+``bfloat16``, ``float32``). The dtype is the one models are loaded and run in; fits,
+statistics and metrics always compute in float32 (or float64) on the same device.
 """
 
 import os
 from pathlib import Path
 
-__all__ = ["data_home", "cache_dir", "models_dir", "nsd_root", "enforce_offline"]
+__all__ = ["data_home", "cache_dir", "models_dir", "nsd_root", "enforce_offline", "torch_device", "torch_dtype",
+           "DTYPES"]
+
+#: the dtypes models can run in, as torch spells them
+DTYPES = ("float32", "float16", "bfloat16")
 
 _OFFLINE_VARIABLES = {
     "HF_HUB_OFFLINE": "1",
@@ -63,3 +73,58 @@ def enforce_offline():
     """
     for name, value in _OFFLINE_VARIABLES.items():
         os.environ.setdefault(name, value)
+
+
+def torch_device(device=None):
+    """The torch device to compute on: argument → ``BRAINLDM_DEVICE`` → ``cuda`` if available, else ``cpu``.
+
+    Returns
+    -------
+    device : torch.device
+    """
+    import torch
+
+    from .errors import BrainLDMError
+
+    value = device if device not in (None, "") else os.environ.get("BRAINLDM_DEVICE") or None
+    if value is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(value)
+    except (RuntimeError, TypeError) as error:
+        raise BrainLDMError(f"unknown device {value!r} (argument or BRAINLDM_DEVICE); expected a torch device "
+                            "such as 'cpu', 'cuda' or 'cuda:1'") from error
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise BrainLDMError(f"device {value!r} was asked for (argument or BRAINLDM_DEVICE) but torch sees no "
+                            "CUDA GPU; use 'cpu' or install a CUDA build of torch")
+    return device
+
+
+def torch_dtype(dtype=None, device=None):
+    """The dtype models run in: argument → ``BRAINLDM_DTYPE`` → float16 on CUDA, else float32.
+
+    Parameters
+    ----------
+    dtype : str or torch.dtype, optional
+        One of :data:`DTYPES` (or the torch dtype).
+    device : torch.device, optional
+        Decides the default (:func:`torch_device` of None if not given).
+
+    Returns
+    -------
+    dtype : torch.dtype
+    """
+    import torch
+
+    from .errors import BrainLDMError
+
+    value = dtype if dtype not in (None, "") else os.environ.get("BRAINLDM_DTYPE") or None
+    if value is None:
+        device = torch_device(device)
+        return torch.float16 if device.type == "cuda" else torch.float32
+    if isinstance(value, torch.dtype):
+        value = str(value).removeprefix("torch.")
+    if value not in DTYPES:
+        raise BrainLDMError(f"unknown dtype {value!r} (argument or BRAINLDM_DTYPE); expected one of "
+                            f"{', '.join(DTYPES)}")
+    return getattr(torch, value)
