@@ -64,7 +64,7 @@ def _batch(models, n=2, seed=0):
 def _target_of(models, z, slices):
     """The structural features of the image that latents ``z`` decode to."""
     with torch.no_grad():
-        feats = md.structure_features(models, md._decode(models.ldm, z), ("early", "middle"), 2)
+        feats = md.structure_features(models, models.ldm.decode_pixels(z), ("early", "middle"), 2)
     return torch.cat([feats[layer] for layer in slices], 1)
 
 

@@ -24,7 +24,7 @@ import torch
 
 from .errors import BrainLDMError
 from .features import resize_images
-from .ldm import images_to_tensor
+from .ldm import images_to_tensor, to_module
 from .progress import progress_bar
 
 __all__ = ["WorldCaptionModel", "BlipCaptionModel", "caption_model", "sentence_embeddings", "caption_scores",
@@ -67,9 +67,9 @@ class WorldCaptionModel:
     def features(self, images):
         """The captioner's input of uint8 images (n, H, W, 3): float32 (n, in_features)."""
         size = self.image_encoder.config.image_size
-        out = [self.captioner.features(self.image_encoder,
-                                       images_to_tensor(resize_images(images[i:i + self.batch_size], size)))
-               for i in range(0, len(images), self.batch_size)]
+        out = [self.captioner.features(self.image_encoder, to_module(
+                   images_to_tensor(resize_images(images[i:i + self.batch_size], size)), self.image_encoder)
+               ).float().cpu() for i in range(0, len(images), self.batch_size)]
         return torch.cat(out).numpy() if out else np.zeros((0,) + self.feature_shape, np.float32)
 
     def attributes(self, features):

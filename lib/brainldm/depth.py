@@ -30,7 +30,7 @@ import torch
 
 from .errors import BrainLDMError, check_choice
 from .features import resize_images
-from .ldm import images_to_tensor
+from .ldm import images_to_tensor, to_module
 
 __all__ = ["CONVENTIONS", "CONDITIONING_CONVENTION", "convert_depth", "WorldDepthModel", "DPTDepthModel",
            "depth_model", "depth_generator", "true_depth", "resize_depth", "depth_correlation",
@@ -111,8 +111,9 @@ class WorldDepthModel:
     @torch.no_grad()
     def estimate(self, images):
         """Depth maps of uint8 images (n, H, W, 3): float32 (n, image_size, image_size), 0 near."""
-        out = [self.estimator(images_to_tensor(resize_images(images[i:i + self.batch_size], self.image_size)))
-               for i in range(0, len(images), self.batch_size)]
+        out = [self.estimator(to_module(images_to_tensor(resize_images(images[i:i + self.batch_size],
+                                                                        self.image_size)), self.estimator)
+                              ).float().cpu() for i in range(0, len(images), self.batch_size)]
         return torch.cat(out).numpy() if out else np.zeros((0, self.image_size, self.image_size), np.float32)
 
     def representation(self, images):

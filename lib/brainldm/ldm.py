@@ -11,18 +11,20 @@ reconstruction of Takagi & Nishimoto (DDIM 50 steps, s = 0.8, g = 5 with SD 1.4)
 """
 
 import inspect
+import math
 
 import numpy as np
 import torch
+import torch.utils.checkpoint
 
 from .errors import BrainLDMError
 
-__all__ = ["LatentDiffusion", "check_sampling", "images_to_tensor", "tensor_to_images", "prepare_depth"]
+__all__ = ["LatentDiffusion", "check_sampling", "images_to_tensor", "tensor_to_images", "prepare_depth", "to_module"]
 
 
 def check_sampling(strength, num_inference_steps):
     """Raise a clear :class:`BrainLDMError` for a strength or step count that cannot sample."""
-    if not 0.0 < float(strength) <= 1.0:
+    if not 0.0 < float(strength) <= 1.0:  # NaN fails too
         raise BrainLDMError(f"strength must be in (0, 1], found {strength}; 0.8 is Takagi's value")
     if int(num_inference_steps) < 1:
         raise BrainLDMError(f"num_inference_steps must be at least 1, found {num_inference_steps}")
@@ -44,6 +46,12 @@ def images_to_tensor(images):
         raise BrainLDMError(f"expected uint8 images of shape (n, H, W, 3), found {images.dtype} "
                          f"{images.shape}; convert with np.asarray(images, np.uint8)")
     return torch.from_numpy(images).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
+
+
+def to_module(tensor, module):
+    """``tensor`` on ``module``'s device, in its (floating) dtype: the cast at a module's input boundary."""
+    parameter = next(module.parameters())
+    return tensor.to(parameter.device, parameter.dtype)
 
 
 def tensor_to_images(pixels):
@@ -78,6 +86,16 @@ def prepare_depth(depth, size):
 class LatentDiffusion:
     """Sample images with a latent diffusion model's VAE, conditional U-Net and scheduler.
 
+    The one DDIM sampler of the package: reconstruction (:mod:`brainldm.reconstruct`), the
+    U-Net's features (:mod:`brainldm.ldm_features`) and MindDiffuser's differentiable stage 2
+    (:mod:`brainldm.minddiffuser`) all run :meth:`sample`.
+
+    Device and dtype: the modules stay where they were loaded (:func:`brainldm.models.load_models`
+    chooses, e.g. CUDA in float16). Latents, noise and conditioning are moved to that device once
+    per call and stay there for the whole denoising loop; the scheduler's arithmetic runs in
+    float32, and every module sees its inputs in its own dtype and hands back float32.
+    Weights are frozen (``requires_grad_(False)``): gradients only ever flow into inputs.
+
     Parameters
     ----------
     vae : diffusers.AutoencoderKL
@@ -97,6 +115,8 @@ class LatentDiffusion:
 
     def __init__(self, vae, unet, scheduler):
         self.vae, self.unet, self.scheduler = vae, unet, scheduler
+        for module in (vae, unet):
+            module.requires_grad_(False)
         self.vae_scale_factor = 2 ** (len(vae.config.block_out_channels) - 1)
         self.latent_channels = vae.config.latent_channels
         extra = unet.config.in_channels - self.latent_channels
@@ -108,6 +128,10 @@ class LatentDiffusion:
     @property
     def device(self):
         return self.unet.device
+
+    @property
+    def dtype(self):
+        return self.unet.dtype
 
     @torch.no_grad()
     def encode(self, images, generator=None, batch_size=64):
@@ -122,23 +146,35 @@ class LatentDiffusion:
 
         Returns
         -------
-        z : float32 tensor of shape (n, latent_channels, H / f, W / f), f = ``vae_scale_factor``
+        z : float32 tensor of shape (n, latent_channels, H / f, W / f), f = ``vae_scale_factor``, on the CPU
         """
         pixels = images_to_tensor(images)
         out = []
         for i in range(0, len(pixels), batch_size):
-            dist = self.vae.encode(pixels[i:i + batch_size].to(self.device)).latent_dist
-            out.append(dist.mean if generator is None else dist.sample(generator=generator))
-        return torch.cat(out).cpu() * self.vae.config.scaling_factor
+            dist = self.vae.encode(pixels[i:i + batch_size].to(self.device, self.vae.dtype)).latent_dist
+            out.append((dist.mean if generator is None else dist.sample(generator=generator)).float().cpu())
+        return torch.cat(out) * self.vae.config.scaling_factor
+
+    def decode_pixels(self, z, checkpoint=False):
+        """Pixels in [-1, 1] (float32, on the device) of latents ``z``; differentiable when grad is on.
+
+        ``checkpoint`` recomputes the decoder in the backward pass instead of keeping its
+        activations (see :meth:`sample`).
+        """
+        z = z.to(self.device, torch.float32) / self.vae.config.scaling_factor
+
+        def run(latents):
+            return self.vae.decode(latents.to(self.vae.dtype)).sample.float().clamp(-1, 1)
+        if checkpoint and torch.is_grad_enabled():
+            return torch.utils.checkpoint.checkpoint(run, z, use_reentrant=False)
+        return run(z)
 
     @torch.no_grad()
     def decode(self, z, batch_size=64):
         """Images of latents ``z`` (n, latent_channels, h, w): uint8 array (n, h f, w f, 3)."""
         self._check_latents(z)
-        out = [self.vae.decode(z[i:i + batch_size].to(self.device)
-                               / self.vae.config.scaling_factor).sample
-               for i in range(0, len(z), batch_size)]
-        return tensor_to_images(torch.cat(out))
+        return tensor_to_images(torch.cat([self.decode_pixels(z[i:i + batch_size])
+                                           for i in range(0, len(z), batch_size)]))
 
     def img2img(self, z, c, strength=0.8, guidance_scale=5.0, num_inference_steps=50,
                 generator=None, uncond=None, depth=None, callback=None, eta=0.0):
@@ -165,19 +201,21 @@ class LatentDiffusion:
             without them its depth channel is zero (the world U-Net learned this case
             with classifier-free dropout of depth).
         callback : callable, optional
-            Called as ``callback(step, timestep, latents)`` after every step.
+            Called as ``callback(step, timestep, latents)`` after every step (``latents``
+            on the model's device).
         eta : float
             DDIM's stochasticity (0 is deterministic).
 
         Returns
         -------
-        latents : float32 tensor of shape (n, latent_channels, h, w)
+        latents : float32 tensor of shape (n, latent_channels, h, w), on the CPU
             Decode them with :meth:`decode`.
         """
-        check_sampling(strength, num_inference_steps)
         self._check_latents(z)
-        return self._denoise(z, c, strength, guidance_scale, num_inference_steps, generator,
-                             uncond, depth, callback, eta)
+        noise = torch.randn(z.shape, generator=generator, dtype=torch.float32)
+        with torch.no_grad():
+            return self.sample(z, c, noise, strength, guidance_scale, num_inference_steps, uncond=uncond,
+                               depth=depth, callback=callback, eta=eta, generator=generator).cpu()
 
     def text2img(self, c, guidance_scale=5.0, num_inference_steps=50, generator=None, uncond=None,
                  depth=None, callback=None, eta=0.0, latent_size=None):
@@ -190,47 +228,82 @@ class LatentDiffusion:
         """
         size = latent_size or self.unet.config.sample_size
         size = (size, size) if isinstance(size, int) else tuple(size)
-        z = torch.zeros(len(c), self.latent_channels, *size)
-        return self._denoise(z, c, 1.0, guidance_scale, num_inference_steps, generator, uncond,
-                             depth, callback, eta)
+        noise = torch.randn((len(c), self.latent_channels, *size), generator=generator, dtype=torch.float32)
+        with torch.no_grad():
+            return self.sample(None, c, noise, 1.0, guidance_scale, num_inference_steps, uncond=uncond,
+                               depth=depth, callback=callback, eta=eta, generator=generator).cpu()
 
-    @torch.no_grad()
-    def _denoise(self, z, c, strength, guidance_scale, num_inference_steps, generator, uncond,
-                 depth, callback, eta):
-        # 1. Check the inputs.
+    def timesteps(self, strength, num_inference_steps):
+        """A fresh scheduler and the DDIM timesteps an img2img run at ``strength`` takes (on the device)."""
         check_sampling(strength, num_inference_steps)
-        c = self._check_conditioning(c, len(z), "c")
+        scheduler = type(self.scheduler).from_config(self.scheduler.config)
+        scheduler.set_timesteps(int(num_inference_steps), device=self.device)
+        n_run = min(int(num_inference_steps * strength), int(num_inference_steps))
+        timesteps = scheduler.timesteps[(int(num_inference_steps) - n_run) * scheduler.order:]
+        if len(timesteps) == 0:
+            raise BrainLDMError(f"strength {strength} with {num_inference_steps} steps runs no step; "
+                             "raise one of them")
+        return scheduler, timesteps
+
+    def sample(self, z, c, noise, strength=0.8, guidance_scale=5.0, num_inference_steps=50, uncond=None,
+               depth=None, callback=None, eta=0.0, generator=None, checkpoint=False):
+        """The DDIM sampler: noise ``z`` with ``noise`` to ``strength`` and denoise it under ``c``.
+
+        Differentiable with respect to ``z`` and ``c`` when gradients are enabled (the
+        public :meth:`img2img` and :meth:`text2img` run it without). Everything stays on
+        the model's device from the first step to the last: no host copy inside the loop.
+
+        Parameters
+        ----------
+        z : tensor of shape (n, latent_channels, h, w) or None
+            Scaled start latents; None (or ``strength`` 1) starts from pure noise.
+        c : tensor of shape (n, tokens, cross_attention_dim)
+        noise : tensor of shape (n, latent_channels, h, w)
+            The starting noise (drawn by the caller, so that it can be held fixed).
+        strength, guidance_scale, num_inference_steps, uncond, depth, callback, eta
+            See :meth:`img2img`.
+        generator : torch.Generator, optional
+            DDIM's noise when ``eta > 0``.
+        checkpoint : bool
+            Recompute each U-Net call in the backward pass instead of keeping its
+            activations (:func:`torch.utils.checkpoint.checkpoint`): activation memory of a
+            differentiable run is then one step's inputs per step plus one U-Net pass.
+
+        Returns
+        -------
+        latents : float32 tensor of shape (n, latent_channels, h, w), on the model's device
+        """
+        device = self.device
+        scheduler, timesteps = self.timesteps(strength, num_inference_steps)
+        noise = noise.to(device, torch.float32)
+        n = len(noise)
+        c = self._check_conditioning(c, n, "c").to(device)
         guided = guidance_scale > 1.0
+        if not math.isfinite(guidance_scale):
+            raise BrainLDMError(f"guidance_scale must be a finite number, found {guidance_scale}")
         if guided:
             if uncond is None:
                 raise BrainLDMError(f"guidance_scale {guidance_scale} > 1 needs the unconditional "
                                  "embedding `uncond` (the empty caption's c); pass it or use 1.0")
-            uncond = self._check_conditioning(uncond, len(z), "uncond").expand(len(z), -1, -1)
+            uncond = self._check_conditioning(uncond, n, "uncond").to(device).expand(n, -1, -1)
             c = torch.cat([uncond, c])
-        extra = self._depth_channel(depth, z)
-        # 2. Set the timesteps and keep the last `strength` of them.
-        scheduler = type(self.scheduler).from_config(self.scheduler.config)
-        scheduler.set_timesteps(int(num_inference_steps))
-        n_run = min(int(num_inference_steps * strength), num_inference_steps)
-        timesteps = scheduler.timesteps[(num_inference_steps - n_run) * scheduler.order:]
-        if len(timesteps) == 0:
-            raise BrainLDMError(f"strength {strength} with {num_inference_steps} steps runs no step; "
-                             "raise one of them")
-        # 3. Noise the latents to the first timestep kept (pure noise at strength 1).
-        noise = torch.randn(z.shape, generator=generator, dtype=torch.float32)
-        if strength >= 1.0:
+        c = c.to(self.dtype)
+        extra = self._depth_channel(depth, noise)
+        if extra is not None:
+            extra = extra.to(device, torch.float32)
+            extra = torch.cat([extra] * 2) if guided else extra
+        # noise the start latents to the first timestep kept (pure noise at strength 1)
+        if z is None or strength >= 1.0:
             latents = noise * scheduler.init_noise_sigma
         else:
-            latents = scheduler.add_noise(z.float().cpu(), noise, timesteps[:1].repeat(len(z)))
-        # 4. Denoise with classifier-free guidance.
+            latents = scheduler.add_noise(z.to(device, torch.float32), noise, timesteps[:1].repeat(n))
         step_kwargs = {"eta": eta, "generator": generator} if "eta" in _step_parameters(scheduler) else {}
         for i, t in enumerate(timesteps):
             inputs = torch.cat([latents] * 2) if guided else latents
             inputs = scheduler.scale_model_input(inputs, t)
             if extra is not None:
-                inputs = torch.cat([inputs, torch.cat([extra] * 2) if guided else extra], dim=1)
-            eps = self.unet(inputs.to(self.device), t, encoder_hidden_states=c.to(self.device)
-                            ).sample.float().cpu()
+                inputs = torch.cat([inputs, extra], dim=1)
+            eps = self._eps(inputs.to(self.dtype), t, c, checkpoint)
             if guided:
                 eps_uncond, eps_cond = eps.chunk(2)
                 eps = eps_uncond + guidance_scale * (eps_cond - eps_uncond)
@@ -239,6 +312,14 @@ class LatentDiffusion:
                 callback(i, int(t), latents)
         return latents
 
+    def _eps(self, inputs, t, c, checkpoint):
+        """The U-Net's noise estimate in float32, optionally recomputed in the backward pass."""
+        def run(x, cond):
+            return self.unet(x, t, encoder_hidden_states=cond).sample.float()
+        if checkpoint and torch.is_grad_enabled():
+            return torch.utils.checkpoint.checkpoint(run, inputs, c, use_reentrant=False)
+        return run(inputs, c)
+
     def _check_latents(self, z):
         if not torch.is_tensor(z) or z.ndim != 4 or z.shape[1] != self.latent_channels:
             found = tuple(z.shape) if hasattr(z, "shape") else type(z).__name__
@@ -246,9 +327,9 @@ class LatentDiffusion:
                              f"tensor, found {found}; make them with LatentDiffusion.encode")
 
     def _check_conditioning(self, c, n, name):
-        """``c`` as a float tensor of shape (n, tokens, dim); ``n=None`` also accepts one row."""
+        """``c`` as a float32 tensor of shape (n, tokens, dim) (``uncond`` may have one row)."""
         dim = self.unet.config.cross_attention_dim
-        c = torch.as_tensor(c, dtype=torch.float32)
+        c = c.float() if torch.is_tensor(c) else torch.as_tensor(c, dtype=torch.float32)
         rows_ok = c.ndim == 3 and (len(c) == n if name == "c" else len(c) in (1, n))
         if not rows_ok or c.shape[-1] != dim:
             rows = n if name == "c" else f"1 or {n}"
@@ -260,7 +341,7 @@ class LatentDiffusion:
     def _depth_channel(self, depth, z):
         h, w = z.shape[-2:]
         if depth is None:
-            return torch.zeros(len(z), 1, h, w) if self.takes_depth else None
+            return torch.zeros(len(z), 1, h, w, device=z.device) if self.takes_depth else None
         if not self.takes_depth:
             raise BrainLDMError("depth maps were given but this U-Net has no depth input channel; "
                              "use a depth-conditioned U-Net or drop `depth`")

@@ -227,7 +227,7 @@ def denoising_features(ldm, z, c, uncond=None, strength=0.8, guidance_scale=5.0,
                 hidden = hidden[len(hidden) // 2:]
             size = (min(int(pool), hidden.shape[-2]), min(int(pool), hidden.shape[-1]))
             pooled = torch.nn.functional.adaptive_avg_pool2d(hidden.float(), size)
-            acts.setdefault(f"unet/{layer}/{state['step']}", []).append(pooled.cpu())
+            acts.setdefault(f"unet/{layer}/{state['step']}", []).append(pooled)  # host copy after the batch
         return hook
 
     handles = [ldm.unet.register_forward_pre_hook(count_step, with_kwargs=True)]
@@ -243,14 +243,14 @@ def denoising_features(ldm, z, c, uncond=None, strength=0.8, guidance_scale=5.0,
                                   num_inference_steps=num_inference_steps, generator=generator, uncond=uncond,
                                   callback=lambda i, t, lat: path.append(lat.float().clone()))
             finals.append(latents.float())
-            trajectories.append(torch.stack(path, dim=1))
+            trajectories.append(torch.stack(path, dim=1).cpu())
     finally:
         for handle in handles:
             handle.remove()
     out = {"z_c": torch.cat(finals).numpy(), "trajectory": torch.cat(trajectories).numpy(),
            "timesteps": np.asarray(state["timesteps"], dtype=np.int64)}
     for key, parts in acts.items():
-        out[key] = torch.cat(parts).numpy()
+        out[key] = torch.cat(parts).cpu().numpy()
     return out
 
 

@@ -37,7 +37,7 @@ from .cache import array_digest, cache_key, cached_arrays
 from .decoding import Decoded, fit_predict
 from .errors import BrainLDMError, check_choice
 from .ldm import images_to_tensor, tensor_to_images
-from .progress import progress_bar
+from .optimise import optimise_inputs
 from .ridge import DEFAULT_ALPHAS, correlation_score
 
 __all__ = ["STRUCTURE_LAYERS", "DEFAULT_ROI", "THROUGH", "LOSSES", "structure_features", "layer_slices",
@@ -221,42 +221,6 @@ def structural_loss(features, target, slices, loss="correlation", mean=None, sca
 
 # --- stage 2 -------------------------------------------------------------------------------------
 
-def _timesteps(ldm, strength, num_inference_steps):
-    scheduler = type(ldm.scheduler).from_config(ldm.scheduler.config)
-    scheduler.set_timesteps(int(num_inference_steps))
-    n_run = min(int(num_inference_steps * strength), int(num_inference_steps))
-    timesteps = scheduler.timesteps[(int(num_inference_steps) - n_run) * scheduler.order:]
-    if len(timesteps) == 0:
-        raise BrainLDMError(f"strength {strength} with {num_inference_steps} steps runs no DDIM step; raise one")
-    return scheduler, timesteps
-
-
-def _sample(ldm, z, c, uncond, noise, scheduler, timesteps, guidance_scale):
-    """img2img from ``z`` under ``c`` with fixed ``noise``, deterministic DDIM (eta 0), differentiable."""
-    device, dtype = ldm.device, ldm.unet.dtype
-    guided = guidance_scale > 1.0
-    latents = scheduler.add_noise(z, noise, timesteps[:1].repeat(len(z)))
-    cond = torch.cat([uncond.expand(len(z), -1, -1), c]) if guided else c
-    extra = torch.zeros(len(z) * (2 if guided else 1), 1, *z.shape[-2:]) if ldm.takes_depth else None
-    for t in timesteps:
-        inputs = torch.cat([latents] * 2) if guided else latents
-        inputs = scheduler.scale_model_input(inputs, t)
-        if extra is not None:
-            inputs = torch.cat([inputs, extra], dim=1)
-        eps = ldm.unet(inputs.to(device, dtype), t, encoder_hidden_states=cond.to(device, dtype)).sample.float().cpu()
-        if guided:
-            eps_uncond, eps_cond = eps.chunk(2)
-            eps = eps_uncond + guidance_scale * (eps_cond - eps_uncond)
-        latents = scheduler.step(eps, t, latents, eta=0.0).prev_sample
-    return latents
-
-
-def _decode(ldm, latents):
-    vae = ldm.vae
-    pixels = vae.decode((latents / vae.config.scaling_factor).to(ldm.device, vae.dtype)).sample
-    return pixels.float().clamp(-1, 1)
-
-
 def refine(ldm, models, z, c, uncond, target, slices, optimize=("z", "c"), through="sampler", n_iterations=10,
            lr=0.1, loss="correlation", strength=0.8, guidance_scale=5.0, num_inference_steps=50, seed=0,
            first_index=0, layers=STRUCTURE_LAYERS, pool=8, net="clip", feature_mean=None, feature_scale=None,
@@ -311,46 +275,37 @@ def refine(ldm, models, z, c, uncond, target, slices, optimize=("z", "c"), throu
                             "the VAE decoder. Use optimize=('z',), or through='sampler' to optimise c")
     if int(n_iterations) < 0:
         raise BrainLDMError(f"n_iterations must be >= 0, got {n_iterations}")
-    z = torch.as_tensor(z, dtype=torch.float32).clone()
-    c = torch.as_tensor(c, dtype=torch.float32).clone()
-    target = torch.as_tensor(target, dtype=torch.float32)
-    standard = {} if feature_mean is None else {"mean": torch.as_tensor(feature_mean, dtype=torch.float32),
-                                                "scale": torch.as_tensor(feature_scale, dtype=torch.float32)}
+    device = ldm.device
+    start = {"z": torch.as_tensor(z, dtype=torch.float32).to(device),
+             "c": torch.as_tensor(c, dtype=torch.float32).to(device)}
+    target = torch.as_tensor(target, dtype=torch.float32).to(device)
+    standard = {} if feature_mean is None else {
+        "mean": torch.as_tensor(feature_mean, dtype=torch.float32).to(device),
+        "scale": torch.as_tensor(feature_scale, dtype=torch.float32).to(device)}
     # each variable moves in units of its own spread: z = z0 + sd(z0) * u, so one lr suits z and c alike
-    start = {"z": z, "c": c}
-    steps = {name: torch.zeros_like(start[name], requires_grad=True) for name in optimize}
     spread = {name: start[name].std().clamp_min(1e-6) for name in optimize}
-    optimizer = torch.optim.Adam(list(steps.values()), lr=lr)
-
-    def current(name):
-        return start[name] + spread[name] * steps[name] if name in steps else start[name]
+    fixed = {name: value for name, value in start.items() if name not in optimize}
     if through == "sampler":
-        scheduler, timesteps = _timesteps(ldm, strength, num_inference_steps)
-        noise = torch.stack([torch.randn(z.shape[1:], generator=torch.Generator().manual_seed(
+        noise = torch.stack([torch.randn(start["z"].shape[1:], generator=torch.Generator().manual_seed(
             seed * 1_000_003 + first_index + i)) for i in range(len(z))])
-        uncond = torch.as_tensor(uncond, dtype=torch.float32)
 
-    def generate():
+    def generate(variables):
+        v = {**fixed, **variables}
         if through == "decoder":
-            return _decode(ldm, current("z"))
-        return _decode(ldm, _sample(ldm, current("z"), current("c"), uncond, noise, scheduler, timesteps,
-                                    guidance_scale))
+            return ldm.decode_pixels(v["z"], checkpoint=True)
+        # the whole stage-1 img2img, its noise held fixed, each U-Net call recomputed in the backward pass
+        latents = ldm.sample(v["z"], v["c"], noise, strength, guidance_scale, num_inference_steps, uncond=uncond,
+                             checkpoint=True)
+        return ldm.decode_pixels(latents, checkpoint=True)
 
-    losses = []
-    for iteration in progress_bar(range(int(n_iterations) + 1), desc="MindDiffuser stage 2", show=progress):
-        with torch.set_grad_enabled(iteration < int(n_iterations)):
-            pixels = generate()
-            value = structural_loss(structure_features(models, pixels, layers, pool, net), target, slices, loss,
-                                    **standard)
-        losses.append(value.detach().cpu().numpy())
-        if iteration == 0:
-            before = tensor_to_images(pixels)
-        if iteration < int(n_iterations):
-            optimizer.zero_grad()
-            value.sum().backward()
-            optimizer.step()
-    return {"before": before, "after": tensor_to_images(pixels), "loss": np.stack(losses),
-            "z": current("z").detach().numpy()}
+    def score(pixels):
+        return structural_loss(structure_features(models, pixels, layers, pool, net), target, slices, loss,
+                               **standard)
+
+    variables, losses, first, last = optimise_inputs({name: start[name] for name in optimize}, generate, score,
+                                                     n_iterations, lr, spread, progress, "MindDiffuser stage 2")
+    return {"before": tensor_to_images(first), "after": tensor_to_images(last), "loss": losses,
+            "z": {**fixed, **variables}["z"].cpu().numpy()}
 
 
 def minddiffuser_reconstructions(ds, models, n_images=None, optimize=("z", "c"), through="sampler",
@@ -444,7 +399,7 @@ def minddiffuser_reconstructions(ds, models, n_images=None, optimize=("z", "c"),
                 "seconds_per_image": np.float64(seconds / max(n, 1))}
 
     arrays = cached_arrays("minddiffuser", params, _STAGE2_VERSION, compute)
-    n_steps = len(_timesteps(models.ldm, strength, num_inference_steps)[1]) if through == "sampler" else 0
+    n_steps = len(models.ldm.timesteps(strength, num_inference_steps)[1]) if through == "sampler" else 0
     unet_per_pass = n_steps * (2 if guidance_scale > 1.0 else 1)
     info = {"loss": arrays["loss"], "seconds_per_image": float(arrays["seconds_per_image"]),
             "unet_passes": {"forward": unet_per_pass * (int(n_iterations) + 1),

@@ -14,10 +14,11 @@ import numpy as np
 import torch
 
 from .errors import check_choice
-from .ldm import LatentDiffusion, images_to_tensor
+from .ldm import LatentDiffusion, images_to_tensor, to_module
+from .settings import torch_device, torch_dtype
 
 __all__ = ["ModelSet", "FeatureNet", "load_models", "world_model_set", "weights_digest", "ClipTextEncoder",
-           "MODEL_SETS", "LazyExtras", "NSD_EXTRAS"]
+           "MODEL_SETS", "LazyExtras", "NSD_EXTRAS", "describe_placement"]
 
 #: dataset name -> model set used with it
 MODEL_SETS = {"world": "world", "nsd": "stable-diffusion-v1-4"}
@@ -42,17 +43,31 @@ class FeatureNet:
     ----------
     name : str
     forward : callable
-        Maps a float tensor (n, 3, H, W) in [-1, 1] at ``input_size`` to a dict of
-        layer name -> tensor (n, ...).
+        Maps a float32 tensor (n, 3, H, W) in [-1, 1] at ``input_size``, on ``device``, to a
+        dict of layer name -> tensor (n, ...); it casts to its module's dtype itself.
     layers : tuple of str
     input_size : int
         Images are resized to ``input_size`` × ``input_size`` first.
     batch_size : int
+    device : torch.device
+        Where the network's weights are.
+
+    Attributes
+    ----------
+    forward : callable
+        The given ``forward`` with its input moved to ``device`` (float32) and its layers
+        returned in float32: differentiable, the module boundary every caller goes through.
     """
 
-    def __init__(self, name, forward, layers, input_size, batch_size=64):
-        self.name, self.forward, self.layers = name, forward, tuple(layers)
+    def __init__(self, name, forward, layers, input_size, batch_size=64, device="cpu"):
+        self.name, self.layers = name, tuple(layers)
         self.input_size, self.batch_size = int(input_size), int(batch_size)
+        self.device = torch.device(device)
+
+        def boundary(pixels):
+            acts = forward(pixels.to(self.device, torch.float32))
+            return {layer: act.float() for layer, act in acts.items()}
+        self.forward = boundary
 
     @torch.no_grad()
     def __call__(self, images, layers=None):
@@ -60,13 +75,13 @@ class FeatureNet:
         layers = self.layers if layers is None else tuple(dict.fromkeys(layers))
         out = {layer: [] for layer in layers}
         for start in range(0, len(images), self.batch_size):
-            pixels = images_to_tensor(np.asarray(images[start:start + self.batch_size]))
+            pixels = images_to_tensor(np.asarray(images[start:start + self.batch_size])).to(self.device)
             if pixels.shape[-1] != self.input_size:
                 pixels = torch.nn.functional.interpolate(pixels, size=(self.input_size, self.input_size),
                                                          mode="bilinear", antialias=True, align_corners=False)
             acts = self.forward(pixels)
             for layer in layers:
-                out[layer].append(acts[layer].flatten(1).float().cpu().numpy())
+                out[layer].append(acts[layer].flatten(1).cpu().numpy())
         return {layer: np.concatenate(parts) for layer, parts in out.items()}
 
     def __repr__(self):
@@ -152,22 +167,29 @@ class LazyExtras(dict):
 
 
 def world_model_set(m):
-    """The :class:`ModelSet` of world models ``m`` (a :class:`brainldm.world_zoo.WorldModels`)."""
+    """The :class:`ModelSet` of world models ``m`` (a :class:`brainldm.world_zoo.WorldModels`).
+
+    The models stay on the device and in the dtype they are in (see :func:`load_models`).
+    """
     ldm = LatentDiffusion(m.vae, m.unet, m.scheduler)
+    device = next(m.image_encoder.parameters()).device
 
     def clip_forward(pixels):
-        layers = m.image_encoder.forward_layers(pixels)
+        layers = m.image_encoder.forward_layers(to_module(pixels, m.image_encoder))
         layers["embedding"] = m.image_encoder.project(layers["late"])
         return layers
+
+    def cnn_forward(pixels):
+        return m.cnn.forward_layers(to_module(pixels, m.cnn))
 
     size = m.image_encoder.config.image_size
     nets = {
         "clip": FeatureNet("world image encoder (CLIP analogue)", clip_forward,
-                           ("early", "middle", "late", "embedding"), size),
-        "cnn": FeatureNet("world CNN (AlexNet analogue)", m.cnn.forward_layers, ("early", "middle", "late"),
-                          m.cnn.config.image_size),
-        "inception": FeatureNet("world CNN late layer (Inception analogue)", m.cnn.forward_layers, ("late",),
-                                m.cnn.config.image_size),
+                           ("early", "middle", "late", "embedding"), size, device=device),
+        "cnn": FeatureNet("world CNN (AlexNet analogue)", cnn_forward, ("early", "middle", "late"),
+                          m.cnn.config.image_size, device=device),
+        "inception": FeatureNet("world CNN late layer (Inception analogue)", cnn_forward, ("late",),
+                                m.cnn.config.image_size, device=device),
     }
     return ModelSet("world", ldm, m.text_encoder, m.uncond, size, nets,
                     extras={"captioner": m.captioner, "image_encoder": m.image_encoder,
@@ -182,6 +204,7 @@ class ClipTextEncoder:
 
     @torch.no_grad()
     def encode_tokens(self, texts):
+        """``c`` of each text: float32 (n, tokens, dim) on the CPU."""
         tokens = self.tokenizer(list(texts), padding="max_length", truncation=True,
                                 max_length=self.tokenizer.model_max_length, return_tensors="pt")
         ids = tokens.input_ids.to(self.text_encoder.device)
@@ -192,32 +215,36 @@ class ClipTextEncoder:
         return torch.stack([self.encode_tokens(caps).mean(0) for caps in captions])
 
 
-def _imagenet(pixels):
-    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
-    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+def _normalise(pixels, mean, std):
+    """Pixels in [-1, 1] to a network's input normalisation (float32, on the pixels' device)."""
+    mean = torch.tensor(mean, device=pixels.device).view(1, 3, 1, 1)
+    std = torch.tensor(std, device=pixels.device).view(1, 3, 1, 1)
     return ((pixels + 1) / 2 - mean) / std
 
 
-def _stable_diffusion(device=None):
+def _imagenet(pixels):
+    return _normalise(pixels, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+
+
+def _stable_diffusion(device, dtype):
     from diffusers import DDIMScheduler
 
     from . import zoo
 
-    pipe = zoo.load("sd-v1-4", device=device)
-    # Takagi & Nishimoto sample with DDIM (50 steps); v1.4 ships a PNDM scheduler
-    ldm = LatentDiffusion(pipe.vae, pipe.unet, DDIMScheduler.from_config(pipe.scheduler.config))
+    pipe = zoo.load("sd-v1-4", device=device, dtype=dtype)
+    # Takagi & Nishimoto sample with DDIM (50 steps); v1.4 ships a PNDM scheduler. Their CompVis
+    # sampler never clips x0; diffusers' DDIM clips unless told (its default when the key is missing)
+    ldm = LatentDiffusion(pipe.vae, pipe.unet, DDIMScheduler.from_config(pipe.scheduler.config, clip_sample=False))
     text = ClipTextEncoder(pipe.tokenizer, pipe.text_encoder)
     uncond = text.encode_tokens([""])
 
-    clip, _ = zoo.load("clip-vit-l14", device=device)
-    alexnet = zoo.load("alexnet", device=device)
-    inception = zoo.load("inception-v3", device=device)
-    dev, dtype = clip.device, clip.dtype
-    clip_mean = torch.tensor([0.48145466, 0.4578275, 0.40821073]).view(1, 3, 1, 1)
-    clip_std = torch.tensor([0.26862954, 0.26130258, 0.27577711]).view(1, 3, 1, 1)
+    clip, _ = zoo.load("clip-vit-l14", device=device, dtype=dtype)
+    alexnet = zoo.load("alexnet", device=device, dtype=dtype)
+    inception = zoo.load("inception-v3", device=device, dtype=dtype)
 
     def clip_forward(pixels):
-        x = (((pixels + 1) / 2 - clip_mean) / clip_std).to(dev, dtype)
+        x = to_module(_normalise(pixels, (0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711)),
+                      clip)
         out = clip.vision_model(pixel_values=x, output_hidden_states=True)
         hidden = out.hidden_states
         n = len(hidden) - 1
@@ -225,7 +252,7 @@ def _stable_diffusion(device=None):
                 "embedding": clip.visual_projection(out.pooler_output)}
 
     def alexnet_forward(pixels):
-        x = _imagenet(pixels).to(alexnet.features[0].weight.device, alexnet.features[0].weight.dtype)
+        x = to_module(_imagenet(pixels), alexnet)
         acts = {}
         for index, layer in enumerate(alexnet.features):
             x = layer(x)
@@ -238,51 +265,78 @@ def _stable_diffusion(device=None):
         return acts
 
     def inception_forward(pixels):
-        weight = inception.fc.weight
         acts = {}
         handle = inception.avgpool.register_forward_hook(lambda m, i, o: acts.setdefault("late", o))
-        inception(_imagenet(pixels).to(weight.device, weight.dtype))
+        inception(to_module(_imagenet(pixels), inception))
         handle.remove()
         return acts
 
     nets = {
         "clip": FeatureNet("CLIP ViT-L/14", clip_forward, ("early", "middle", "late", "embedding"),
-                           clip.config.vision_config.image_size, 16),
-        "cnn": FeatureNet("AlexNet", alexnet_forward, ("early", "middle", "late"), 224),
-        "inception": FeatureNet("Inception-v3", inception_forward, ("late",), 299),
+                           clip.config.vision_config.image_size, 16, device=clip.device),
+        "cnn": FeatureNet("AlexNet", alexnet_forward, ("early", "middle", "late"), 224, device=clip.device),
+        "inception": FeatureNet("Inception-v3", inception_forward, ("late",), 299, device=clip.device),
     }
     # Takagi encodes z at 320 px (4 x 40 x 40 with SD 1.4); smaller models at their own size
     resolution = min(320, pipe.unet.config.sample_size * ldm.vae_scale_factor)
-    return ModelSet("stable-diffusion-v1-4", ldm, text, uncond, resolution, nets, extras=_nsd_extras(nets, device))
+    return ModelSet("stable-diffusion-v1-4", ldm, text, uncond, resolution, nets,
+                    extras=_nsd_extras(nets, device, dtype))
 
 
 #: extra NSD models (loaded by :class:`LazyExtras` on first use) -> registry name (:data:`brainldm.zoo.MODELS`)
 NSD_EXTRAS = {"captioner": "blip", "depth_estimator": "dpt-large", "depth_ldm": "sd-2-depth"}
 
 
-def _nsd_extras(feature_nets, device):
+def _nsd_extras(feature_nets, device, dtype):
     """The technical report's extra models: BLIP (+T), DPT-large (+D depth) and SD 2 depth (+D)."""
     from . import zoo
 
     def depth_ldm():
         from diffusers import DDIMScheduler
 
-        pipe = zoo.load(NSD_EXTRAS["depth_ldm"], device=device)
-        ldm = LatentDiffusion(pipe.vae, pipe.unet, DDIMScheduler.from_config(pipe.scheduler.config))
+        pipe = zoo.load(NSD_EXTRAS["depth_ldm"], device=device, dtype=dtype)
+        ldm = LatentDiffusion(pipe.vae, pipe.unet, DDIMScheduler.from_config(pipe.scheduler.config,
+                                                                              clip_sample=False))
         text = ClipTextEncoder(pipe.tokenizer, pipe.text_encoder)
         resolution = min(320, pipe.unet.config.sample_size * ldm.vae_scale_factor)
         return ModelSet("stable-diffusion-2-depth", ldm, text, text.encode_tokens([""]), resolution, feature_nets)
 
-    return LazyExtras({"captioner": lambda: zoo.load(NSD_EXTRAS["captioner"], device=device),
-                       "depth_estimator": lambda: zoo.load(NSD_EXTRAS["depth_estimator"], device=device),
+    return LazyExtras({"captioner": lambda: zoo.load(NSD_EXTRAS["captioner"], device=device, dtype=dtype),
+                       "depth_estimator": lambda: zoo.load(NSD_EXTRAS["depth_estimator"], device=device,
+                                                           dtype=dtype),
                        "depth_ldm": depth_ldm})
 
 
-def load_models(dataset="world", device=None):
-    """The :class:`ModelSet` for ``dataset`` (``"world"`` or ``"nsd"``), loaded offline."""
+def load_models(dataset="world", device=None, dtype=None):
+    """The :class:`ModelSet` for ``dataset`` (``"world"`` or ``"nsd"``), loaded offline.
+
+    Parameters
+    ----------
+    dataset : {"world", "nsd"}
+    device : str or torch.device, optional
+        Where every model runs: argument → ``BRAINLDM_DEVICE`` → ``cuda`` if a GPU is visible,
+        else ``cpu`` (:func:`brainldm.settings.torch_device`).
+    dtype : str or torch.dtype, optional
+        What the models' weights and activations are in: argument → ``BRAINLDM_DTYPE`` →
+        float16 on CUDA, else float32 (:func:`brainldm.settings.torch_dtype`). Weights are
+        loaded directly in it; fits, statistics and metrics stay in float32.
+
+    Returns
+    -------
+    models : ModelSet
+        Every module frozen (no weight ever gets a gradient), on ``device`` in ``dtype``.
+    """
     check_choice("dataset", dataset, MODEL_SETS)
+    device = torch_device(device)
+    dtype = torch_dtype(dtype, device)
     if dataset == "world":
         from .world_zoo import load_world_models
 
-        return world_model_set(load_world_models())
-    return _stable_diffusion(device)
+        return world_model_set(load_world_models(device=device, dtype=dtype))
+    return _stable_diffusion(device, dtype)
+
+
+def describe_placement(models):
+    """One line saying where ``models`` run, e.g. ``"models: stable-diffusion-v1-4 on cpu in bfloat16"``."""
+    unet = models.ldm.unet
+    return f"models: {models.name} on {unet.device} in {str(unet.dtype).removeprefix('torch.')}"

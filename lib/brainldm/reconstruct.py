@@ -5,10 +5,11 @@
    conditioned on the decoded text embedding ``c`` (img2img).
 3. ``X_c``: generated from pure noise conditioned on ``c`` alone.
 
-Each image gets ``n_samples`` samples; the noise of sample ``k`` of the batch
-starting at image ``i`` comes from a ``torch.Generator`` seeded with
-``(seed, k, i)``, so every result is reproducible and sample ``k`` of one run
-equals sample ``k`` of a run with more samples (at the same ``batch_size``).
+Each image gets ``n_samples`` samples; the noise of sample ``k`` of image ``i``
+comes from a ``torch.Generator`` seeded with ``(seed, k, i)`` (:func:`sample_noise`),
+so every result is reproducible, sample ``k`` of one run equals sample ``k`` of a run
+with more samples, and the batch size (samples of several images run as one batch on
+the model's device) changes nothing but speed.
 """
 
 import numpy as np
@@ -19,8 +20,9 @@ from .errors import BrainLDMError
 from .ldm import check_sampling
 from .progress import progress_bar
 
-__all__ = ["Reconstruction", "SETTINGS", "settings_for", "check_settings", "reconstruct", "brain_reconstructions"]
-_VERSION = "1"
+__all__ = ["Reconstruction", "SETTINGS", "settings_for", "check_settings", "reconstruct", "brain_reconstructions",
+           "sample_noise"]
+_VERSION = "2"  # 2: noise per (image, sample), samples batched
 
 #: Takagi's settings on NSD (DDIM 50 steps, strength 0.8, guidance 5, 5 samples per image);
 #: fewer steps and samples on the world, so that the book builds on a CPU
@@ -83,6 +85,7 @@ def reconstruct(ldm, z, c, uncond, strength=0.8, guidance_scale=5.0, num_inferen
     seed : int
         Seeds the noise (see the module's notes).
     batch_size : int
+        Samples (of one or several images) denoised together.
     depth : float array of shape (n, H, W), optional
         Depth maps for a depth-conditioned U-Net (``+D``).
     which : tuple of str
@@ -104,33 +107,41 @@ def reconstruct(ldm, z, c, uncond, strength=0.8, guidance_scale=5.0, num_inferen
     out = Reconstruction()
     if z is not None:
         out["X_z"] = ldm.decode(z)
-    size = (h, w) if h is not None else None
-    bar = progress_bar(total=n_samples * n * (("X_zc" in which) + ("X_c" in which)), desc="reconstruct", unit="image")
+    size = (h, w) if h is not None else (ldm.unet.config.sample_size,) * 2
+    # X_zc starts from X_z re-encoded, once per image (Takagi's resize-and-re-encode step)
+    z_init = ldm.encode(out["X_z"]) if "X_zc" in which else None
+    # rows (image i, sample k) in image-major order, run together in batches of `batch_size` rows
+    rows = [(i, k) for i in range(n) for k in range(n_samples)]
+    bar = progress_bar(total=len(rows) * (("X_zc" in which) + ("X_c" in which)), desc="reconstruct", unit="sample")
     for name in ("X_zc", "X_c"):
         if name not in which:
             continue
-        samples = []
-        for k in range(n_samples):
-            images = []
-            for start in range(0, n, batch_size):
-                part = slice(start, start + batch_size)
-                generator = torch.Generator().manual_seed(seed * 1_000_003 + k * 10_007 + start)
-                kwargs = dict(guidance_scale=guidance_scale, num_inference_steps=num_inference_steps,
-                              generator=generator, uncond=uncond,
-                              depth=None if depth is None else depth[part])
-                if name == "X_zc":
-                    z_init = ldm.encode(out["X_z"][part])
-                    latents = ldm.img2img(z_init, c[part], strength=strength, **kwargs)
-                else:
-                    latents = ldm.text2img(c[part], latent_size=size, **kwargs)
-                images.append(ldm.decode(latents))
-                bar.update(len(latents))
-            samples.append(np.concatenate(images))
-        out[name] = np.stack(samples, axis=1)
+        images = []
+        for first in range(0, len(rows), batch_size):
+            part = rows[first:first + batch_size]
+            index = torch.tensor([i for i, _ in part])
+            noise = torch.stack([sample_noise(ldm, size, seed, i, k) for i, k in part])
+            latents = ldm.sample(None if name == "X_c" else z_init[index], c[index], noise,
+                                 strength=strength if name == "X_zc" else 1.0, guidance_scale=guidance_scale,
+                                 num_inference_steps=num_inference_steps, uncond=uncond,
+                                 depth=None if depth is None else np.asarray(depth)[index.numpy()])
+            images.append(ldm.decode(latents))
+            bar.update(len(part))
+        out[name] = np.concatenate(images).reshape(n, n_samples, *images[0].shape[1:])
     bar.close()
     if "X_z" not in which:
         out.pop("X_z", None)
     return out
+
+
+def sample_noise(ldm, size, seed, image, sample):
+    """The starting noise of sample ``sample`` of image ``image``: float32 (latent_channels, h, w), on the CPU.
+
+    Drawn from its own generator, seeded with ``(seed, image, sample)``, so that it does not
+    depend on the batch it runs in nor on how many samples or images a run makes.
+    """
+    generator = torch.Generator().manual_seed(int(seed) * 1_000_003 + int(sample) * 10_007 + int(image))
+    return torch.randn((ldm.latent_channels, *size), generator=generator, dtype=torch.float32)
 
 
 def brain_reconstructions(ds, models, n_images=None, z_roi=None, c_roi=None, strength=0.8, guidance_scale=5.0,

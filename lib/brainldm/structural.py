@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from .errors import BrainLDMError
-from .progress import progress_bar
+from .optimise import optimise_inputs
 
 __all__ = ["pooled_layers", "structure_loss", "optimise_latents", "LAYERS"]
 
@@ -48,7 +48,7 @@ def pooled_layers(net, pixels, layers=LAYERS, pool=None):
 
     Returns
     -------
-    features : dict of str to tensor of shape (n, d_layer)
+    features : dict of str to float32 tensor of shape (n, d_layer), on the net's device
     """
     if pixels.shape[-1] != net.input_size or pixels.shape[-2] != net.input_size:
         pixels = F.interpolate(pixels, size=(net.input_size, net.input_size), mode="bilinear", antialias=True,
@@ -62,7 +62,7 @@ def pooled_layers(net, pixels, layers=LAYERS, pool=None):
         act = acts[layer].float()
         if pool and act.ndim == 4 and act.shape[-1] > pool:
             act = F.adaptive_avg_pool2d(act, pool)
-        out[layer] = act.flatten(1).cpu()
+        out[layer] = act.flatten(1)
     return out
 
 
@@ -71,7 +71,7 @@ def structure_loss(features, targets, weights):
     total = 0.0
     for layer, weight in weights.items():
         if weight:
-            target = targets[layer]
+            target = targets[layer].to(features[layer].device)
             total = total + weight * ((features[layer] - target) ** 2).sum(1) / (target ** 2).sum(1).clamp_min(1e-8)
     return total
 
@@ -114,37 +114,22 @@ def optimise_latents(ldm, net, z0, targets, weights=None, pool=None, iterations=
     if unknown:
         raise BrainLDMError(f"layer weights name {sorted(unknown)} but decoded targets exist only for "
                             f"{sorted(targets)}")
-    if int(iterations) < 0 or lr <= 0:
-        raise BrainLDMError(f"need iterations >= 0 and lr > 0, found {iterations} and {lr}")
     layers = tuple(layer for layer, w in weights.items() if w)
-    targets = {layer: torch.as_tensor(np.asarray(targets[layer], np.float32)) for layer in layers}
-    z0 = torch.as_tensor(z0, dtype=torch.float32)
+    device = ldm.device
+    targets = {layer: torch.as_tensor(np.asarray(targets[layer], np.float32), device=device) for layer in layers}
+    z0 = torch.as_tensor(z0, dtype=torch.float32).to(device)
     n = len(z0)
     batch_size = int(batch_size or max(n, 1))
-    scale = ldm.vae.config.scaling_factor
     start = time.perf_counter()
     z_out, losses = [], []
-    bar = progress_bar(total=int(iterations) * n, desc="+G optimisation", unit="image-step", show=progress)
     for first in range(0, n, batch_size):
         part = slice(first, first + batch_size)
-        z = z0[part].clone().to(ldm.device).requires_grad_(True)
-        opt = torch.optim.Adam([z], lr=lr)
-        history = []
-        for step in range(int(iterations) + 1):
-            last = step == int(iterations)
-            with torch.set_grad_enabled(not last):
-                pixels = ldm.vae.decode(z / scale).sample.clamp(-1, 1)
-                loss = structure_loss(pooled_layers(net, pixels, layers, pool),
-                                      {k: v[part] for k, v in targets.items()}, weights)
-            history.append(loss.detach().numpy())
-            if last:
-                break
-            # gradients of z only: the generator's and the feature net's weights stay untouched
-            z.grad, = torch.autograd.grad(loss.sum(), [z])
-            opt.step()
-            bar.update(len(loss))
-        z_out.append(z.detach().cpu())
-        losses.append(np.stack(history))
-    bar.close()
+        batch_targets = {k: v[part] for k, v in targets.items()}
+        variables, history, _, _ = optimise_inputs(
+            {"z": z0[part]}, lambda v: ldm.decode_pixels(v["z"], checkpoint=True),
+            lambda pixels: structure_loss(pooled_layers(net, pixels, layers, pool), batch_targets, weights),
+            iterations, lr, progress=progress, desc="+G optimisation")
+        z_out.append(variables["z"].cpu())
+        losses.append(history)
     seconds = time.perf_counter() - start
     return torch.cat(z_out), np.concatenate(losses, axis=1), seconds

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import BrainLDMError, check_choice
-from .settings import models_dir
+from .settings import models_dir, torch_device, torch_dtype
 
 __all__ = ["ModelSpec", "MODELS", "search", "locate", "how_to_get", "load", "available", "default_device_dtype"]
 
@@ -215,30 +215,18 @@ def available(models=None):
 
 
 def default_device_dtype(device=None, dtype=None):
-    """The device and dtype to load models with: cuda and float16 if a GPU is visible, else cpu and float32.
+    """The device and dtype to load models with (:func:`brainldm.settings.torch_device` and ``torch_dtype``).
 
-    Parameters
-    ----------
-    device : str or torch.device, optional
-    dtype : str or torch.dtype, optional
-        e.g. ``"float32"``.
+    Argument, then ``BRAINLDM_DEVICE`` / ``BRAINLDM_DTYPE``, then cuda in float16 if a GPU
+    is visible, else cpu in float32.
 
     Returns
     -------
     device : torch.device
     dtype : torch.dtype
     """
-    import torch
-
-    gpu = torch.cuda.is_available()
-    device = torch.device(device if device is not None else "cuda" if gpu else "cpu")
-    if dtype is None:
-        dtype = torch.float16 if device.type == "cuda" else torch.float32
-    elif isinstance(dtype, str):
-        if not isinstance(getattr(torch, dtype, None), torch.dtype):
-            raise BrainLDMError(f"unknown dtype {dtype!r}; expected e.g. 'float32', 'float16' or 'bfloat16'")
-        dtype = getattr(torch, dtype)
-    return device, dtype
+    device = torch_device(device)
+    return device, torch_dtype(dtype, device)
 
 
 def load(name, device=None, dtype=None, models=None):
@@ -249,7 +237,7 @@ def load(name, device=None, dtype=None, models=None):
     name : str
         A key of :data:`MODELS`.
     device, dtype : optional
-        See :func:`default_device_dtype`.
+        See :func:`default_device_dtype`; the weights are loaded directly in ``dtype``.
     models : path, optional
         Model folder (see :func:`locate`).
 
@@ -257,8 +245,10 @@ def load(name, device=None, dtype=None, models=None):
     -------
     model
         diffusers: the pipeline. transformers: a tuple ``(model, processor)``.
-        torchvision: the module. Models are in eval mode on ``device`` in ``dtype``.
+        torchvision: the module. Models are in eval mode, frozen (``requires_grad`` False), on
+        ``device`` in ``dtype``.
     """
+    import torch
     from safetensors import SafetensorError
 
     spec = MODELS[check_choice("model", name, MODELS)]
@@ -266,15 +256,19 @@ def load(name, device=None, dtype=None, models=None):
     device, dtype = default_device_dtype(device, dtype)
     try:
         if spec.library == "torchvision":
-            return _load_torchvision(spec, path).to(device=device, dtype=dtype).eval()
+            return _load_torchvision(spec, path).to(device=device, dtype=dtype).eval().requires_grad_(False)
         library = importlib.import_module(spec.library)
         if spec.library == "diffusers":
+            # weights are read straight into `dtype` (accelerate's low-memory loading), then moved once
             pipeline = getattr(library, spec.model_class).from_pretrained(
-                path, torch_dtype=dtype, local_files_only=True, **spec.load_options)
+                path, dtype=dtype, local_files_only=True, **spec.load_options)
+            for component in pipeline.components.values():
+                if isinstance(component, torch.nn.Module):
+                    component.eval().requires_grad_(False)
             return pipeline.to(device)
         model = getattr(library, spec.model_class).from_pretrained(path, dtype=dtype, local_files_only=True)
         processor = getattr(library, spec.processor_class).from_pretrained(path, local_files_only=True)
-        return model.to(device).eval(), processor
+        return model.to(device).eval().requires_grad_(False), processor
     except (OSError, ValueError, RuntimeError, KeyError, SafetensorError) as error:
         raise BrainLDMError(
             f"found model {name!r} at {path} but could not load it as {spec.library}.{spec.model_class}: "

@@ -81,9 +81,16 @@ class WorldModels:
     uncond: torch.Tensor
 
 
-def load_world_models(weights=None):
-    """Load every world model (see :class:`WorldModels`)."""
+def load_world_models(weights=None, device="cpu", dtype=torch.float32):
+    """Load every world model (see :class:`WorldModels`).
+
+    The networks go to ``device`` in ``dtype``; the frozen text encoder stays on the CPU in
+    float32 (``c`` is cast where the U-Net reads it).
+    """
     models = {name: load(name, weights) for name in MODEL_NAMES}
+    for name, model in models.items():
+        if isinstance(model, torch.nn.Module):
+            models[name] = model.to(device=device, dtype=dtype)
     return WorldModels(**models, uncond=models["text_encoder"].unconditional())
 
 

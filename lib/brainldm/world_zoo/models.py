@@ -335,7 +335,8 @@ class Captioner(ModelMixin, ConfigMixin):
     @torch.no_grad()
     def attributes_from_features(self, features):
         """Attributes from :meth:`features` (n, in_features), e.g. features decoded from fMRI."""
-        logits = self(torch.as_tensor(features, dtype=torch.float32))
+        weight = next(self.parameters())
+        logits = self(torch.as_tensor(np.asarray(features, np.float32)).to(weight.device, weight.dtype))
         best = {name: v.argmax(1).cpu().numpy() for name, v in logits.items()}
         category = np.stack([best[f"category{k}"] for k in range(MAX_OBJECTS)], 1)
         color = np.stack([best[f"color{k}"] for k in range(MAX_OBJECTS)], 1)
