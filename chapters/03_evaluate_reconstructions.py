@@ -40,6 +40,8 @@ guidance_scale = None
 num_inference_steps = None
 n_samples = None
 seed = 0
+device = None  # torch device, e.g. "cuda:1"; None: BRAINLDM_DEVICE, else cuda if present, else cpu
+dtype = None  # "float16", "bfloat16", "float32"; None: BRAINLDM_DTYPE, else float16 on cuda, float32 on cpu
 
 # %% [markdown]
 # ## Imports
@@ -51,12 +53,13 @@ import pandas as pd
 
 from brainldm.datasets import load_dataset
 from brainldm.evaluate import evaluate_reconstructions
-from brainldm.models import load_models
+from brainldm.models import describe_placement, load_models
 from brainldm.reconstruct import brain_reconstructions, settings_for
 from brainldm.reference import TABLE1_COLUMNS, table1
 
 # %%
-models = load_models(dataset)
+models = load_models(dataset, device=device, dtype=dtype)
+print(describe_placement(models))
 settings = settings_for(dataset, strength=strength, guidance_scale=guidance_scale,
                         num_inference_steps=num_inference_steps, n_samples=n_samples)
 tables = []

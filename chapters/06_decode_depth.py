@@ -49,6 +49,8 @@ n_samples = None  # None: 1 on the world, 5 on NSD
 baseline_samples = None  # samples of chapter 2's cached baseline; None: chapter 2's default
 num_inference_steps = None
 seed = 0
+device = None  # torch device, e.g. "cuda:1"; None: BRAINLDM_DEVICE, else cuda if present, else cpu
+dtype = None  # "float16", "bfloat16", "float32"; None: BRAINLDM_DTYPE, else float16 on cuda, float32 on cpu
 
 # %% [markdown]
 # ## Imports
@@ -63,12 +65,13 @@ from brainldm.datasets import load_dataset
 from brainldm.depth import convert_depth, depth_generator, depth_scores, true_depth
 from brainldm.evaluate import score_table
 from brainldm.extensions import ExtensionRun, format_changes, identification_table, paired_differences, plot_changes
-from brainldm.models import load_models
+from brainldm.models import describe_placement, load_models
 from brainldm.reference import table1_by_subject
 
 # %%
 ds = load_dataset(dataset, subject=subject, **dataset_options)
-models = load_models(dataset)
+models = load_models(dataset, device=device, dtype=dtype)
+print(describe_placement(models))
 run = ExtensionRun(ds, models, n_images=n_images, seed=seed, iterations=iterations, n_samples=n_samples,
                    baseline_samples=baseline_samples, num_inference_steps=num_inference_steps)
 generator = depth_generator(models)

@@ -43,6 +43,8 @@ baseline_samples = None  # samples of chapter 2's cached baseline; None: chapter
 iterations = None  # +G Adam steps; None: 3 on the world, 200 on NSD
 num_inference_steps = None
 seed = 0
+device = None  # torch device, e.g. "cuda:1"; None: BRAINLDM_DEVICE, else cuda if present, else cpu
+dtype = None  # "float16", "bfloat16", "float32"; None: BRAINLDM_DTYPE, else float16 on cuda, float32 on cpu
 
 # %% [markdown]
 # ## Imports
@@ -54,12 +56,13 @@ import pandas as pd
 from brainldm.datasets import load_dataset
 from brainldm.extensions import (METHODS, ExtensionRun, compare_with_paper, format_changes, identification_table,
                                  paired_differences, plot_changes, table1_summary)
-from brainldm.models import load_models
+from brainldm.models import describe_placement, load_models
 
 pd.set_option("display.width", 200)
 
 # %%
-models = load_models(dataset)
+models = load_models(dataset, device=device, dtype=dtype)
+print(describe_placement(models))
 tables = []
 for name in subjects:
     ds = load_dataset(dataset, subject=name, **dataset_options)

@@ -43,6 +43,8 @@ num_inference_steps = None
 n_boot = 1000  # bootstrap resamples of the test images for the confidence intervals
 fdr = 0.05  # false discovery rate of the voxel-wise tests
 seed = 0
+device = None  # torch device, e.g. "cuda:1"; None: BRAINLDM_DEVICE, else cuda if present, else cpu
+dtype = None  # "float16", "bfloat16", "float32"; None: BRAINLDM_DTYPE, else float16 on cuda, float32 on cpu
 
 # %% [markdown]
 # ## Imports
@@ -58,11 +60,12 @@ from brainldm.encoding import (best_feature, encoding_data, fit_encoders, roi_me
                                variance_partition)
 from brainldm.features import stimulus_features
 from brainldm.ldm_features import encoding_settings_for, ldm_features
-from brainldm.models import load_models
+from brainldm.models import describe_placement, load_models
 
 # %%
 ds = load_dataset(dataset, subject=subject, **dataset_options)
-models = load_models(dataset)
+models = load_models(dataset, device=device, dtype=dtype)
+print(describe_placement(models))
 data = encoding_data(ds, n_train=n_train)
 settings = encoding_settings_for(dataset, strength=strength, guidance_scale=guidance_scale,
                                  num_inference_steps=num_inference_steps)

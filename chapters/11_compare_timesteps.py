@@ -41,6 +41,8 @@ n_boot = 1000
 fdr = 0.05
 seed = 0
 viewer = True  # write the interactive WebGL viewer (world only) into the book's _static folder
+device = None  # torch device, e.g. "cuda:1"; None: BRAINLDM_DEVICE, else cuda if present, else cpu
+dtype = None  # "float16", "bfloat16", "float32"; None: BRAINLDM_DTYPE, else float16 on cuda, float32 on cpu
 
 # %% [markdown]
 # ## Imports
@@ -57,11 +59,12 @@ from brainldm.datasets import load_dataset
 from brainldm.encoding import encoding_data, fit_encoders, roi_scores
 from brainldm.features import stimulus_features
 from brainldm.ldm_features import STAGES, encoding_settings_for, ldm_features
-from brainldm.models import load_models
+from brainldm.models import describe_placement, load_models
 
 # %%
 ds = load_dataset(dataset, subject=subject, **dataset_options)
-models = load_models(dataset)
+models = load_models(dataset, device=device, dtype=dtype)
+print(describe_placement(models))
 data = encoding_data(ds, n_train=n_train)
 settings = encoding_settings_for(dataset, strength=strength, guidance_scale=guidance_scale,
                                  num_inference_steps=num_inference_steps)

@@ -56,6 +56,8 @@ guidance_scale = None
 num_inference_steps = None
 n_samples = None
 seed = 0
+device = None  # torch device, e.g. "cuda:1"; None: BRAINLDM_DEVICE, else cuda if present, else cpu
+dtype = None  # "float16", "bfloat16", "float32"; None: BRAINLDM_DTYPE, else float16 on cuda, float32 on cpu
 
 # %% [markdown]
 # ## Imports
@@ -67,11 +69,12 @@ import pandas as pd
 
 from brainldm import overlap, viz
 from brainldm.datasets import load_dataset
-from brainldm.models import load_models
+from brainldm.models import describe_placement, load_models
 from brainldm.reconstruct import brain_reconstructions, settings_for
 
 # %%
-models = load_models(dataset)
+models = load_models(dataset, device=device, dtype=dtype)
+print(describe_placement(models))
 settings = settings_for(dataset, strength=strength, guidance_scale=guidance_scale,
                         num_inference_steps=num_inference_steps, n_samples=n_samples)
 ds = load_dataset(dataset, subject=subjects[0], **dataset_options)

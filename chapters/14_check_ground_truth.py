@@ -39,6 +39,8 @@ guidance_scale = None
 num_inference_steps = None
 n_samples = None
 seed = 0
+device = None  # torch device, e.g. "cuda:1"; None: BRAINLDM_DEVICE, else cuda if present, else cpu
+dtype = None  # "float16", "bfloat16", "float32"; None: BRAINLDM_DTYPE, else float16 on cuda, float32 on cpu
 
 # %% [markdown]
 # ## Imports
@@ -52,13 +54,14 @@ from brainldm import stats, viz
 from brainldm.datasets import load_dataset
 from brainldm.encoding import TUNING_OF_FEATURE, truth_agreement, voxel_scores
 from brainldm.evaluate import IDENTIFICATION_COLUMNS, evaluate_reconstructions
-from brainldm.models import load_models
+from brainldm.models import describe_placement, load_models
 from brainldm.reconstruct import brain_reconstructions, settings_for
 from brainldm.truth import decoding_against_oracle, oracle_reconstructions
 
 # %%
 ds = load_dataset("world", subject=subject, **dataset_options)
-models = load_models("world")
+models = load_models("world", device=device, dtype=dtype)
+print(describe_placement(models))
 settings = settings_for("world", strength=strength, guidance_scale=guidance_scale,
                         num_inference_steps=num_inference_steps, n_samples=n_samples)
 print(ds)

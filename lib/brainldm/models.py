@@ -169,8 +169,11 @@ class LazyExtras(dict):
 def world_model_set(m):
     """The :class:`ModelSet` of world models ``m`` (a :class:`brainldm.world_zoo.WorldModels`).
 
-    The models stay on the device and in the dtype they are in (see :func:`load_models`).
+    The models stay on the device and in the dtype they are in (see :func:`load_models`), and
+    are frozen: gradients only ever reach the inputs that +G and MindDiffuser optimise.
     """
+    for module in (m.image_encoder, m.cnn, m.captioner, m.depth_estimator):
+        module.requires_grad_(False)
     ldm = LatentDiffusion(m.vae, m.unet, m.scheduler)
     device = next(m.image_encoder.parameters()).device
 

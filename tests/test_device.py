@@ -1,0 +1,121 @@
+"""Device and dtype: sampling stays on the device, gradients reach inputs only, samples batch freely."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch.overrides import TorchFunctionMode
+
+from brainldm import minddiffuser as md
+from brainldm.reconstruct import reconstruct
+from brainldm.settings import torch_device, torch_dtype
+from brainldm.errors import BrainLDMError
+from brainldm.structural import optimise_latents, pooled_layers
+
+PACKAGE = str(Path(md.__file__).parent)
+HOST = {"cpu", "numpy", "item", "tolist"}
+
+
+class CountTransfers(TorchFunctionMode):
+    """Counts host copies (``.cpu()``, ``.numpy()``, ``.item()``, ``.tolist()``) anywhere, and device moves
+    (``.to(device)``) made by brainldm's own code."""
+
+    def __init__(self):
+        super().__init__()
+        self.host, self.moves = 0, 0
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        name = getattr(func, "__name__", "")
+        if name in HOST:
+            self.host += 1
+        elif name == "to":
+            import sys
+
+            caller = sys._getframe(1).f_code.co_filename
+            targets = list(args[1:]) + [kwargs.get("device")]
+            if caller.startswith(PACKAGE) and any(isinstance(t, (str, torch.device)) for t in targets):
+                self.moves += 1
+        return func(*args, **kwargs)
+
+
+def _counts(ldm, steps, z, c, uncond):
+    noise = torch.randn(z.shape, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad(), CountTransfers() as mode:
+        ldm.sample(z, c, noise, strength=1.0, guidance_scale=3.0, num_inference_steps=steps, uncond=uncond)
+    return mode.host, mode.moves
+
+
+def test_the_denoising_loop_makes_no_host_copy_nor_device_move(tiny_models):
+    ldm = tiny_models.ldm
+    z = torch.randn(2, *tiny_models.latent_shape())
+    c = torch.randn(2, *tiny_models.c_shape())
+    few, many = _counts(ldm, 2, z, c, tiny_models.uncond), _counts(ldm, 8, z, c, tiny_models.uncond)
+    # what happens once per call (moving the inputs in) may happen; nothing may happen once per step
+    assert few == many
+    assert few[0] == 0
+
+
+def test_refinement_and_plus_g_leave_every_weight_without_a_gradient(tiny_models):
+    ldm, models = tiny_models.ldm, tiny_models
+    z = torch.randn(2, *models.latent_shape())
+    c = torch.randn(2, *models.c_shape())
+    slices = md.layer_slices(models, ("early", "middle"), 2)
+    target = torch.randn(2, slices["middle"].stop)
+    md.refine(ldm, models, z, c, models.uncond, target, slices, n_iterations=2, num_inference_steps=4,
+              strength=0.5, guidance_scale=2.0, pool=2, progress=False)
+    net = models.feature_nets["cnn"]
+    with torch.no_grad():
+        targets = pooled_layers(net, ldm.decode_pixels(torch.randn_like(z)), pool=2)
+    optimise_latents(ldm, net, z, targets, pool=2, iterations=2, progress=False)
+    modules = [ldm.unet, ldm.vae, *[v for v in models.extras.values() if isinstance(v, torch.nn.Module)]]
+    parameters = [p for module in modules for p in module.parameters()]
+    assert parameters and all(p.grad is None and not p.requires_grad for p in parameters)
+
+
+def test_samples_batch_freely_and_the_start_latent_is_encoded_once(tiny_models, monkeypatch):
+    ldm = tiny_models.ldm
+    z = torch.randn(3, *tiny_models.latent_shape())
+    c = torch.randn(3, *tiny_models.c_shape())
+    calls = []
+    encode = type(ldm).encode
+    monkeypatch.setattr(type(ldm), "encode", lambda self, *a, **k: calls.append(1) or encode(self, *a, **k))
+    settings = dict(strength=0.5, guidance_scale=2.0, num_inference_steps=4, n_samples=2, seed=3)
+    one = reconstruct(ldm, z, c, tiny_models.uncond, batch_size=1, **settings)
+    assert len(calls) == 1  # X_z re-encoded once for every sample of every image
+    many = reconstruct(ldm, z, c, tiny_models.uncond, batch_size=6, **settings)
+    fewer = reconstruct(ldm, z[:2], c[:2], tiny_models.uncond, batch_size=4, **{**settings, "n_samples": 1})
+    for name in ("X_zc", "X_c"):
+        assert one[name].shape == (3, 2, *one["X_z"].shape[1:])
+        assert np.abs(one[name].astype(int) - many[name]).max() <= 1  # batching changes rounding at most
+        assert np.abs(fewer[name][:, 0].astype(int) - one[name][:2, 0]).max() <= 1  # sample k keeps its noise
+
+
+def test_device_and_dtype_come_from_the_argument_then_the_environment(monkeypatch):
+    monkeypatch.delenv("BRAINLDM_DEVICE", raising=False)
+    monkeypatch.delenv("BRAINLDM_DTYPE", raising=False)
+    if not torch.cuda.is_available():
+        assert torch_device() == torch.device("cpu") and torch_dtype() == torch.float32
+    monkeypatch.setenv("BRAINLDM_DTYPE", "bfloat16")
+    assert torch_dtype() == torch.bfloat16 and torch_dtype("float16") == torch.float16
+    monkeypatch.setenv("BRAINLDM_DEVICE", "cpu")
+    assert torch_device() == torch.device("cpu")
+    with pytest.raises(BrainLDMError, match="BRAINLDM_DTYPE"):
+        torch_dtype("float17")
+    monkeypatch.setenv("BRAINLDM_DEVICE", "gpu7")
+    with pytest.raises(BrainLDMError, match="BRAINLDM_DEVICE"):
+        torch_device()
+
+
+def test_world_models_run_in_bfloat16(monkeypatch):
+    from brainldm.models import load_models
+
+    models = load_models("world", device="cpu", dtype="bfloat16")
+    images = np.random.default_rng(0).integers(0, 256, (2, models.resolution, models.resolution, 3), np.uint8)
+    z = models.ldm.encode(images)
+    c = models.text_encoder.encode_captions([["a red face on a beach"]] * 2)
+    out = reconstruct(models.ldm, z, c, models.uncond, num_inference_steps=2, n_samples=1)
+    assert out["X_zc"].shape == (2, 1, *images.shape[1:])
+    feats = models.feature_nets["clip"](images)
+    assert all(v.dtype == np.float32 and np.isfinite(v).all() for v in feats.values())
