@@ -165,13 +165,15 @@ def test_held_out_images_are_outside_the_pool_and_the_subjects():
 def test_two_way_identification_known_answers():
     rng = np.random.default_rng(0)
     orig = rng.normal(size=(6, 20))
-    assert np.all(two_way_identification(orig, orig) == 1.0)
-    assert np.all(two_way_identification(orig, -orig) == 0.0)
+    for rule in ("authors", "per_sample"):
+        assert np.all(two_way_identification(orig, orig, rule) == 1.0)
+        assert np.all(two_way_identification(orig, -orig, rule) == 0.0)
     same = np.repeat(rng.normal(size=(1, 1, 20)), 6, axis=0)
-    np.testing.assert_allclose(two_way_identification(orig, same), 0.5)
-    # two samples per image, one perfect and one anti-correlated: 0.5 on average
+    np.testing.assert_allclose(two_way_identification(orig, same, "per_sample"), 0.5)  # ties count one half
+    np.testing.assert_allclose(two_way_identification(orig, same), 0.0)  # the authors count strict wins only
+    # two samples per image, one perfect and one anti-correlated: 0.5 on average per sample
     gen = np.stack([orig, -orig], axis=1)
-    np.testing.assert_allclose(two_way_identification(orig, gen), 0.5)
+    np.testing.assert_allclose(two_way_identification(orig, gen, "per_sample"), 0.5)
     with pytest.raises(ValueError, match="same n and d"):
         two_way_identification(orig, orig[:5])
 
@@ -185,7 +187,26 @@ def test_two_way_identification_matches_the_loop_definition():
             own = np.corrcoef(orig[i], gen[i, k])[0, 1]
             expected[i] += np.mean([own > np.corrcoef(orig[i], gen[j, k])[0, 1]
                                     for j in range(5) if j != i]) / 3
-    np.testing.assert_allclose(two_way_identification(orig, gen), expected)
+    np.testing.assert_allclose(two_way_identification(orig, gen, "per_sample"), expected)
+
+
+def _authors_identification(feat_orgs, feat_gens):
+    """Takagi & Nishimoto's codes/utils/identification.py (the similarity and accuracy loops), on arrays."""
+    n = len(feat_orgs)
+    rs_all = [[np.corrcoef(feat_orgs[row], feat_gens[col])[0, 1:] for col in range(n)] for row in range(n)]
+    acc_all = []
+    for org in range(n):
+        r_true = rs_all[org][org]
+        acc = [r_true.mean() > rs_all[org][fake].mean() for fake in range(n) if fake != org]
+        acc_all.append(sum(acc) / len(acc))
+    return np.array(acc_all)
+
+
+def test_two_way_identification_equals_the_authors_loop():
+    rng = np.random.default_rng(2)
+    orig = rng.normal(size=(12, 30))
+    gen = 0.4 * orig[:, None] + rng.normal(size=(12, 5, 30))  # 5 samples per image, as on NSD
+    np.testing.assert_allclose(two_way_identification(orig, gen), _authors_identification(orig, gen), atol=1e-9)
 
 
 def test_basic_metrics_known_answers():

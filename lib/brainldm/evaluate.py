@@ -3,13 +3,20 @@
 Two-way identification (Takagi & Nishimoto 2023, seed 002 Table 1): for each
 image, the fraction of the other images' reconstructions that correlate less
 with it, in some network's feature space, than its own reconstruction does.
-Chance is 0.5. The original code loops over all pairs in Python; here it is one
-matrix product.
+Chance is 0.5. The authors' rule averages the correlations over a reconstruction's
+samples before counting strict wins; the original code loops over all pairs in Python,
+here it is one matrix product.
 """
 
 import numpy as np
 
-__all__ = ["two_way_identification", "psnr", "pixcorr", "ssim", "shuffled", "bootstrap_ci",
+from .errors import check_choice
+
+#: how identification counts wins (see :func:`identification_from_correlations`)
+IDENTIFICATION_RULES = ("authors", "per_sample")
+
+__all__ = ["two_way_identification", "identification_correlations", "identification_from_correlations",
+           "IDENTIFICATION_RULES", "psnr", "pixcorr", "ssim", "shuffled", "bootstrap_ci",
            "identification_scores", "standard_suite", "score_table", "evaluate_reconstructions",
            "IDENTIFICATION_COLUMNS", "SUITE_COLUMNS", "METHODS"]
 
@@ -21,22 +28,17 @@ def _standardise(x, axis=-1):
     return x / np.where(norm > 0, norm, 1.0)
 
 
-def two_way_identification(orig, gen):
-    """Two-way identification accuracy of each image.
+def identification_correlations(orig, gen):
+    """``r[k, i, j]``: Pearson correlation of seen image i's features and sample k of image j's reconstruction.
 
     Parameters
     ----------
     orig : array of shape (n, d)
-        Features of the images that were seen.
     gen : array of shape (n, s, d) or (n, d)
-        Features of ``s`` reconstructions of each image.
 
     Returns
     -------
-    accuracy : array of shape (n,)
-        For image i, the fraction of pairs (j ≠ i, sample k) with
-        ``corr(orig_i, gen_ik) > corr(orig_i, gen_jk)`` (ties count one half),
-        averaged over the samples k. Chance is 0.5.
+    r : float64 array of shape (s, n, n)
     """
     orig = np.asarray(orig)
     gen = np.asarray(gen)
@@ -45,15 +47,59 @@ def two_way_identification(orig, gen):
     if orig.ndim != 2 or gen.ndim != 3 or gen.shape[0] != orig.shape[0] or gen.shape[2] != orig.shape[1]:
         raise ValueError(f"expected orig (n, d) and gen (n, s, d) with the same n and d, found "
                          f"{orig.shape} and {gen.shape}")
-    n = orig.shape[0]
-    if n < 2:
-        raise ValueError(f"two-way identification needs at least 2 images, found {n}")
-    # r[k, i, j] = corr(orig_i, gen_jk)
-    r = np.einsum("id,jkd->kij", _standardise(orig), _standardise(gen))
+    if orig.shape[0] < 2:
+        raise ValueError(f"two-way identification needs at least 2 images, found {orig.shape[0]}")
+    return np.einsum("id,jkd->kij", _standardise(orig), _standardise(gen))
+
+
+def identification_from_correlations(r, rule="authors"):
+    """Two-way identification accuracy of each image from :func:`identification_correlations`.
+
+    Parameters
+    ----------
+    r : array of shape (s, n, n)
+    rule : {"authors", "per_sample"}
+        ``"authors"`` (Takagi & Nishimoto's ``codes/utils/identification.py``, the loop after
+        "Calculate accuracy"): average each (seen, reconstruction) correlation over the ``s``
+        samples, then count the other images j with a strictly lower mean than image i's own.
+        ``"per_sample"``: count, for every sample k separately, the j with
+        ``r[k, i, i] > r[k, i, j]`` (ties one half), and average over the samples.
+
+    Returns
+    -------
+    accuracy : array of shape (n,)
+        Chance is 0.5.
+    """
+    check_choice("identification rule", rule, IDENTIFICATION_RULES)
+    n = r.shape[1]
+    if rule == "authors":
+        mean = r.mean(axis=0)
+        own = np.diagonal(mean)[:, None]
+        return ((own > mean).sum(axis=1)) / (n - 1)  # j == i is never strictly lower than itself
     own = np.diagonal(r, axis1=1, axis2=2)[:, :, None]  # (s, n, 1): corr(orig_i, gen_ik)
     wins = (own > r) + 0.5 * (own == r)
     wins = wins.sum(axis=2) - 0.5  # drop j == i, a tie with itself
     return wins.mean(axis=0) / (n - 1)
+
+
+def two_way_identification(orig, gen, rule="authors"):
+    """Two-way identification accuracy of each image.
+
+    Parameters
+    ----------
+    orig : array of shape (n, d)
+        Features of the images that were seen.
+    gen : array of shape (n, s, d) or (n, d)
+        Features of ``s`` reconstructions of each image.
+    rule : {"authors", "per_sample"}
+        See :func:`identification_from_correlations`; the authors' rule by default.
+
+    Returns
+    -------
+    accuracy : array of shape (n,)
+        Chance is 0.5.
+    """
+    return identification_from_correlations(identification_correlations(orig, gen), rule)
 
 
 def psnr(images, reference, data_range=255.0):

@@ -566,7 +566,8 @@ def rescore_without(models, seen, reconstructions, exclude, columns=None, **grou
     """
     import pandas as pd
 
-    from .evaluate import IDENTIFICATION_COLUMNS, pixcorr, score_table, ssim
+    from .evaluate import (IDENTIFICATION_COLUMNS, identification_correlations, identification_from_correlations,
+                           pixcorr, score_table, ssim)
     from .features import resize_images
 
     seen = np.asarray(seen)
@@ -596,32 +597,14 @@ def rescore_without(models, seen, reconstructions, exclude, columns=None, **grou
         gen = net(reconstructions.reshape((n * n_samples,) + seen.shape[1:]), layers)
         for column, (name, layer) in columns.items():
             if name == net_name:
-                features[column] = _correlations(orig[layer], gen[layer].reshape(n, n_samples, -1))
+                features[column] = identification_correlations(orig[layer], gen[layer].reshape(n, n_samples, -1))
     pixels = {"PixCorr": pixcorr(seen, reconstructions), "SSIM": ssim(seen, reconstructions)}
     tables = []
     for name, keep in subsets.items():
         if keep.sum() < 2:
             continue
-        scores = {column: _identification(r[:, keep][:, :, keep]) for column, r in features.items()}
+        scores = {column: identification_from_correlations(r[:, keep][:, :, keep])
+                  for column, r in features.items()}
         scores.update({metric: values[keep] for metric, values in pixels.items()})
         tables.append(score_table(scores, images=name, n=int(keep.sum()), **groups))
     return pd.concat(tables, ignore_index=True)
-
-
-def _correlations(orig, gen):
-    """``r[k, i, j]``: correlation of the features of seen image i and of reconstruction k of image j."""
-    def standardise(x):
-        x = np.asarray(x, np.float64)
-        x = x - x.mean(-1, keepdims=True)
-        norm = np.linalg.norm(x, axis=-1, keepdims=True)
-        return x / np.where(norm > 0, norm, 1.0)
-
-    return np.einsum("id,jkd->kij", standardise(orig), standardise(gen))
-
-
-def _identification(r):
-    """Two-way identification of each image from its correlations (as :func:`brainldm.evaluate.two_way_identification`)."""
-    n = r.shape[1]
-    own = np.diagonal(r, axis1=1, axis2=2)[:, :, None]
-    wins = ((own > r) + 0.5 * (own == r)).sum(axis=2) - 0.5  # drop j == i, a tie with itself
-    return wins.mean(axis=0) / (n - 1)
