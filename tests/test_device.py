@@ -119,3 +119,27 @@ def test_world_models_run_in_bfloat16(monkeypatch):
     assert out["X_zc"].shape == (2, 1, *images.shape[1:])
     feats = models.feature_nets["clip"](images)
     assert all(v.dtype == np.float32 and np.isfinite(v).all() for v in feats.values())
+
+
+def test_img2img_runs_at_the_generation_size_from_z_decoded_smaller(tiny_models):
+    """The authors' path: z decoded at 4 x 40 x 40, X_z resized and re-encoded to 4 x 64 x 64 for img2img."""
+    ldm = tiny_models.ldm
+    f = ldm.vae_scale_factor
+    z = torch.randn(1, ldm.latent_channels, 40, 40)
+    c = torch.randn(1, *tiny_models.c_shape())
+    seen = []
+    sample = type(ldm).sample
+
+    def spy(self, z0, *args, **kwargs):
+        seen.append(None if z0 is None else tuple(z0.shape))
+        return sample(self, z0, *args, **kwargs)
+
+    type(ldm).sample = spy
+    try:
+        out = reconstruct(ldm, z, c, tiny_models.uncond, strength=0.5, guidance_scale=1.0, num_inference_steps=2,
+                          n_samples=1, size=64 * f)
+    finally:
+        type(ldm).sample = sample
+    assert out["X_z"].shape == (1, 40 * f, 40 * f, 3)
+    assert seen[0] == (1, ldm.latent_channels, 64, 64)
+    assert out["X_zc"].shape == out["X_c"].shape == (1, 1, 64 * f, 64 * f, 3)

@@ -129,6 +129,15 @@ class ModelSet:
         if not self.cache_token:
             self.cache_token = f"{self.name}-{weights_digest(self.ldm.vae, self.ldm.unet)}-{self.resolution}"
 
+    @property
+    def generation_resolution(self):
+        """Pixels the U-Net generates at (its ``sample_size`` × the VAE's factor): 512 for SD v1.4.
+
+        ``X_z`` (decoded at :attr:`resolution`) is resized to it before img2img, as Takagi &
+        Nishimoto resize 320 px to 512.
+        """
+        return self.ldm.unet.config.sample_size * self.ldm.vae_scale_factor
+
     def latent_shape(self):
         """Shape ``(channels, h, w)`` of ``z`` at :attr:`resolution`, from the VAE's config."""
         side = self.resolution // self.ldm.vae_scale_factor

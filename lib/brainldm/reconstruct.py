@@ -17,6 +17,7 @@ import torch
 
 from .cache import array_digest, cached_arrays
 from .errors import BrainLDMError
+from .features import resize_images
 from .ldm import check_sampling
 from .progress import progress_bar
 
@@ -66,7 +67,7 @@ def _check_shapes(ldm, z, c, uncond):
 
 
 def reconstruct(ldm, z, c, uncond, strength=0.8, guidance_scale=5.0, num_inference_steps=50, n_samples=5,
-                seed=0, batch_size=64, depth=None, which=("X_z", "X_c", "X_zc")):
+                seed=0, batch_size=64, depth=None, which=("X_z", "X_c", "X_zc"), size=None):
     """Reconstruct images from decoded ``z`` and ``c``.
 
     Parameters
@@ -90,6 +91,11 @@ def reconstruct(ldm, z, c, uncond, strength=0.8, guidance_scale=5.0, num_inferen
         Depth maps for a depth-conditioned U-Net (``+D``).
     which : tuple of str
         Which of ``X_z``, ``X_c``, ``X_zc`` to make (``X_z`` is needed for ``X_zc``).
+    size : int, optional
+        Pixels of ``X_zc`` and ``X_c``: ``X_z`` is resized to ``size`` × ``size`` and re-encoded
+        before img2img. Takagi & Nishimoto decode ``z`` at 320 px and run img2img at 512
+        (``codes/diffusion_sd1/diffusion_decoding.py``, lines 158–179). Default: ``X_z``'s size
+        (or the U-Net's ``sample_size`` without ``z``).
 
     Returns
     -------
@@ -107,9 +113,13 @@ def reconstruct(ldm, z, c, uncond, strength=0.8, guidance_scale=5.0, num_inferen
     out = Reconstruction()
     if z is not None:
         out["X_z"] = ldm.decode(z)
-    size = (h, w) if h is not None else (ldm.unet.config.sample_size,) * 2
-    # X_zc starts from X_z re-encoded, once per image (Takagi's resize-and-re-encode step)
-    z_init = ldm.encode(out["X_z"]) if "X_zc" in which else None
+    if size is None:
+        pixels = h * ldm.vae_scale_factor if h is not None else ldm.unet.config.sample_size * ldm.vae_scale_factor
+    else:
+        pixels = int(size)
+    size = (pixels // ldm.vae_scale_factor,) * 2
+    # X_zc starts from X_z resized and re-encoded, once per image (Takagi's resize-and-re-encode step)
+    z_init = ldm.encode(resize_images(out["X_z"], pixels)) if "X_zc" in which else None
     # rows (image i, sample k) in image-major order, run together in batches of `batch_size` rows
     rows = [(i, k) for i in range(n) for k in range(n_samples)]
     bar = progress_bar(total=len(rows) * (("X_zc" in which) + ("X_c" in which)), desc="reconstruct", unit="sample")
@@ -177,8 +187,9 @@ def brain_reconstructions(ds, models, n_images=None, z_roi=None, c_roi=None, str
     c = torch.from_numpy(decoded["c"].unflatten(models)[keep])
     params = {"model": models.cache_token, "inputs": array_digest(z.numpy(), c.numpy()), "strength": strength,
               "guidance_scale": guidance_scale, "num_inference_steps": num_inference_steps,
-              "n_samples": n_samples, "seed": seed, "batch_size": batch_size}
+              "n_samples": n_samples, "seed": seed, "batch_size": batch_size, "size": models.generation_resolution}
     arrays = cached_arrays("reconstructions", params, _VERSION, lambda: dict(reconstruct(
         models.ldm, z, c, models.uncond, strength=strength, guidance_scale=guidance_scale,
-        num_inference_steps=num_inference_steps, n_samples=n_samples, seed=seed, batch_size=batch_size)))
+        num_inference_steps=num_inference_steps, n_samples=n_samples, seed=seed, batch_size=batch_size,
+        size=models.generation_resolution)))
     return decoded["z"].ids[keep], Reconstruction(arrays), decoded
