@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from sklearn.linear_model import Ridge
 
+from brainldm.cache import ColumnBlocks
 from brainldm.errors import BrainLDMError
 from brainldm.ridge import GroupRidgeCV, correlation_score, group_kfold
 
@@ -134,3 +135,47 @@ def test_bad_inputs_raise_clear_errors(rng):
     model.fit(X, Y, ids)
     with pytest.raises(BrainLDMError, match="fitted on 30"):
         model.predict(X[:, :10])
+
+
+@pytest.mark.parametrize("n_features, train_on", [(30, "trials"), (30, "averages"), (200, "trials")])
+def test_fit_predict_streams_chunks_and_predicts_as_fit_does(rng, tmp_path, n_features, train_on):
+    """Targets read a chunk at a time from per-image tables, predictions written into a memory-mapped file."""
+    X, _, ids, _ = simulate(rng, n_images=60, n_features=n_features)
+    uniq, first, rows = np.unique(ids, return_index=True, return_inverse=True)
+    tables = [rng.standard_normal((uniq.size, width)).astype(np.float32) for width in (5, 9)]
+    tables[0] += X[first, :5]  # decodable targets beside noise
+    paths = [tmp_path / f"table{k}.npy" for k in range(2)]
+    for path, table in zip(paths, tables):
+        np.save(path, table)
+    Y = ColumnBlocks([np.load(path, mmap_mode="r") for path in paths], rows=rows)
+    X_test = simulate(np.random.default_rng(1), n_images=20, n_repeats=1, n_features=n_features)[0]
+    out = np.lib.format.open_memmap(tmp_path / "predicted.npy", mode="w+", dtype=np.float32, shape=(20, 14))
+
+    kwargs = dict(alphas=np.logspace(-1, 4, 6), train_on=train_on, progress=False)
+    streamed = GroupRidgeCV(chunk_size=4, **kwargs)
+    returned = streamed.fit_predict(X, Y, ids, X_test, out=ColumnBlocks([out]))
+    assert not hasattr(streamed, "coef_")
+    whole = GroupRidgeCV(chunk_size=100, **kwargs).fit(X, np.concatenate(tables, axis=1)[rows], ids)
+    expected = whole.predict(X_test)
+    predicted = np.load(tmp_path / "predicted.npy")
+    assert np.array_equal(whole.best_alphas_, streamed.best_alphas_)
+    assert correlation_score(expected, predicted).min() >= 0.9999
+    np.testing.assert_allclose(predicted, expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
+    assert isinstance(returned, ColumnBlocks) and returned.shape == (20, 14)
+
+
+def test_correlation_score_reads_chunks_of_column_blocks(rng):
+    a, b = rng.standard_normal((2, 30, 11))
+    b += a
+    chunked = correlation_score(ColumnBlocks([a[:, :4], a[:, 4:]]), ColumnBlocks([b]), chunk_size=3)
+    np.testing.assert_allclose(chunked, correlation_score(a, b), rtol=1e-12)
+
+
+def test_ridge_runs_on_the_device_brainldm_device_names(rng, monkeypatch):
+    X, Y, ids, _ = simulate(rng, n_images=30)
+    monkeypatch.setenv("BRAINLDM_DEVICE", "cpu")
+    assert GroupRidgeCV(progress=False).fit(X, Y, ids).coef_.shape == (30, 8)
+    monkeypatch.setenv("BRAINLDM_DEVICE", "no-such-device")
+    with pytest.raises(BrainLDMError, match="unknown device 'no-such-device'"):
+        GroupRidgeCV(progress=False).fit(X, Y, ids)
+    GroupRidgeCV(device="cpu", progress=False).fit(X, Y, ids)  # an explicit device wins

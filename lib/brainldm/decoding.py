@@ -10,14 +10,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .cache import array_digest, cached_arrays
+from .cache import ColumnBlocks, array_digest, cached_arrays, cached_memmaps
 from .features import feature_shape, stimulus_features
 from .ridge import DEFAULT_ALPHAS, GroupRidgeCV, correlation_score
 
-__all__ = ["DEFAULT_ROIS", "Decoded", "decode", "decoding_table", "fit_predict"]
+__all__ = ["DEFAULT_ROIS", "STREAM_ABOVE", "Decoded", "decode", "decoding_table", "fit_predict", "decode_tables"]
 
 #: the ROIs Takagi decodes each feature from (NSD streams)
 DEFAULT_ROIS = {"z": "early", "c": "ventral"}
+#: predictions larger than this (bytes) go to memory-mapped files as they are computed (1 GiB: on NSD
+#: ``c`` stays in memory, 232 MB; the extensions' 2.8 million targets, 11 GB, are streamed)
+STREAM_ABOVE = 2 ** 30
 _VERSION = "1"
 
 
@@ -32,7 +35,9 @@ class Decoded:
     ids : int array of shape (n_test,)
         Test images, one row each (repeats averaged).
     predicted : float32 array of shape (n_test, d)
+        Memory-mapped when :func:`fit_predict` streamed it to disk.
     true : float32 array of shape (n_test, d)
+        Memory-mapped with ``predicted`` for :func:`decode_tables`.
     r : float32 array of shape (d,)
         Pearson correlation of each feature dimension across test images.
     alphas : array of shape (d,)
@@ -55,8 +60,14 @@ class Decoded:
 
 
 def fit_predict(X, ids, X_test, Y, cache, version, alphas=DEFAULT_ALPHAS, n_folds=5, train_on="trials",
-                random_state=0):
+                random_state=0, stream_above=STREAM_ABOVE):
     """Fit a :class:`~brainldm.ridge.GroupRidgeCV` from ``X`` to ``Y`` and predict ``X_test`` (cached).
+
+    The fit runs a chunk of targets at a time (:meth:`~brainldm.ridge.GroupRidgeCV.fit_predict`):
+    ``Y`` is read a chunk of columns at a time and no weights are kept. Predictions up to
+    ``stream_above`` bytes are returned in memory (and cached in one ``.npz``); larger ones are
+    written to a memory-mapped ``.npy`` file chunk by chunk as they are computed
+    (:func:`brainldm.cache.cached_memmaps`). The numbers are the same either way.
 
     Parameters
     ----------
@@ -64,27 +75,93 @@ def fit_predict(X, ids, X_test, Y, cache, version, alphas=DEFAULT_ALPHAS, n_fold
     ids : int array of shape (n_trials,)
         Image of each trial: repeats of one image stay in one CV fold.
     X_test : array of shape (n_test, n_voxels)
-    Y : array of shape (n_trials, n_targets)
+    Y : array of shape (n_trials, n_targets), or ColumnBlocks
+        E.g. a :class:`brainldm.cache.ColumnBlocks` of tables with one row per image, indexed
+        by the image of each trial (identified by its ``cache_token``, never read whole).
     cache, version : str
         Cache entry name and the version of the code that computes it.
     alphas, n_folds, train_on, random_state
         See :class:`brainldm.ridge.GroupRidgeCV`.
+    stream_above : int
+        Size in bytes of the predictions above which they go to disk as they are computed.
 
     Returns
     -------
     arrays : dict
-        ``predicted`` float32 (n_test, n_targets) and the ``alphas`` chosen per target.
+        ``predicted`` float32 (n_test, n_targets) (a read-only :class:`numpy.memmap` when
+        streamed) and the ``alphas`` chosen per target.
     """
+    model = GroupRidgeCV(alphas=np.asarray(alphas), n_folds=n_folds, train_on=train_on, random_state=random_state,
+                         progress=False)
+    inputs = ({"inputs": array_digest(X, ids, X_test), "targets": Y.cache_token} if isinstance(Y, ColumnBlocks)
+              else {"inputs": array_digest(X, ids, X_test, Y)})
+    params = {**inputs, "alphas": np.asarray(alphas).tolist(), "n_folds": n_folds, "train_on": train_on,
+              "random_state": random_state}
+    shape = (len(X_test), Y.shape[1])
 
-    def fit():
-        model = GroupRidgeCV(alphas=np.asarray(alphas), n_folds=n_folds, train_on=train_on,
-                             random_state=random_state, progress=False)
-        model.fit(X, Y, groups=ids)
-        return {"predicted": model.predict(X_test).astype(np.float32), "alphas": model.best_alphas_}
+    def in_memory():
+        predicted = model.fit_predict(X, Y, ids, X_test)
+        return {"predicted": predicted, "alphas": model.best_alphas_}
 
-    params = {"inputs": array_digest(X, ids, X_test, Y), "alphas": np.asarray(alphas).tolist(),
-              "n_folds": n_folds, "train_on": train_on, "random_state": random_state}
-    return cached_arrays(cache, params, version, fit)
+    def stream(folder):
+        predicted = np.lib.format.open_memmap(folder / "predicted.npy", mode="w+", dtype=np.float32, shape=shape)
+        model.fit_predict(X, Y, ids, X_test, out=ColumnBlocks([predicted]))
+        np.save(folder / "alphas.npy", model.best_alphas_)
+
+    if 4 * shape[0] * shape[1] <= stream_above:
+        return cached_arrays(cache, params, version, in_memory)
+    return cached_memmaps(cache, params, version, stream)
+
+
+def decode_tables(X, ids, X_test, test_ids, train, test, cache, version, roi=None, alphas=DEFAULT_ALPHAS,
+                  n_folds=5, train_on="trials", random_state=0, stream_above=STREAM_ABOVE):
+    """Decode several features stored as tables with one row per image, with one ridge fit.
+
+    The features are fitted side by side (one penalty per target, so this equals separate
+    fits and shares the costly decompositions of ``X``) without ever holding all of them,
+    nor a copy per trial: each chunk of columns is read for the trials through their
+    image's row (:class:`brainldm.cache.ColumnBlocks`), and the correlations are computed
+    a chunk at a time.
+
+    Parameters
+    ----------
+    X, ids, X_test
+        As for :func:`fit_predict`.
+    test_ids : int array of shape (n_test,)
+        The image of each row of ``X_test``.
+    train, test : tuple (tables, rows)
+        ``tables``: dict of feature name to an array (n_images, d) with one row per image
+        (e.g. the memory-mapped files of :func:`brainldm.cache.cached_memmaps`); ``rows``:
+        the row of each trial of ``X`` (each test image of ``X_test``). Same names in both.
+    cache, version
+        As for :func:`fit_predict`.
+    roi : str or list of str, optional
+        Recorded in the results.
+    alphas, n_folds, train_on, random_state, stream_above
+        As for :func:`fit_predict`.
+
+    Returns
+    -------
+    decoded : dict of str to Decoded
+        In the order of the tables. ``predicted`` and ``true`` are memory-mapped when the
+        predictions were streamed to disk, else in memory.
+    """
+    (tables, rows), (test_tables, test_rows) = train, test
+    names = list(tables)
+    Y = ColumnBlocks([tables[name] for name in names], rows=rows)
+    Y_test = ColumnBlocks([test_tables[name] for name in names], rows=test_rows)
+    arrays = fit_predict(X, ids, X_test, Y, cache, version, alphas, n_folds, train_on, random_state, stream_above)
+    predicted, alphas = arrays["predicted"], arrays["alphas"]
+    r = correlation_score(Y_test, ColumnBlocks([predicted]))
+    # streamed: the test tables themselves if their rows are the test images in order (as averaged betas are)
+    keep_mapped = isinstance(predicted, np.memmap) and np.array_equal(test_rows, np.arange(len(Y_test.blocks[0])))
+    out = {}
+    for name, cols in zip(names, Y.slices):
+        table = test_tables[name]
+        true = table if keep_mapped else np.asarray(table[test_rows], dtype=np.float32)
+        out[name] = Decoded(feature=name, roi=roi, ids=np.asarray(test_ids), predicted=predicted[:, cols], true=true,
+                            r=r[cols], alphas=alphas[cols], n_voxels=X.shape[1])
+    return out
 
 
 def decode(ds, models, feature, roi=None, alphas=DEFAULT_ALPHAS, n_folds=5, train_on="trials",

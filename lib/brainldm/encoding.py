@@ -47,6 +47,7 @@ from .cache import array_digest, cached_arrays
 from .errors import BrainLDMError, check_choice
 from .progress import progress_bar
 from .ridge import correlation_score, group_kfold
+from .settings import torch_device
 
 __all__ = ["DEFAULT_ALPHAS", "DEFAULT_N_TRAIN", "EncodingData", "encoding_data", "roi_medians",
            "KernelRidgeEncoder", "EncodingResult", "fit_encoders", "bh_fdr", "RoiScores", "roi_scores", "variance_partition", "best_feature",
@@ -176,8 +177,10 @@ class KernelRidgeEncoder(BaseEstimator):
     cv : "gcv" or int
         Generalised cross-validation, or the number of folds of a K-fold cross-validation
         grouped by ``groups``.
-    device : str
-        Where the linear algebra runs.
+    device : str or torch.device, optional
+        Where the linear algebra runs; default :func:`brainldm.settings.torch_device`
+        (``BRAINLDM_DEVICE``, else CUDA when present). Features and responses are float32;
+        the ``n_samples × n_samples`` kernel and its eigendecomposition are float64.
     random_state : int
         Seed of the assignment of groups to folds (``cv`` int).
     chunk_size : int
@@ -188,7 +191,10 @@ class KernelRidgeEncoder(BaseEstimator):
     best_alphas_ : array of shape (n_voxels,)
     cv_scores_ : float32 array of shape (n_alphas, n_voxels)
         GCV error (lower is better) or mean validation R² (higher is better).
-    dual_coef_ : float32 array of shape (n_samples, n_voxels)
+    dual_coef_ : float32 tensor of shape (n_samples, n_voxels)
+        On ``device_``.
+    device_ : torch.device
+        Where the model was fitted.
     n_blocks_ : int
 
     Examples
@@ -197,7 +203,7 @@ class KernelRidgeEncoder(BaseEstimator):
     >>> r = model.score([z_test, c_test], Y_test)  # doctest: +SKIP
     """
 
-    def __init__(self, alphas=DEFAULT_ALPHAS, cv="gcv", device="cpu", random_state=0, chunk_size=8192):
+    def __init__(self, alphas=DEFAULT_ALPHAS, cv="gcv", device=None, random_state=0, chunk_size=8192):
         self.alphas = alphas
         self.cv = cv
         self.device = device
@@ -206,10 +212,9 @@ class KernelRidgeEncoder(BaseEstimator):
 
     def _kernel(self, blocks, fit):
         """Sum of the blocks' normalised linear kernels against the training samples: (n, n_train)."""
-        device = torch.device(self.device)
         K = None
         for k, block in enumerate(blocks):
-            x = torch.as_tensor(np.asarray(block, dtype=np.float32), device=device)
+            x = torch.as_tensor(np.asarray(block, dtype=np.float32), device=self.device_)
             if fit:
                 mean = x.mean(0)
                 std = x.std(0, unbiased=False)
@@ -249,7 +254,7 @@ class KernelRidgeEncoder(BaseEstimator):
             raise BrainLDMError(f"alphas must be a non-empty 1-D array of positive numbers; found {self.alphas!r}")
         if self.cv != "gcv" and not (isinstance(self.cv, (int, np.integer)) and self.cv >= 2):
             raise BrainLDMError(f"cv must be 'gcv' or a number of folds >= 2; found {self.cv!r}")
-        device = torch.device(self.device)
+        self.device_ = device = torch_device(self.device)
         self._stats, self._train_blocks = [], []
         K = self._kernel(blocks, fit=True)
         y_mean = Y.mean(0, dtype=np.float64)
@@ -410,7 +415,7 @@ def _r2(Y, P):
 
 
 def fit_encoders(data, features, alphas=DEFAULT_ALPHAS, cv="gcv", test="parametric", n_permutations=1000, fdr=0.05,
-                 min_ceiling=1.0, seed=0, device="cpu", progress=True):
+                 min_ceiling=1.0, seed=0, device=None, progress=True):
     """Fit one encoding model per feature, sharing the responses (cached per feature).
 
     Parameters
@@ -431,7 +436,8 @@ def fit_encoders(data, features, alphas=DEFAULT_ALPHAS, cv="gcv", test="parametr
         Noise ceiling (%) below which ``r_normalized`` is NaN.
     seed : int
         Seeds the folds (``cv`` int) and the permutations.
-    device : str
+    device : str or torch.device, optional
+        See :class:`KernelRidgeEncoder`.
     progress : bool
 
     Returns

@@ -27,9 +27,9 @@ from functools import cached_property
 import numpy as np
 import torch
 
-from .cache import array_digest, cache_key, cached_arrays
+from .cache import array_digest, cache_key, cached_arrays, cached_memmaps
 from .captions import caption_model
-from .decoding import Decoded, decode, fit_predict
+from .decoding import STREAM_ABOVE, decode, decode_tables
 from .depth import CONDITIONING_CONVENTION, convert_depth, depth_generator, depth_model
 from .errors import BrainLDMError, check_choice
 from .evaluate import IDENTIFICATION_COLUMNS, bootstrap_ci, identification_scores
@@ -37,10 +37,10 @@ from .features import resize_images
 from .ldm import images_to_tensor
 from .reconstruct import brain_reconstructions, reconstruct
 from .reconstruct import settings_for as reconstruction_settings
-from .ridge import DEFAULT_ALPHAS, correlation_score
+from .ridge import DEFAULT_ALPHAS
 from .structural import LAYERS, optimise_latents, pooled_layers, structure_loss
 
-__all__ = ["REPORT_ROIS", "METHODS", "SETTINGS", "settings_for", "extension_targets", "decode_extensions",
+__all__ = ["REPORT_ROIS", "METHODS", "TARGETS", "SETTINGS", "settings_for", "extension_targets", "decode_extensions",
            "ExtensionRun", "identification_table", "table1_summary", "paired_differences", "compare_with_paper",
            "format_changes", "plot_changes"]
 _VERSION = "1"
@@ -49,6 +49,8 @@ _VERSION = "1"
 REPORT_ROIS = ("early", "ventral", "midventral", "midlateral", "lateral", "parietal")
 #: Table 1's rows, in order
 METHODS = ("baseline", "+T", "+T+G", "+T+G+D")
+#: what the extensions decode (:func:`extension_targets`)
+TARGETS = ("caption", "depth") + tuple(f"structure.{layer}" for layer in LAYERS)
 
 #: Settings of the extensions per dataset (the reconstruction's strength, guidance and steps come
 #: from :data:`brainldm.reconstruct.SETTINGS`). NSD: every test image, single-trial fits, 5 samples
@@ -86,41 +88,55 @@ def _net_token(net, pool):
     return array_digest(*[layers[k].numpy().round(4) for k in LAYERS])
 
 
-def extension_targets(ds, models, ids, net="cnn", pool=4, depth_grid=None, batch_size=256):
-    """What the extensions decode, for the images ``ids``: a dict of float32 arrays (n, d), cached.
+def extension_targets(ds, models, ids, net="cnn", pool=4, depth_grid=None, batch_size=64):
+    """What the extensions decode, one row per unique image of ``ids``: memory-mapped float32 tables (cached).
 
     ``caption``: the captioner's input features (BLIP's ViT on NSD); ``structure.<layer>``:
     the feature net's early, middle and late layers (spatial ones averaged to ``pool`` ×
     ``pool``); ``depth``: the depth model's representation (DPT's hidden states on NSD).
+    The features are computed ``batch_size`` images at a time and written to one ``.npy``
+    file per table (:func:`brainldm.cache.cached_memmaps`), so they never all sit in memory:
+    on NSD they are about 11 MB per image.
+
+    Returns
+    -------
+    tables : dict of str to numpy.memmap of shape (n_unique, d)
+        :data:`TARGETS`, rows in sorted image id order.
+    rows : int array of shape (len(ids),)
+        The row of each of ``ids``: ``tables[name][rows]`` are the features of ``ids``.
     """
     ids = np.asarray(ids, dtype=np.int64)
-    uniq, inverse = np.unique(ids, return_inverse=True)
+    uniq, rows = np.unique(ids, return_inverse=True)
     captioner, depth = caption_model(models), depth_model(models, depth_grid)
     feature_net = models.feature_nets[check_choice("feature net", net, models.feature_nets)]
 
-    def compute():
-        parts = {"caption": [], "depth": [], **{f"structure.{layer}": [] for layer in LAYERS}}
+    def compute(folder):
         for start in range(0, len(uniq), batch_size):
             images = ds.images(uniq[start:start + batch_size])
-            parts["caption"].append(captioner.features(images))
-            parts["depth"].append(depth.representation(images))
             with torch.no_grad():
                 layers = pooled_layers(feature_net, images_to_tensor(resize_images(images, feature_net.input_size)),
                                        LAYERS, pool)
-            for layer in LAYERS:
-                parts[f"structure.{layer}"].append(layers[layer].numpy())
-        return {name: np.concatenate(values).astype(np.float32) for name, values in parts.items()}
+            parts = {"caption": captioner.features(images), "depth": depth.representation(images),
+                     **{f"structure.{layer}": layers[layer].numpy() for layer in LAYERS}}
+            for name, values in parts.items():
+                path = folder / f"{name}.npy"
+                shape = (len(uniq), values.shape[1])
+                table = (np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=shape) if start == 0
+                         else np.load(path, mmap_mode="r+"))
+                table[start:start + len(values)] = values
+                table.flush()
+                del table  # unmapped: the written pages leave this process' memory
 
     params = {"dataset": ds.name, "stimuli": ds.cache_token, "model": models.cache_token,
               "captioner": captioner.cache_token, "depth": depth.cache_token, "net": net,
               "net_weights": _net_token(feature_net, pool), "pool": pool,
               "ids": cache_key("ids", uniq.tolist(), "")}
-    arrays = cached_arrays("extension_features", params, _VERSION, compute)
-    return {name: values[inverse] for name, values in arrays.items()}
+    tables = cached_memmaps("extension_features", params, _VERSION, compute)
+    return {name: tables[name] for name in TARGETS}, rows
 
 
 def decode_extensions(ds, models, roi=REPORT_ROIS, net="cnn", pool=4, train_on="averages", depth_grid=None,
-                      alphas=DEFAULT_ALPHAS, n_folds=5, random_state=0):
+                      alphas=DEFAULT_ALPHAS, n_folds=5, random_state=0, stream_above=STREAM_ABOVE):
     """Decode every extension's features from ``roi``, with one ridge fit (cached).
 
     Parameters
@@ -136,30 +152,22 @@ def decode_extensions(ds, models, roi=REPORT_ROIS, net="cnn", pool=4, train_on="
         on the world, where it decodes as well).
     alphas, n_folds, random_state
         See :class:`brainldm.ridge.GroupRidgeCV`.
+    stream_above : int
+        See :func:`brainldm.decoding.fit_predict`: on NSD the predictions (11 GB) are
+        streamed to disk, on the world they stay in memory.
 
     Returns
     -------
     decoded : dict of str to brainldm.decoding.Decoded
-        ``caption``, ``structure.early``, ``structure.middle``, ``structure.late``, ``depth``.
+        One per :data:`TARGETS` (see :func:`brainldm.decoding.decode_tables`).
     """
     roi = list(roi) if not isinstance(roi, str) else roi
     X, ids = ds.betas("train", roi=roi)
     X_test, test_ids = ds.betas("test", roi=roi, average=True)
-    targets = extension_targets(ds, models, np.concatenate([ids, test_ids]), net, pool, depth_grid)
-    names = list(targets)
-    widths = [targets[name].shape[1] for name in names]
-    Y_all = np.concatenate([targets[name] for name in names], axis=1)
-    Y, Y_test = Y_all[:len(ids)], Y_all[len(ids):]
-
-    arrays = fit_predict(X, ids, X_test, Y, "extension_decoding", _VERSION, alphas, n_folds, train_on, random_state)
-    r = correlation_score(Y_test, arrays["predicted"])
-    out, start = {}, 0
-    for name, width in zip(names, widths):
-        cols = slice(start, start + width)
-        out[name] = Decoded(feature=name, roi=roi, ids=test_ids, predicted=arrays["predicted"][:, cols],
-                            true=Y_test[:, cols], r=r[cols], alphas=arrays["alphas"][cols], n_voxels=X.shape[1])
-        start += width
-    return out
+    train = extension_targets(ds, models, ids, net, pool, depth_grid)
+    test = extension_targets(ds, models, test_ids, net, pool, depth_grid)
+    return decode_tables(X, ids, X_test, test_ids, train, test, "extension_decoding", _VERSION, roi, alphas,
+                         n_folds, train_on, random_state, stream_above)
 
 
 def _default_batch_size():
@@ -219,9 +227,9 @@ class ExtensionRun:
         return torch.from_numpy(self._baseline_decoded["z"].unflatten(self.models)[self.keep])
 
     def features(self, name, which="predicted"):
-        """Decoded (``which="predicted"``) or true features ``name`` of the images used: (n, d)."""
+        """Decoded (``which="predicted"``) or true features ``name`` of the images used: (n, d), in memory."""
         check_choice("which", which, ("predicted", "true"))
-        return getattr(self.decoded[name], which)[self.keep]
+        return np.array(getattr(self.decoded[name], which)[self.keep])
 
     @cached_property
     def caption_model(self):
@@ -236,12 +244,12 @@ class ExtensionRun:
     @cached_property
     def captions(self):
         """Captions written from the captioner features decoded from fMRI (list of n str)."""
-        return self._captions(self.decoded["caption"].predicted[self.keep])
+        return self._captions(self.features("caption"))
 
     @cached_property
     def seen_captions(self):
         """Captions the captioner writes from the seen images themselves (the ceiling of ``+T``)."""
-        return self._captions(self.decoded["caption"].true[self.keep])
+        return self._captions(self.features("caption", "true"))
 
     def caption_c(self, generator=None):
         """``c`` of the decoded captions with ``generator``'s text encoder (default the model set's)."""
@@ -253,7 +261,7 @@ class ExtensionRun:
         """The ``+G`` optimisation: dict with ``z`` (n, channels, h, w), ``loss`` (iterations + 1, n), ``seconds``."""
         s = self.settings
         net = self.models.feature_nets[s["net"]]
-        targets = {layer: self.decoded[f"structure.{layer}"].predicted[self.keep] for layer in LAYERS}
+        targets = {layer: self.features(f"structure.{layer}") for layer in LAYERS}
         weights = {layer: float(w) for layer, w in s["layer_weights"].items()}
         params = {"model": self.models.cache_token, "net": s["net"], "pool": s["pool"],
                   "inputs": array_digest(self.z.numpy(), *targets.values()), "weights": weights,
@@ -283,15 +291,22 @@ class ExtensionRun:
     def depth_model(self):
         return depth_model(self.models, self.settings["depth_grid"])
 
+    def _depth_maps(self, which, batch_size=16):
+        """:attr:`depth_model`'s maps of the ``which`` depth representation, ``batch_size`` images at a time
+        (DPT's hidden states are 9.5 MB per image)."""
+        representation = getattr(self.decoded["depth"], which)[self.keep]
+        return np.concatenate([self.depth_model.depth_from(np.array(representation[start:start + batch_size]))
+                               for start in range(0, max(len(representation), 1), batch_size)])
+
     @cached_property
     def depth(self):
         """Depth maps decoded from fMRI, in :attr:`depth_model`'s convention: (n, h, w)."""
-        return self.depth_model.depth_from(self.decoded["depth"].predicted[self.keep])
+        return self._depth_maps("predicted")
 
     @cached_property
     def seen_depth(self):
         """Depth maps of the seen images' representation (the estimator's own maps): (n, h, w)."""
-        return self.depth_model.depth_from(self.decoded["depth"].true[self.keep])
+        return self._depth_maps("true")
 
     def images(self, which):
         """``X_z`` (decoded ``z``) or ``X_g`` (``+G``) images: uint8 (n, H, W, 3)."""

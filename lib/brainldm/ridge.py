@@ -28,6 +28,7 @@ from sklearn.base import BaseEstimator
 
 from .errors import BrainLDMError, check_choice
 from .progress import progress_bar
+from .settings import torch_device
 from .stats import average_repeats
 
 __all__ = ["GroupRidgeCV", "group_kfold", "correlation_score", "DEFAULT_ALPHAS"]
@@ -80,29 +81,38 @@ def group_kfold(groups, n_folds=5, random_state=0):
     return [(np.flatnonzero(fold != k), np.flatnonzero(fold == k)) for k in range(n_folds)]
 
 
-def correlation_score(y_true, y_pred):
+def correlation_score(y_true, y_pred, chunk_size=4096):
     """Pearson correlation between true and predicted values, for every target.
 
     Parameters
     ----------
     y_true : array of shape (n_samples, n_targets) or (n_samples,)
+        Read ``chunk_size`` columns at a time, so a memory-mapped array or a
+        :class:`brainldm.cache.ColumnBlocks` works.
     y_pred : array of the same shape
+    chunk_size : int
 
     Returns
     -------
     r : float array of shape (n_targets,)
         NaN for a target whose true or predicted values are constant.
     """
-    y_true = np.asarray(y_true, dtype=np.float64)
-    y_pred = np.asarray(y_pred, dtype=np.float64)
-    if y_true.shape != y_pred.shape:
-        raise BrainLDMError(f"y_true and y_pred must have the same shape; found {y_true.shape} and {y_pred.shape}")
-    if y_true.ndim == 1:
-        y_true, y_pred = y_true[:, None], y_pred[:, None]
-    a = y_true - y_true.mean(0)
-    b = y_pred - y_pred.mean(0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return (a * b).sum(0) / np.sqrt((a * a).sum(0) * (b * b).sum(0))
+    if np.shape(y_true) != np.shape(y_pred):
+        raise BrainLDMError(f"y_true and y_pred must have the same shape; found {np.shape(y_true)} and "
+                            f"{np.shape(y_pred)}")
+    if np.ndim(y_true) == 1:
+        y_true, y_pred = np.asarray(y_true)[:, None], np.asarray(y_pred)[:, None]
+    n_targets = np.shape(y_true)[1]
+    r = np.empty(n_targets)
+    for start in range(0, n_targets, int(chunk_size)):
+        cols = slice(start, min(start + int(chunk_size), n_targets))
+        a = np.asarray(y_true[:, cols], dtype=np.float64)
+        b = np.asarray(y_pred[:, cols], dtype=np.float64)
+        a = a - a.mean(0)
+        b = b - b.mean(0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            r[cols] = (a * b).sum(0) / np.sqrt((a * a).sum(0) * (b * b).sum(0))
+    return r
 
 
 class GroupRidgeCV(BaseEstimator):
@@ -123,12 +133,15 @@ class GroupRidgeCV(BaseEstimator):
         ``n_folds * (n_features**2 + n_val * n_features)`` floats; kernel: about
         ``n_folds * (n_train**2 + n_val * n_train)``, so fit encoding models with many
         samples on repeat averages), and a few ``(n_samples, chunk_size)`` arrays.
+        :meth:`fit_predict` keeps no ``coef_`` and reads ``Y`` a chunk at a time, so its
+        memory does not grow with the number of targets.
     solver : {"auto", "primal", "kernel"}
         ``"primal"`` eigendecomposes ``X.T @ X`` (cheap when n_samples >= n_features),
         ``"kernel"`` eigendecomposes ``X @ X.T`` (cheap when n_features > n_samples);
         ``"auto"`` picks the cheaper one.
-    device : str or torch.device
-        Where the linear algebra runs (``"cpu"``, ``"cuda"``...).
+    device : str or torch.device, optional
+        Where the linear algebra runs (``"cpu"``, ``"cuda"``...), in float32; default
+        :func:`brainldm.settings.torch_device` (``BRAINLDM_DEVICE``, else CUDA when present).
     random_state : int
         Seed of the assignment of groups to folds.
     progress : bool
@@ -137,7 +150,7 @@ class GroupRidgeCV(BaseEstimator):
     Attributes
     ----------
     coef_ : float32 array of shape (n_features, n_targets)
-        Weights in the original units of ``X`` and ``Y``.
+        Weights in the original units of ``X`` and ``Y`` (:meth:`fit` only).
     intercept_ : float32 array of shape (n_targets,)
     best_alphas_ : array of shape (n_targets,)
         The alpha chosen for each target.
@@ -152,10 +165,11 @@ class GroupRidgeCV(BaseEstimator):
     >>> betas, ids = ds.betas("train", roi="early")      # doctest: +SKIP
     >>> model = GroupRidgeCV().fit(betas, z_of_image[ids], groups=ids)  # doctest: +SKIP
     >>> r = model.score(test_betas, test_z)  # doctest: +SKIP
+    >>> predicted = GroupRidgeCV().fit_predict(betas, Y, ids, test_betas)  # no weights kept  # doctest: +SKIP
     """
 
     def __init__(self, alphas=DEFAULT_ALPHAS, n_folds=5, train_on="trials", chunk_size=4096,
-                 solver="auto", device="cpu", random_state=0, progress=True):
+                 solver="auto", device=None, random_state=0, progress=True):
         self.alphas = alphas
         self.n_folds = n_folds
         self.train_on = train_on
@@ -175,7 +189,8 @@ class GroupRidgeCV(BaseEstimator):
             Inputs, e.g. single-trial betas of an ROI.
         Y : array of shape (n_samples, n_targets) or (n_samples,)
             Targets, e.g. the flattened feature of the image shown on each trial.
-            Read a chunk of columns at a time, so a memory-mapped array works.
+            Read a chunk of columns at a time (``Y[:, start:stop]``), so a memory-mapped
+            array or a :class:`brainldm.cache.ColumnBlocks` works.
         groups : array of shape (n_samples,)
             Group of each sample (the image id); a group is never split across folds.
 
@@ -183,16 +198,68 @@ class GroupRidgeCV(BaseEstimator):
         -------
         self : GroupRidgeCV
         """
+        state = self._start(X, Y, groups)
+        n_targets = self.best_alphas_.size
+        self.coef_ = np.empty((self.n_features_in_, n_targets), dtype=np.float32)
+        self.intercept_ = np.empty(n_targets, dtype=np.float32)
+        x_mean, x_std = state["x_mean"], state["x_std"]
+        for cols, coef, y_mean, y_std in self._fit_chunks(state):
+            coef = coef.cpu().numpy().astype(np.float64)
+            # Back to original units: y = y_mean + y_std * ((x - x_mean) / x_std) @ coef.
+            self.coef_[:, cols] = coef / x_std[:, None] * y_std
+            self.intercept_[cols] = y_mean - (x_mean / x_std) @ coef * y_std
+        return self
+
+    def fit_predict(self, X, Y, groups, X_test, out=None):
+        """Fit as :meth:`fit` does and predict ``X_test``, one chunk of targets at a time.
+
+        The weights of a chunk are used and dropped: memory holds ``X``, its fold
+        decompositions (computed once) and one chunk of ``Y``, never the
+        (n_features, n_targets) weights, so the number of targets is bounded by disk, not
+        memory. ``coef_`` and ``intercept_`` are not set.
+
+        Parameters
+        ----------
+        X, Y, groups
+            As for :meth:`fit`.
+        X_test : array of shape (n_test, n_features)
+        out : array of shape (n_test, n_targets), optional
+            Written a chunk of columns at a time (``out[:, start:stop] = ...``), e.g. a
+            :class:`brainldm.cache.ColumnBlocks` of a memory-mapped file. Default a new array.
+
+        Returns
+        -------
+        Y_pred : float32 array of shape (n_test, n_targets), or (n_test,) if ``Y`` is 1-D
+            ``out`` if given.
+        """
+        state = self._start(X, Y, groups)
+        for name in ("coef_", "intercept_"):  # a previous fit's weights do not belong to this one
+            self.__dict__.pop(name, None)
+        X_test = self._check_predict_input(X_test)
+        device = state["Xs"].device
+        Xt = torch.as_tensor(((X_test - state["x_mean"]) / state["x_std"]).astype(np.float32), device=device)
+        if out is None:
+            out = np.empty((len(X_test), self.best_alphas_.size), dtype=np.float32)
+        for cols, coef, y_mean, y_std in self._fit_chunks(state):
+            predicted = (Xt @ coef) * torch.as_tensor(y_std, dtype=torch.float32, device=device)
+            predicted += torch.as_tensor(y_mean, dtype=torch.float32, device=device)
+            out[:, cols] = predicted.cpu().numpy()
+        return out[:, 0] if self._y_was_1d else out
+
+    def _start(self, X, Y, groups):
+        """Check the inputs, standardise ``X`` and decompose it for every fold: the state every chunk shares.
+
+        Sets ``solver_``, ``n_features_in_`` and allocates ``best_alphas_`` and ``cv_scores_``.
+        """
         self._y_was_1d = np.ndim(Y) == 1
         X, Y, groups, alphas = self._check_fit_inputs(X, Y, groups)
+        trial_groups = None
         if self.train_on == "averages":
             X, uniq = average_repeats(X, groups)
-            Y, _ = average_repeats(Y, groups)
-            groups = uniq
+            trial_groups, groups = groups, uniq  # Y is averaged a chunk at a time
         n_samples, n_features = X.shape
-        n_targets = Y.shape[1]
         folds = group_kfold(groups, self.n_folds, self.random_state)
-        device = torch.device(self.device)
+        device = torch_device(self.device)
 
         # 1. Standardise X (statistics in float64, data in float32).
         x_mean = X.mean(0, dtype=np.float64)
@@ -207,31 +274,36 @@ class GroupRidgeCV(BaseEstimator):
         self.solver_ = self._choose_solver(n_samples, n_features)
         fold_parts, full_part = self._decompose(Xs, folds)
 
-        # 3. Per chunk of targets: validation scores of every alpha, best alpha, refit.
-        alphas_t = torch.as_tensor(alphas, dtype=torch.float32, device=device)
-        self.coef_ = np.empty((n_features, n_targets), dtype=np.float32)
-        self.intercept_ = np.empty(n_targets, dtype=np.float32)
+        n_targets = Y.shape[1]
         self.best_alphas_ = np.empty(n_targets, dtype=alphas.dtype)
         self.cv_scores_ = np.empty((alphas.size, n_targets), dtype=np.float32)
+        self.n_features_in_ = n_features
+        return {"Xs": Xs, "x_mean": x_mean, "x_std": x_std, "folds": folds, "fold_parts": fold_parts,
+                "full_part": full_part, "alphas": alphas, "Y": Y, "trial_groups": trial_groups}
+
+    def _fit_chunks(self, state):
+        """Per chunk of the targets ``Y``: validation scores of every alpha, best alpha, refit.
+
+        Records ``best_alphas_`` and ``cv_scores_`` of the chunk and yields ``(cols, coef,
+        y_mean, y_std)``: the chunk's columns, its standardised-unit weights (tensor of shape
+        (n_features, chunk) on the device) and the targets' means and standard deviations.
+        """
+        Xs, folds, alphas = state["Xs"], state["folds"], state["alphas"]
+        alphas_t = torch.as_tensor(alphas, dtype=torch.float32, device=Xs.device)
+        n_targets = self.best_alphas_.size
         chunks = range(0, n_targets, int(self.chunk_size))
         for start in progress_bar(chunks, desc="ridge: target chunks", show=self.progress and len(chunks) > 1):
             cols = slice(start, min(start + int(self.chunk_size), n_targets))
-            Yc, y_mean, y_std = self._standardised_chunk(Y, cols, device)
+            Yc, y_mean, y_std = self._standardised_chunk(state["Y"], cols, state["trial_groups"], Xs.device)
             XtY = Xs.T @ Yc if self.solver_ == "primal" else None
-            scores = torch.zeros(alphas.size, Yc.shape[1], device=device)
-            for part, (train, val) in zip(fold_parts, folds):
+            scores = torch.zeros(alphas.size, Yc.shape[1], device=Xs.device)
+            for part, (train, val) in zip(state["fold_parts"], folds):
                 scores += self._validation_r2(part, Xs, Yc, XtY, train, val, alphas_t)
             scores /= len(folds)
             best = scores.argmax(0)
-            coef = self._refit(full_part, Xs, Yc, XtY, alphas_t[best])
-            coef = coef.cpu().numpy().astype(np.float64)
-            # Back to original units: y = y_mean + y_std * ((x - x_mean) / x_std) @ coef.
-            self.coef_[:, cols] = coef / x_std[:, None] * y_std
-            self.intercept_[cols] = y_mean - (x_mean / x_std) @ coef * y_std
             self.best_alphas_[cols] = alphas[best.cpu().numpy()]
             self.cv_scores_[:, cols] = scores.cpu().numpy()
-        self.n_features_in_ = n_features
-        return self
+            yield cols, self._refit(state["full_part"], Xs, Yc, XtY, alphas_t[best]), y_mean, y_std
 
     def _choose_solver(self, n_samples, n_features):
         if self.solver == "auto":
@@ -285,9 +357,12 @@ class GroupRidgeCV(BaseEstimator):
         return Xs.T @ dual
 
     @staticmethod
-    def _standardised_chunk(Y, cols, device):
-        """Columns ``cols`` of ``Y`` as float32, standardised; with their mean and std (float64)."""
+    def _standardised_chunk(Y, cols, trial_groups, device):
+        """Columns ``cols`` of ``Y`` as float32 (averaged over ``trial_groups`` if given), standardised;
+        with their mean and std (float64)."""
         Yc = np.array(Y[:, cols], dtype=np.float32)  # a copy: standardised in place below
+        if trial_groups is not None:
+            Yc, _ = average_repeats(Yc, trial_groups)
         if not np.isfinite(Yc).all():
             bad = np.flatnonzero(~np.isfinite(Yc).all(0))[0] + cols.start
             raise BrainLDMError(
@@ -336,15 +411,20 @@ class GroupRidgeCV(BaseEstimator):
         Y_pred : float32 array of shape (n_samples, n_targets), or (n_samples,) if fitted on 1-D ``Y``
         """
         if not hasattr(self, "coef_"):
-            raise BrainLDMError("this GroupRidgeCV is not fitted yet; call fit(X, Y, groups) first")
+            raise BrainLDMError("this GroupRidgeCV is not fitted yet (fit_predict keeps no weights); "
+                                "call fit(X, Y, groups) first")
+        X = self._check_predict_input(X)
+        Y_pred = X.astype(np.float32, copy=False) @ self.coef_ + self.intercept_
+        return Y_pred[:, 0] if self._y_was_1d else Y_pred
+
+    def _check_predict_input(self, X):
         X = _check_X(X)
         if X.shape[1] != self.n_features_in_:
             raise BrainLDMError(
                 f"X has {X.shape[1]} features but the model was fitted on {self.n_features_in_}; "
                 "use the same ROI (voxels) or feature as in fit."
             )
-        Y_pred = X.astype(np.float32, copy=False) @ self.coef_ + self.intercept_
-        return Y_pred[:, 0] if self._y_was_1d else Y_pred
+        return X
 
     def score(self, X, Y):
         """Pearson correlation between predictions and ``Y``, per target.
