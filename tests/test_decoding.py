@@ -4,10 +4,12 @@ import numpy as np
 import pytest
 import torch
 
-from brainldm.decoding import decode, decoding_table
+from brainldm.cache import cached_memmaps
+from brainldm.decoding import decode, decode_tables, decoding_table
 from brainldm.errors import BrainLDMError
 from brainldm.features import resize_images, stimulus_features
 from brainldm.reconstruct import reconstruct
+from brainldm.ridge import GroupRidgeCV, correlation_score
 
 
 def test_features_have_the_model_shapes_and_are_cached(world, tiny_models):
@@ -81,3 +83,58 @@ def test_cache_token_follows_the_weights(tiny_models):
     finally:
         with torch.no_grad():
             tiny_models.ldm.unet.conv_in.bias -= 1.0
+
+
+def _per_image_problem(rng, n_images=40, n_test=12, n_voxels=25, widths=(7, 30)):
+    """Single trials (3 per image) of a linear map from per-image tables, and their test images."""
+    ids = np.repeat(np.arange(n_images) + 100, 3)
+    test_ids = np.arange(n_test) + 500
+    signal = rng.standard_normal((n_images + n_test, n_voxels)).astype(np.float32)
+    X = signal[ids - 100] + 0.5 * rng.standard_normal((ids.size, n_voxels), dtype=np.float32)
+    X_test = signal[n_images:] + 0.3 * rng.standard_normal((n_test, n_voxels), dtype=np.float32)
+    maps = [rng.standard_normal((n_voxels, width)).astype(np.float32) for width in widths]
+    tables = {f"t{k}": signal @ m + rng.standard_normal((len(signal), m.shape[1]), dtype=np.float32)
+              for k, m in enumerate(maps)}
+    return X, ids, X_test, test_ids, tables
+
+
+def test_streamed_decoding_equals_the_in_memory_fit_and_reuses_its_cache(rng, tmp_path, monkeypatch):
+    monkeypatch.setenv("BRAINLDM_CACHE", str(tmp_path))
+    X, ids, X_test, test_ids, tables = _per_image_problem(rng)
+    uniq, rows = np.unique(ids, return_inverse=True)
+
+    def write(folder):
+        for name, table in tables.items():
+            np.save(folder / f"{name}.npy", table)
+
+    stored = cached_memmaps("test_tables", {}, "1", write)
+    train = ({name: table[:len(uniq)] for name, table in stored.items()}, rows)
+    test = ({name: np.load(table.filename, mmap_mode="r")[len(uniq):] for name, table in stored.items()},
+            np.arange(len(test_ids)))
+    kwargs = dict(alphas=np.logspace(-1, 4, 6), n_folds=3)
+    in_memory = decode_tables(X, ids, X_test, test_ids, train, test, "test_decoding", "1", **kwargs)
+    streamed = decode_tables(X, ids, X_test, test_ids, train, test, "test_decoding", "1", stream_above=0, **kwargs)
+
+    whole = np.concatenate([tables[name] for name in tables], axis=1)
+    reference = GroupRidgeCV(chunk_size=10, progress=False, **kwargs).fit(X, whole[:len(uniq)][rows], ids)
+    expected = reference.predict(X_test)
+    for name, cols in zip(tables, [slice(0, 7), slice(7, 37)]):
+        a, b = in_memory[name], streamed[name]
+        assert isinstance(b.predicted, np.memmap) and isinstance(b.true, np.memmap)
+        assert not isinstance(a.predicted, np.memmap) and not isinstance(a.true, np.memmap)
+        np.testing.assert_array_equal(a.predicted, b.predicted)  # one computation, two storages
+        np.testing.assert_array_equal(a.true, b.true)
+        np.testing.assert_array_equal(a.true, tables[name][len(uniq):])
+        np.testing.assert_array_equal(a.r, b.r)
+        np.testing.assert_allclose(a.r, correlation_score(a.true, np.array(a.predicted)), rtol=1e-12)
+        np.testing.assert_array_equal(b.alphas, reference.best_alphas_[cols])
+        assert correlation_score(expected[:, cols], b.predicted).min() >= 0.9999
+        np.testing.assert_allclose(b.predicted, expected[:, cols], rtol=1e-4, atol=1e-4 * np.abs(expected).max())
+
+    def no_fit(*args, **kwargs):
+        raise AssertionError("the cached predictions should have been reused")
+
+    monkeypatch.setattr(GroupRidgeCV, "fit_predict", no_fit)
+    again = decode_tables(X, ids, X_test, test_ids, train, test, "test_decoding", "1", stream_above=0, **kwargs)
+    np.testing.assert_array_equal(again["t1"].predicted, streamed["t1"].predicted)
+    assert cached_memmaps("test_tables", {}, "1", no_fit).keys() == tables.keys()

@@ -150,3 +150,14 @@ def test_bootstrap_scores_equal_direct_resampling(rng):
         np.testing.assert_allclose(r[b], correlation_score(Y[rows], P[rows]), atol=1e-3)
         direct = 1 - ((Y[rows] - P[rows]) ** 2).sum(0) / ((Y[rows] - Y[rows].mean(0)) ** 2).sum(0)
         np.testing.assert_allclose(r2[b], direct, atol=1e-3)
+
+
+def test_encoders_run_on_the_device_brainldm_device_names(rng, monkeypatch):
+    data, A, _ = synthetic(rng, n_train=40, n_test=10)
+    monkeypatch.setenv("BRAINLDM_DEVICE", "cpu")
+    model = KernelRidgeEncoder().fit(A[:40], data.Y_train)
+    assert model.device_.type == "cpu" and model.dual_coef_.device.type == "cpu"
+    monkeypatch.setenv("BRAINLDM_DEVICE", "no-such-device")
+    with pytest.raises(BrainLDMError, match="unknown device 'no-such-device'"):
+        KernelRidgeEncoder().fit(A[:40], data.Y_train)
+    assert KernelRidgeEncoder(device="cpu").fit(A[:40], data.Y_train).predict(A[40:]).shape == (10, 30)

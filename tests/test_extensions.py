@@ -11,6 +11,7 @@ from brainldm.captions import (BlipCaptionModel, WorldCaptionModel, attribute_ac
 from brainldm.depth import (CONDITIONING_CONVENTION, DPTDepthModel, WorldDepthModel, convert_depth, depth_generator,
                             depth_scores, true_depth)
 from brainldm.errors import BrainLDMError
+from brainldm.features import resize_images
 from brainldm.ldm import LatentDiffusion, images_to_tensor, prepare_depth
 from brainldm.models import FeatureNet, LazyExtras, ModelSet
 from brainldm.structural import optimise_latents, pooled_layers, structure_loss
@@ -275,3 +276,42 @@ def test_the_reports_per_subject_table_averages_to_its_mean_row():
 
     means = table1_by_subject().groupby(level="method", sort=False).mean()
     np.testing.assert_allclose(means.loc[table1().index], table1(), atol=0.0006)  # the report rounds to 3 digits
+
+
+def test_extension_targets_are_memory_mapped_per_image_and_reused(world, tiny_world, tmp_path, monkeypatch):
+    monkeypatch.setenv("BRAINLDM_CACHE", str(tmp_path))
+    ids = world.image_ids("test")[[3, 1, 3, 0, 1]]
+    tables, rows = extensions.extension_targets(world, tiny_world, ids, batch_size=2)  # 3 unique images, 2 batches
+    assert list(tables) == list(extensions.TARGETS)
+    assert all(isinstance(t, np.memmap) and t.dtype == np.float32 and len(t) == 3 for t in tables.values())
+    np.testing.assert_array_equal(np.unique(ids)[rows], ids)
+    images = world.images(ids)
+    np.testing.assert_allclose(tables["caption"][rows], caption_model(tiny_world).features(images), atol=1e-6)
+    net = tiny_world.feature_nets["cnn"]
+    with torch.no_grad():
+        late = pooled_layers(net, images_to_tensor(resize_images(images, net.input_size)), pool=4)["late"]
+    np.testing.assert_allclose(tables["structure.late"][rows], late.numpy(), atol=1e-5)
+
+    def no_features(*args, **kwargs):
+        raise AssertionError("the cached tables should have been reused")
+
+    monkeypatch.setattr(extensions, "images_to_tensor", no_features)  # only the features need it
+    again, again_rows = extensions.extension_targets(world, tiny_world, ids, batch_size=2)
+    np.testing.assert_array_equal(again_rows, rows)
+    for name, table in tables.items():
+        assert again[name].filename == table.filename
+        np.testing.assert_array_equal(again[name], table)
+
+
+def test_decoding_the_extensions_streamed_equals_in_memory(world, tiny_world, tmp_path, monkeypatch):
+    monkeypatch.setenv("BRAINLDM_CACHE", str(tmp_path))
+    kwargs = dict(roi="early", alphas=np.logspace(1, 5, 3), n_folds=3)
+    in_memory = extensions.decode_extensions(world, tiny_world, **kwargs)
+    streamed = extensions.decode_extensions(world, tiny_world, stream_above=0, **kwargs)
+    assert list(streamed) == list(extensions.TARGETS)
+    for name, d in streamed.items():
+        assert isinstance(d.predicted, np.memmap) and isinstance(d.true, np.memmap)
+        np.testing.assert_array_equal(d.predicted, in_memory[name].predicted)
+        np.testing.assert_array_equal(d.true, in_memory[name].true)
+        np.testing.assert_array_equal(d.r, in_memory[name].r)
+        assert d.predicted.shape == d.true.shape == (10, d.r.size)
