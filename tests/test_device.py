@@ -143,3 +143,31 @@ def test_img2img_runs_at_the_generation_size_from_z_decoded_smaller(tiny_models)
     assert out["X_z"].shape == (1, 40 * f, 40 * f, 3)
     assert seen[0] == (1, ldm.latent_channels, 64, 64)
     assert out["X_zc"].shape == out["X_c"].shape == (1, 1, 64 * f, 64 * f, 3)
+
+
+def test_the_authors_noise_compvis_level_and_shared_across_images(tiny_models, monkeypatch):
+    from diffusers import DDIMScheduler
+
+    from brainldm.protocol import Protocol
+
+    ldm = tiny_models.ldm
+    sd = DDIMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012, steps_offset=1,
+                       clip_sample=False, set_alpha_to_one=False)
+    monkeypatch.setattr(ldm, "scheduler", sd)
+    noised = []
+    add_noise = DDIMScheduler.add_noise
+    monkeypatch.setattr(DDIMScheduler, "add_noise", lambda self, x, n, t: noised.append(int(t[0])) or add_noise(
+        self, x, n, t))
+    _, timesteps = ldm.timesteps(0.8, 50)
+    assert int(timesteps[0]) == 781  # the first DDIM step run (diffusers and CompVis agree)
+    z = torch.randn(2, *tiny_models.latent_shape())
+    c = torch.randn(1, *tiny_models.c_shape()).expand(2, -1, -1)
+    z = z[:1].expand(2, -1, -1, -1)  # two identical images
+    authors = reconstruct(ldm, z, c, tiny_models.uncond, strength=0.8, num_inference_steps=50, guidance_scale=1.0,
+                          n_samples=2, protocol=Protocol.authors(), which=("X_z", "X_zc"))
+    assert noised and set(noised) == {801}  # CompVis's stochastic_encode noises to DDIM index 40 of 50
+    np.testing.assert_array_equal(authors["X_zc"][0], authors["X_zc"][1])  # sample k: the same noise for all
+    assert not np.array_equal(authors["X_zc"][0, 0], authors["X_zc"][0, 1])
+    ours = reconstruct(ldm, z, c, tiny_models.uncond, strength=0.8, num_inference_steps=50, guidance_scale=1.0,
+                       n_samples=1, which=("X_z", "X_zc"))
+    assert set(noised[-1:]) == {781} and not np.array_equal(ours["X_zc"][0], ours["X_zc"][1])

@@ -134,14 +134,15 @@ class LatentDiffusion:
         return self.unet.dtype
 
     @torch.no_grad()
-    def encode(self, images, generator=None, batch_size=64):
+    def encode(self, images, noise=None, batch_size=64):
         """Latents ``z`` of images, scaled by ``vae.config.scaling_factor``.
 
         Parameters
         ----------
         images : uint8 array of shape (n, H, W, 3)
-        generator : torch.Generator, optional
-            Draw ``z`` from the posterior with it; by default ``z`` is the posterior mean.
+        noise : tensor of shape (n or 1, latent_channels, H / f, W / f), optional
+            Draw ``z`` from the posterior, ``mean + std * noise`` (what CompVis's
+            ``get_first_stage_encoding`` does); by default ``z`` is the posterior mean.
         batch_size : int
 
         Returns
@@ -152,7 +153,11 @@ class LatentDiffusion:
         out = []
         for i in range(0, len(pixels), batch_size):
             dist = self.vae.encode(pixels[i:i + batch_size].to(self.device, self.vae.dtype)).latent_dist
-            out.append((dist.mean if generator is None else dist.sample(generator=generator)).float().cpu())
+            z = dist.mean.float()
+            if noise is not None:
+                eps = noise if len(noise) == 1 else noise[i:i + batch_size]
+                z = z + dist.std.float() * eps.to(z.device, torch.float32)
+            out.append(z.cpu())
         return torch.cat(out) * self.vae.config.scaling_factor
 
     def decode_pixels(self, z, checkpoint=False):
@@ -246,7 +251,7 @@ class LatentDiffusion:
         return scheduler, timesteps
 
     def sample(self, z, c, noise, strength=0.8, guidance_scale=5.0, num_inference_steps=50, uncond=None,
-               depth=None, callback=None, eta=0.0, generator=None, checkpoint=False):
+               depth=None, callback=None, eta=0.0, generator=None, checkpoint=False, noise_level="diffusers"):
         """The DDIM sampler: noise ``z`` with ``noise`` to ``strength`` and denoise it under ``c``.
 
         Differentiable with respect to ``z`` and ``c`` when gradients are enabled (the
@@ -268,6 +273,10 @@ class LatentDiffusion:
             Recompute each U-Net call in the backward pass instead of keeping its
             activations (:func:`torch.utils.checkpoint.checkpoint`): activation memory of a
             differentiable run is then one step's inputs per step plus one U-Net pass.
+        noise_level : {"diffusers", "compvis"}
+            Noise ``z`` to the first timestep run (diffusers' img2img), or to the DDIM timestep
+            one step above it, as CompVis's ``stochastic_encode`` does in the authors' code
+            (t = 801, then denoised from 781, at strength 0.8 of 50 steps).
 
         Returns
         -------
@@ -293,10 +302,15 @@ class LatentDiffusion:
             extra = extra.to(device, torch.float32)
             extra = torch.cat([extra] * 2) if guided else extra
         # noise the start latents to the first timestep kept (pure noise at strength 1)
-        if z is None or strength >= 1.0:
+        start = timesteps[:1]
+        if noise_level == "compvis":
+            start = start + scheduler.config.num_train_timesteps // int(num_inference_steps)
+        elif noise_level != "diffusers":
+            raise BrainLDMError(f"noise_level must be 'diffusers' or 'compvis', found {noise_level!r}")
+        if z is None or strength >= 1.0 or int(start) >= scheduler.config.num_train_timesteps:
             latents = noise * scheduler.init_noise_sigma
         else:
-            latents = scheduler.add_noise(z.to(device, torch.float32), noise, timesteps[:1].repeat(n))
+            latents = scheduler.add_noise(z.to(device, torch.float32), noise, start.repeat(n))
         step_kwargs = {"eta": eta, "generator": generator} if "eta" in _step_parameters(scheduler) else {}
         for i, t in enumerate(timesteps):
             inputs = torch.cat([latents] * 2) if guided else latents

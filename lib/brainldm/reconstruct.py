@@ -12,6 +12,8 @@ with more samples, and the batch size (samples of several images run as one batc
 the model's device) changes nothing but speed.
 """
 
+import dataclasses
+
 import numpy as np
 import torch
 
@@ -19,11 +21,12 @@ from .cache import array_digest, cached_arrays
 from .errors import BrainLDMError
 from .features import resize_images
 from .ldm import check_sampling
+from .protocol import Protocol, protocol_for
 from .progress import progress_bar
 
 __all__ = ["Reconstruction", "SETTINGS", "settings_for", "check_settings", "reconstruct", "brain_reconstructions",
            "sample_noise"]
-_VERSION = "2"  # 2: noise per (image, sample), samples batched
+_VERSION = "3"  # 2: noise per (image, sample), samples batched; 3: protocols
 
 #: Takagi's settings on NSD (DDIM 50 steps, strength 0.8, guidance 5, 5 samples per image);
 #: fewer steps and samples on the world, so that the book builds on a CPU
@@ -67,7 +70,7 @@ def _check_shapes(ldm, z, c, uncond):
 
 
 def reconstruct(ldm, z, c, uncond, strength=0.8, guidance_scale=5.0, num_inference_steps=50, n_samples=5,
-                seed=0, batch_size=64, depth=None, which=("X_z", "X_c", "X_zc"), size=None):
+                seed=0, batch_size=64, depth=None, which=("X_z", "X_c", "X_zc"), size=None, protocol=None):
     """Reconstruct images from decoded ``z`` and ``c``.
 
     Parameters
@@ -96,6 +99,8 @@ def reconstruct(ldm, z, c, uncond, strength=0.8, guidance_scale=5.0, num_inferen
         before img2img. Takagi & Nishimoto decode ``z`` at 320 px and run img2img at 512
         (``codes/diffusion_sd1/diffusion_decoding.py``, lines 158–179). Default: ``X_z``'s size
         (or the U-Net's ``sample_size`` without ``z``).
+    protocol : brainldm.protocol.Protocol, optional
+        Its ``shared_noise``, ``init_latent`` and ``noise_level`` (default :meth:`Protocol.brainldm`).
 
     Returns
     -------
@@ -118,8 +123,15 @@ def reconstruct(ldm, z, c, uncond, strength=0.8, guidance_scale=5.0, num_inferen
     else:
         pixels = int(size)
     size = (pixels // ldm.vae_scale_factor,) * 2
+    protocol = protocol or Protocol.brainldm()
+    shared = protocol.shared_noise
     # X_zc starts from X_z resized and re-encoded, once per image (Takagi's resize-and-re-encode step)
-    z_init = ldm.encode(resize_images(out["X_z"], pixels)) if "X_zc" in which else None
+    z_init = None
+    if "X_zc" in which:
+        posterior = None
+        if protocol.init_latent == "sample":
+            posterior = torch.stack([sample_noise(ldm, size, seed, 0 if shared else i, -1) for i in range(n)])
+        z_init = ldm.encode(resize_images(out["X_z"], pixels), noise=posterior)
     # rows (image i, sample k) in image-major order, run together in batches of `batch_size` rows
     rows = [(i, k) for i in range(n) for k in range(n_samples)]
     bar = progress_bar(total=len(rows) * (("X_zc" in which) + ("X_c" in which)), desc="reconstruct", unit="sample")
@@ -130,11 +142,12 @@ def reconstruct(ldm, z, c, uncond, strength=0.8, guidance_scale=5.0, num_inferen
         for first in range(0, len(rows), batch_size):
             part = rows[first:first + batch_size]
             index = torch.tensor([i for i, _ in part])
-            noise = torch.stack([sample_noise(ldm, size, seed, i, k) for i, k in part])
+            noise = torch.stack([sample_noise(ldm, size, seed, 0 if shared else i, k) for i, k in part])
             latents = ldm.sample(None if name == "X_c" else z_init[index], c[index], noise,
                                  strength=strength if name == "X_zc" else 1.0, guidance_scale=guidance_scale,
                                  num_inference_steps=num_inference_steps, uncond=uncond,
-                                 depth=None if depth is None else np.asarray(depth)[index.numpy()])
+                                 depth=None if depth is None else np.asarray(depth)[index.numpy()],
+                                 noise_level=protocol.noise_level)
             images.append(ldm.decode(latents))
             bar.update(len(part))
         out[name] = np.concatenate(images).reshape(n, n_samples, *images[0].shape[1:])
@@ -148,14 +161,16 @@ def sample_noise(ldm, size, seed, image, sample):
     """The starting noise of sample ``sample`` of image ``image``: float32 (latent_channels, h, w), on the CPU.
 
     Drawn from its own generator, seeded with ``(seed, image, sample)``, so that it does not
-    depend on the batch it runs in nor on how many samples or images a run makes.
+    depend on the batch it runs in nor on how many samples or images a run makes. With the
+    authors' shared noise every image is drawn as image 0. Sample ``-1`` is the noise of the
+    posterior sample of ``X_z``'s latent.
     """
     generator = torch.Generator().manual_seed(int(seed) * 1_000_003 + int(sample) * 10_007 + int(image))
     return torch.randn((ldm.latent_channels, *size), generator=generator, dtype=torch.float32)
 
 
 def brain_reconstructions(ds, models, n_images=None, z_roi=None, c_roi=None, strength=0.8, guidance_scale=5.0,
-                          num_inference_steps=50, n_samples=5, seed=0, batch_size=64):
+                          num_inference_steps=50, n_samples=5, seed=0, batch_size=64, protocol=None):
     """Decode ``z`` and ``c`` from a subject's test responses and reconstruct (cached).
 
     Parameters
@@ -168,6 +183,8 @@ def brain_reconstructions(ds, models, n_images=None, z_roi=None, c_roi=None, str
         Where ``z`` and ``c`` are decoded from (default ``early`` and ``ventral``).
     strength, guidance_scale, num_inference_steps, n_samples, seed, batch_size
         See :func:`reconstruct`.
+    protocol : brainldm.protocol.Protocol or str, optional
+        Default: the authors' on NSD, ours on the world (:func:`brainldm.protocol.protocol_for`).
 
     Returns
     -------
@@ -181,15 +198,17 @@ def brain_reconstructions(ds, models, n_images=None, z_roi=None, c_roi=None, str
     from .decoding import decode
 
     check_settings(strength, n_samples, num_inference_steps)
+    protocol = protocol_for(protocol, ds.name)
     decoded = {"z": decode(ds, models, "z", z_roi), "c": decode(ds, models, "c", c_roi)}
     keep = slice(None) if n_images is None else slice(int(n_images))
     z = torch.from_numpy(decoded["z"].unflatten(models)[keep])
     c = torch.from_numpy(decoded["c"].unflatten(models)[keep])
     params = {"model": models.cache_token, "inputs": array_digest(z.numpy(), c.numpy()), "strength": strength,
               "guidance_scale": guidance_scale, "num_inference_steps": num_inference_steps,
-              "n_samples": n_samples, "seed": seed, "batch_size": batch_size, "size": models.generation_resolution}
+              "n_samples": n_samples, "seed": seed, "size": models.generation_resolution,
+              "protocol": dataclasses.asdict(protocol)}
     arrays = cached_arrays("reconstructions", params, _VERSION, lambda: dict(reconstruct(
         models.ldm, z, c, models.uncond, strength=strength, guidance_scale=guidance_scale,
         num_inference_steps=num_inference_steps, n_samples=n_samples, seed=seed, batch_size=batch_size,
-        size=models.generation_resolution)))
+        size=models.generation_resolution, protocol=protocol)))
     return decoded["z"].ids[keep], Reconstruction(arrays), decoded
