@@ -41,6 +41,7 @@ guidance_scale = None  # fewer steps and samples on the world (see brainldm.reco
 num_inference_steps = None
 n_samples = None
 seed = 0
+protocol = None  # "authors" (Takagi & Nishimoto's code) or "brainldm"; None: authors on NSD, ours on the world
 device = None  # torch device, e.g. "cuda:1"; None: BRAINLDM_DEVICE, else cuda if present, else cpu
 dtype = None  # "float16", "bfloat16", "float32"; None: BRAINLDM_DTYPE, else float16 on cuda, float32 on cpu
 
@@ -96,7 +97,7 @@ print("best ROI:", ", ".join(f"{f} from {r}" for f, r in best.itertuples(index=F
 # several samples: the noise added before denoising differs between samples.
 
 # %%
-ids, recon, decoded = brain_reconstructions(ds, models, n_images=n_images, seed=seed, **settings)
+ids, recon, decoded = brain_reconstructions(ds, models, n_images=n_images, seed=seed, protocol=protocol, **settings)
 shown = slice(n_shown)
 rows = [ds.images(ids[shown]), recon["X_z"][shown], recon["X_c"][shown, 0]]
 labels = ["seen", "X_z", "X_c"]
@@ -105,10 +106,8 @@ for k in range(recon["X_zc"].shape[1]):
     labels.append(f"X_zc #{k + 1}")
 fig = viz.image_grid(rows, row_labels=labels, col_labels=[caps[0] for caps in ds.captions(ids[shown])])
 plt.show()
-print(f"decoded z: mean r {np.mean(decoded['z'].r):.3f} over {decoded['z'].r.size} dimensions "
-      f"from {decoded['z'].n_voxels} early voxels")
-print(f"decoded c: mean r {np.mean(decoded['c'].r):.3f} over {decoded['c'].r.size} dimensions "
-      f"from {decoded['c'].n_voxels} ventral voxels")
+print(f"decoded z from {decoded['z'].n_voxels} early voxels: {decoded['z'].describe()}")
+print(f"decoded c from {decoded['c'].n_voxels} ventral voxels: {decoded['c'].describe()}")
 
 # %% [markdown]
 # ## 3. Every subject
@@ -119,7 +118,7 @@ print(f"decoded c: mean r {np.mean(decoded['c'].r):.3f} over {decoded['c'].r.siz
 rows = [ds.images(ids[shown])]
 for name in subjects:
     other = load_dataset(dataset, subject=name, **dataset_options)
-    _, other_recon, _ = brain_reconstructions(other, models, n_images=n_images, seed=seed, **settings)
+    _, other_recon, _ = brain_reconstructions(other, models, n_images=n_images, seed=seed, protocol=protocol, **settings)
     rows.append(other_recon["X_zc"][shown, 0])
 fig = viz.image_grid(rows, row_labels=["seen"] + [f"{name} X_zc" for name in subjects])
 plt.show()

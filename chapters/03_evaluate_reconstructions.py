@@ -40,6 +40,8 @@ guidance_scale = None
 num_inference_steps = None
 n_samples = None
 seed = 0
+protocol = None  # "authors" (Takagi & Nishimoto's code) or "brainldm"; None: authors on NSD, ours on the world
+effect_samples = 5  # samples per image in section 4 (the authors draw 5)
 device = None  # torch device, e.g. "cuda:1"; None: BRAINLDM_DEVICE, else cuda if present, else cpu
 dtype = None  # "float16", "bfloat16", "float32"; None: BRAINLDM_DTYPE, else float16 on cuda, float32 on cpu
 
@@ -53,6 +55,7 @@ import pandas as pd
 
 from brainldm.datasets import load_dataset
 from brainldm.evaluate import evaluate_reconstructions
+from brainldm.fidelity import protocol_effects
 from brainldm.models import describe_placement, load_models
 from brainldm.reconstruct import brain_reconstructions, settings_for
 from brainldm.reference import TABLE1_COLUMNS, table1
@@ -65,7 +68,7 @@ settings = settings_for(dataset, strength=strength, guidance_scale=guidance_scal
 tables = []
 for name in subjects:
     ds = load_dataset(dataset, subject=name, **dataset_options)
-    ids, recon, _ = brain_reconstructions(ds, models, n_images=n_images, seed=seed, **settings)
+    ids, recon, _ = brain_reconstructions(ds, models, n_images=n_images, seed=seed, protocol=protocol, **settings)
     tables.append(evaluate_reconstructions(models, ds.images(ids), recon, subject=name))
 scores = pd.concat(tables, ignore_index=True)
 print(f"{len(ids)} test images, {recon['X_zc'].shape[1]} samples each, feature nets: "
@@ -77,7 +80,7 @@ print(f"{len(ids)} test images, {recon['X_zc'].shape[1]} samples each, feature n
 # %%
 ident = scores[scores["metric"].isin(TABLE1_COLUMNS)]
 wide = ident.pivot_table(index=["method", "subject"], columns="metric", values="mean", sort=False)
-print(wide[list(TABLE1_COLUMNS)].round(3).to_string())
+print(wide[list(TABLE1_COLUMNS)].round(3).to_string(na_rep="–"))
 
 # %%
 mean = ident.groupby(["method", "metric"], sort=False)[["mean", "ci_low", "ci_high"]].mean().reset_index()
@@ -107,7 +110,7 @@ ours = wide.loc["zc"][list(TABLE1_COLUMNS)].mean().rename("this run, zc (mean ov
 paper = table1().loc["CVPR baseline"].rename("Takagi & Nishimoto, CVPR baseline")
 comparison = pd.concat([paper, ours], axis=1).T
 comparison.loc["difference"] = comparison.iloc[1] - comparison.iloc[0]
-print(comparison.round(3).to_string())
+print(comparison.round(3).to_string(na_rep="–"))
 
 # %% [markdown]
 # ## 3. The standard suite
@@ -118,13 +121,36 @@ print(comparison.round(3).to_string())
 # %%
 suite = scores[scores["metric"].isin(["PixCorr", "SSIM", "AlexNet(2)", "AlexNet(5)", "Inception", "CLIP"])]
 summary = suite.groupby(["metric", "method"], sort=False)[["mean", "ci_low", "ci_high", "chance"]].mean()
-print(summary.round(3).to_string())
+print(summary.round(3).to_string(na_rep="–"))
 winners = suite.groupby(["metric", "method"], sort=False)["mean"].mean().unstack()
 for metric, row in winners.iterrows():
     print(f"{metric:>11}: best {row.idxmax():<6} (z-only {row['z-only']:.3f}, c-only {row['c-only']:.3f}, "
           f"zc {row['zc']:.3f})")
 
 # %% [markdown]
+# ## 4. What the protocol hides
+# The same decoded `z` and `c` of the first subject, reconstructed with `effect_samples` samples per
+# image twice: with independent noise for every (image, sample), and with the authors' seeding
+# (every image's process starts from seed 42, so sample k starts from the same noise in every
+# image). The first set is also scored by two other readings of "identification with 5 samples":
+# wins counted per sample, and each image's best sample. The change is paired over images, with a
+# 95% bootstrap CI.
+
+# %%
+ds = load_dataset(dataset, subject=subjects[0], **dataset_options)
+effects = protocol_effects(ds, models, {**settings, "n_samples": effect_samples}, n_images, seed, protocol)
+print(f"{subjects[0]}, X_zc, {effect_samples} samples per image")
+print(effects.pivot_table(index="variant", columns="column", values="change", sort=False)
+      [list(TABLE1_COLUMNS)].round(3).to_string(na_rep="–"))
+shared = effects[effects["variant"].str.startswith("shared")]
+print(f"shared noise changes identification by {shared['change'].min():+.3f} to {shared['change'].max():+.3f} "
+      f"({(shared['ci_low'] > 0).sum()} of {len(shared)} columns with a CI above zero)")
+
+# %% [markdown]
+# Sharing the noise across images removes what the noise puts into each reconstruction from the
+# comparison between images, so it raises identification without any better decoding. Comparing
+# numbers across papers therefore needs the seeding as well as the metric.
+#
 # ## Summary
 # - The identification table above is this run's version of the paper's figure 5 and Table 1's
 #   first row; the difference row says where the world and the paper part ways.

@@ -103,7 +103,7 @@ shown = slice(n_shown)
 captions = pd.DataFrame({"true (first of its captions)": [caps[0] for caps in true[shown]],
                          "captioner on the seen image": run.seen_captions[shown],
                          "decoded from fMRI": run.captions[shown]})
-print(captions.to_string())
+print(captions.to_string(na_rep="–"))
 
 # %% [markdown]
 # ## 3. How good are the captions?
@@ -133,7 +133,7 @@ if dataset == "world":
     table = attribute_table({"decoded": run.caption_model.attributes(run.features("caption")),
                              "seen image": run.caption_model.attributes(run.features("caption", "true"))},
                             scene_attributes(ds.scenes(run.ids)))
-    print(table.round(3).to_string())
+    print(table.round(3).to_string(na_rep="–"))
 
 # %% [markdown]
 # ## 4. Reconstructing with the decoded caption
@@ -151,7 +151,7 @@ plt.show()
 # %%
 table = identification_table(models, ds.images(run.ids), recons, subject=subject)
 changes = paired_differences(table)
-print(format_changes(changes, subject).T.to_string())
+print(format_changes(changes, subject).T.to_string(na_rep="–"))
 fig = plot_changes(changes, subject)
 plt.show()
 
@@ -163,7 +163,7 @@ paper = table1_by_subject().rename(index={"CVPR baseline": "baseline"})
 ours = table.groupby(["method", "metric"], sort=False)["score"].mean().unstack()[paper.columns]
 if subject in paper.index.get_level_values("subject"):
     side = pd.concat({"paper": paper.loc[subject].loc[["baseline", "+T"]], "this run": ours})
-    print(side.round(3).to_string())
+    print(side.round(3).to_string(na_rep="–"))
 
 # %% [markdown]
 # ## Summary

@@ -138,7 +138,7 @@ scores = evaluate_reconstructions(models, ds.images(run.ids), {"X_z": x_z[:, Non
                                   methods={"X_z": "X_z", "X_g": "X_g"}, subject=subject)
 wide = scores.pivot_table(index="metric", columns="method", values="mean", sort=False)
 wide["change"] = wide["X_g"] - wide["X_z"]
-print(wide.round(3).to_string())
+print(wide.round(3).to_string(na_rep="–"))
 
 # %% [markdown]
 # Then the reconstructions: `+T+G` against `+T` (the effect of `+G` alone) and both against the
@@ -148,10 +148,10 @@ print(wide.round(3).to_string())
 table = identification_table(models, ds.images(run.ids), {"baseline": run.reconstruct("baseline"), **recons},
                              subject=subject)
 print("against +T:")
-print(format_changes(paired_differences(table[table["method"] != "baseline"], baseline="+T"), subject).T.to_string())
+print(format_changes(paired_differences(table[table["method"] != "baseline"], baseline="+T"), subject).T.to_string(na_rep="–"))
 changes = paired_differences(table)
 print("against the baseline:")
-print(format_changes(changes, subject).T.to_string())
+print(format_changes(changes, subject).T.to_string(na_rep="–"))
 fig = plot_changes(changes, subject)
 plt.show()
 
@@ -160,7 +160,7 @@ paper = table1_by_subject().rename(index={"CVPR baseline": "baseline"})
 ours = table.groupby(["method", "metric"], sort=False)["score"].mean().unstack()[paper.columns]
 if subject in paper.index.get_level_values("subject"):
     side = pd.concat({"paper": paper.loc[subject].loc[["baseline", "+T", "+T+G"]], "this run": ours})
-    print(side.round(3).to_string())
+    print(side.round(3).to_string(na_rep="–"))
 
 # %% [markdown]
 # ## Summary

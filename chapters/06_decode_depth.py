@@ -129,10 +129,10 @@ plt.show()
 table = identification_table(models, ds.images(run.ids), recons, subject=subject)
 print("against +T+G:")
 print(format_changes(paired_differences(table[table["method"] != "baseline"], baseline="+T+G"), subject).T
-      .to_string())
+      .to_string(na_rep="–"))
 changes = paired_differences(table)
 print("against the baseline:")
-print(format_changes(changes, subject).T.to_string())
+print(format_changes(changes, subject).T.to_string(na_rep="–"))
 fig = plot_changes(changes, subject)
 plt.show()
 
@@ -141,7 +141,7 @@ paper = table1_by_subject().rename(index={"CVPR baseline": "baseline"})
 ours = table.groupby(["method", "metric"], sort=False)["score"].mean().unstack()[paper.columns]
 if subject in paper.index.get_level_values("subject"):
     side = pd.concat({"paper": paper.loc[subject].loc[["baseline", "+T+G", "+T+G+D"]], "this run": ours})
-    print(side.round(3).to_string())
+    print(side.round(3).to_string(na_rep="–"))
 
 # %% [markdown]
 # ## Summary

@@ -81,7 +81,7 @@ print(f"{len(run.ids)} test images, {run.settings['n_samples']} sample(s) each, 
 
 # %%
 per_subject, across = table1_summary(table)
-print(per_subject.round(3).to_string())
+print(per_subject.round(3).to_string(na_rep="–"))
 
 # %% [markdown]
 # ## 2. Mean ± s.d. over subjects, beside the report
@@ -90,9 +90,9 @@ print(per_subject.round(3).to_string())
 # column is its CNN's late layer, so it repeats "CNN late").
 
 # %%
-print(across.round(3).to_string())
+print(across.round(3).to_string(na_rep="–"))
 comparison = compare_with_paper(across)
-print(comparison.round(3).to_string())
+print(comparison.round(3).to_string(na_rep="–"))
 
 # %% [markdown]
 # ## 3. Each extension against the baseline
@@ -103,7 +103,7 @@ print(comparison.round(3).to_string())
 # %%
 changes = paired_differences(table)
 print("mean over subjects:")
-print(format_changes(changes).T.to_string())
+print(format_changes(changes).T.to_string(na_rep="–"))
 fig = plot_changes(changes, title="change against the baseline, mean over subjects; bars: 95% paired bootstrap CI")
 plt.show()
 
@@ -114,10 +114,10 @@ plt.show()
 single = changes[changes["subject"] != "mean"]
 counts = single.assign(raised=single["excludes_zero"] & (single["change"] > 0),
                        lowered=single["excludes_zero"] & (single["change"] < 0))
-print(counts.groupby(["method", "subject"], sort=False)[["raised", "lowered"]].sum().unstack("method").to_string())
+print(counts.groupby(["method", "subject"], sort=False)[["raised", "lowered"]].sum().unstack("method").to_string(na_rep="–"))
 for name in subjects:
     print(f"\n{name}:")
-    print(format_changes(changes, name).T.to_string())
+    print(format_changes(changes, name).T.to_string(na_rep="–"))
 
 # %% [markdown]
 # ## 4. What each step adds
@@ -128,11 +128,11 @@ steps = pd.concat([
     paired_differences(table[table["method"].isin(["+T", "+T+G"])], baseline="+T"),
     paired_differences(table[table["method"].isin(["+T+G", "+T+G+D"])], baseline="+T+G")])
 steps["method"] = steps["method"].map({"+T+G": "+G (over +T)", "+T+G+D": "+D (over +T+G)"})
-print(format_changes(steps).T.to_string())
+print(format_changes(steps).T.to_string(na_rep="–"))
 paper = comparison.xs("paper", level="source")
 print("the report (mean over subjects):")
 print(pd.DataFrame({"+G (over +T)": paper.loc["+T+G"] - paper.loc["+T"],
-                    "+D (over +T+G)": paper.loc["+T+G+D"] - paper.loc["+T+G"]}).round(3).to_string())
+                    "+D (over +T+G)": paper.loc["+T+G+D"] - paper.loc["+T+G"]}).round(3).to_string(na_rep="–"))
 
 # %% [markdown]
 # ## Summary

@@ -146,7 +146,7 @@ plt.show()
 
 # %%
 scores, per_image = minddiffuser.stage2_scores(models, seen, {"X_z": stage1["X_z"][:len(ids)], **images})
-print(scores.pivot_table(index="images", columns="metric", values="mean", sort=False).round(3).to_string())
+print(scores.pivot_table(index="images", columns="metric", values="mean", sort=False).round(3).to_string(na_rep="–"))
 change = minddiffuser.paired_differences(per_image, "stage 2", "stage 2 start")
 print("\nchange made by stage 2 (mean over images, 95% bootstrap CI, fraction of images improved):")
 print(change.round(3).to_string(index=False))
@@ -195,7 +195,7 @@ tables = []
 for name, (imgs, inf) in runs.items():
     _, per = minddiffuser.stage2_scores(models, seen, {"before": imgs["stage 2 start"], "after": imgs["stage 2"]})
     tables.append(minddiffuser.paired_differences(per, "after", "before", run=name))
-print(pd.concat(tables).pivot_table(index="run", columns="metric", values="change", sort=False).round(3).to_string())
+print(pd.concat(tables).pivot_table(index="run", columns="metric", values="change", sort=False).round(3).to_string(na_rep="–"))
 
 # %%
 fig, ax = plt.subplots(figsize=(5, 3))

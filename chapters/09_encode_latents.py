@@ -118,7 +118,7 @@ fig = maps.brain_maps(ds, {f"{name}": results[name].r for name in ("z", "c", "z_
 scores = roi_scores(data, results, rois, ds, n_boot=n_boot, seed=seed)
 table = scores.table(["z", "c", "z_c"])
 fig = viz.bars_by_roi(table, "mean", "ci_low", "ci_high", hue="feature", ylabel="mean test r")
-print(table.pivot(index="roi", columns="feature", values="mean").loc[rois, ["z", "c", "z_c"]].round(3).to_string())
+print(table.pivot(index="roi", columns="feature", values="mean").loc[rois, ["z", "c", "z_c"]].round(3).to_string(na_rep="–"))
 
 # %% [markdown]
 # The paper's claim, as differences of ROI means (`z − c`), for every stream and for the three
@@ -138,7 +138,7 @@ for roi, row in contrast.iterrows():
 # divided by the voxel's noise ceiling (`sqrt(NC / 100)`, the highest r that noise leaves).
 
 # %%
-print(roi_medians(ds, {name: results[name].r_normalized for name in ("z", "c", "z_c")}, rois).round(3).to_string())
+print(roi_medians(ds, {name: results[name].r_normalized for name in ("z", "c", "z_c")}, rois).round(3).to_string(na_rep="–"))
 
 # %% [markdown]
 # ## 4. What `z` and `c` explain uniquely
@@ -156,7 +156,7 @@ r2 = roi_scores(data, results, rois, ds, metric="r2", n_boot=n_boot, seed=seed)
 unique = pd.concat([r2.combination(weights, label) for label, weights in parts["weights"].items()],
                    ignore_index=True)
 fig = viz.bars_by_roi(unique, "mean", "ci_low", "ci_high", hue="feature", ylabel="test R² (mean over voxels)")
-print(unique.pivot(index="roi", columns="feature", values="mean").loc[rois].round(3).to_string())
+print(unique.pivot(index="roi", columns="feature", values="mean").loc[rois].round(3).to_string(na_rep="–"))
 
 # %% [markdown]
 # ## 5. Against the simulated truth (world only)
@@ -173,7 +173,7 @@ if hasattr(ds, "truth"):
     agreement = truth_agreement(ds, winner, ["low-level", "semantic"])
     print(f"winner matches the true tuning class in {agreement['fraction']:.1%} of {agreement['n']} voxels "
           f"(chance {agreement['chance']:.1%})")
-    print(agreement["confusion"].to_string())
+    print(agreement["confusion"].to_string(na_rep="–"))
     for roi in ("early", "ventral"):
         inside = truth_agreement(ds, winner, ["low-level", "semantic"], voxels=ds.roi_mask(roi))
         print(f"{roi:>8}: {inside['fraction']:.1%} of {inside['n']} voxels agree")

@@ -106,13 +106,13 @@ ax.set_ylabel("r(z_c) − r(z), ROI mean")
 ax.legend(fontsize=7, ncol=2)
 fig.tight_layout()
 plt.show()
-print(diff.pivot(index="roi", columns="strength", values="mean").loc[rois].round(3).to_string())
+print(diff.pivot(index="roi", columns="strength", values="mean").loc[rois].round(3).to_string(na_rep="–"))
 
 # %% [markdown]
 # Where the interval excludes zero:
 
 # %%
-print(diff.pivot(index="roi", columns="strength", values="verdict").loc[rois].to_string())
+print(diff.pivot(index="roi", columns="strength", values="verdict").loc[rois].to_string(na_rep="–"))
 
 # %% [markdown]
 # ## 3. Where `z_c` overtakes `z`
@@ -129,7 +129,7 @@ first = np.where((gain > 0.05).any(0) & predicted, (gain > 0.05).argmax(0), -1)
 fig = maps.category_map(ds, first, [f"from {s:.1f}" for s in strengths],
                         title="lowest strength at which z_c beats z by > 0.05")
 print(pd.Series({f"from {s:.1f}": int((first == k).sum()) for k, s in enumerate(strengths)} | {"never": int(
-    ((first < 0) & predicted).sum())}).to_string())
+    ((first < 0) & predicted).sum())}).to_string(na_rep="–"))
 
 # %% [markdown]
 # ## 4. Against the simulated truth (world only)
@@ -145,7 +145,7 @@ if hasattr(ds, "truth"):
                           for cls in ("low-level", "semantic")}, index=[f"strength {s:.1f}" for s in strengths])
     table["semantic − low-level"] = table["semantic"] - table["low-level"]
     print("mean r(z_c) − r(z) over significant voxels, by true tuning class")
-    print(table.round(3).to_string())
+    print(table.round(3).to_string(na_rep="–"))
 else:
     print("no simulated truth on", ds.name)
 

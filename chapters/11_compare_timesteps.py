@@ -85,7 +85,7 @@ steps = {f"step {k + 1}": internal.step(k) for k in range(internal.n_steps)}
 features = {"z": stimulus_features(ds, models, "z", data.ids), **steps}
 results = fit_encoders(data, features, fdr=fdr, seed=seed)
 print(pd.DataFrame({name: {"median r": np.nanmedian(res.r), "significant voxels": res.significant.mean()}
-                    for name, res in results.items()}).T.round(3).to_string())
+                    for name, res in results.items()}).T.round(3).to_string(na_rep="–"))
 
 # %% [markdown]
 # ## 2. Each step against `z`, per ROI
@@ -106,8 +106,8 @@ ax.set_ylabel("r(latent) − r(z), ROI mean")
 ax.legend(fontsize=7, ncol=2)
 fig.tight_layout()
 plt.show()
-print(diff.pivot(index="roi", columns="step", values="mean").loc[rois].round(3).to_string())
-print(diff.pivot(index="roi", columns="step", values="verdict").loc[rois].to_string())
+print(diff.pivot(index="roi", columns="step", values="mean").loc[rois].round(3).to_string(na_rep="–"))
+print(diff.pivot(index="roi", columns="step", values="verdict").loc[rois].to_string(na_rep="–"))
 
 # %% [markdown]
 # ## 3. Maps at the early, middle and late stages
@@ -132,7 +132,7 @@ if hasattr(ds, "truth"):
     table = pd.DataFrame({cls: [np.nanmean((results[name].r - results["z"].r)[(tuning == cls) & predicted])
                                 for name in steps] for cls in ("low-level", "semantic")}, index=list(steps))
     table["semantic − low-level"] = table["semantic"] - table["low-level"]
-    print(table.round(3).to_string())
+    print(table.round(3).to_string(na_rep="–"))
 else:
     print("no simulated truth on", ds.name)
 

@@ -77,7 +77,7 @@ print(ds)
 print(f"{len(data.train_ids)} training and {len(data.test_ids)} test images; img2img {settings}")
 print(f"stages (step index): {internal.stages}; timesteps {internal.timesteps.tolist()}")
 print(pd.DataFrame({layer: {"pooled shape": internal.layer_shapes[(layer, internal.stages['late'])],
-                            "depth": depth[layer]} for layer in layers}).T.to_string())
+                            "depth": depth[layer]} for layer in layers}).T.to_string(na_rep="–"))
 
 # %% [markdown]
 # ## 1. One encoding model per layer and stage
@@ -114,10 +114,10 @@ plt.show()
 
 # %%
 best = table.loc[table.groupby(["stage", "roi"], sort=False)["mean"].idxmax(), ["stage", "roi", "layer"]]
-print(best.pivot(index="roi", columns="stage", values="layer").loc[rois, list(STAGES)].to_string())
+print(best.pivot(index="roi", columns="stage", values="layer").loc[rois, list(STAGES)].to_string(na_rep="–"))
 keep = [layer for layer in layers if depth[layer] in (0, max(depth.values()))]
 focus = table[table["layer"].isin(keep) & table["roi"].isin(["early", "ventral"])]
-print(focus.pivot(index=["roi", "layer"], columns="stage", values="mean")[list(STAGES)].round(3).to_string())
+print(focus.pivot(index=["roi", "layer"], columns="stage", values="mean")[list(STAGES)].round(3).to_string(na_rep="–"))
 
 # %% [markdown]
 # ## 3. The best layer of every voxel
@@ -131,7 +131,7 @@ for stage in STAGES:
     fig = maps.category_map(ds, winners[stage], list(layers), title=f"best U-Net layer, {stage} stage ({subject})")
     plt.show()
 print(pd.DataFrame({stage: [(w == k).mean() for k in range(len(layers))] for stage, w in winners.items()},
-                   index=list(layers)).round(3).to_string())
+                   index=list(layers)).round(3).to_string(na_rep="–"))
 
 # %% [markdown]
 # ## 4. Against the simulated truth (world only)

@@ -71,6 +71,7 @@ from brainldm import overlap, viz
 from brainldm.datasets import load_dataset
 from brainldm.models import describe_placement, load_models
 from brainldm.reconstruct import brain_reconstructions, settings_for
+from brainldm.stats import mean_sd
 
 # %%
 models = load_models(dataset, device=device, dtype=dtype)
@@ -109,7 +110,7 @@ if dataset == "world":
     detection = pd.DataFrame(rows).set_index("pool searched as")
     print(f"{truth.sum()} of {truth.size} test ids are in the {len(pool['ids'])}-image training pool")
     print(detection[["precision", "recall", "f1", "true_positives", "false_positives",
-                     "false_negatives"]].round(3).to_string())
+                     "false_negatives"]].round(3).to_string(na_rep="–"))
 else:
     print("The world's leaked set is known; NSD's is not (see section 5).")
 
@@ -219,8 +220,8 @@ subsets = list(dict.fromkeys(rescored["images"]))
 wide = rescored.pivot_table(index=["images", "subject"], columns="metric", values="mean", sort=False)[metrics]
 summary = wide.groupby(level="images", sort=False).agg(["mean", "std"])
 print("mean and s.d. over subjects (the report's format):")
-print(pd.DataFrame({m: [f"{summary.loc[s, (m, 'mean')]:.3f} ± {summary.loc[s, (m, 'std')]:.3f}"
-                        for s in subsets] for m in metrics}, index=subsets).to_string())
+print(pd.DataFrame({m: [mean_sd(summary.loc[s, (m, "mean")], summary.loc[s, (m, "std")]) for s in subsets]
+                   for m in metrics}, index=subsets).to_string(na_rep="–"))
 
 # %%
 fig, ax = plt.subplots(figsize=(8, 3.2))
@@ -245,12 +246,10 @@ plt.show()
 paper = pd.DataFrame({"all test images": ["0.743 ± 0.017"], "without overlap": ["0.743 ± 0.016"]},
                      index=["Takagi & Nishimoto (NSD, LAION-5B overlap)"])
 without = next((s for s in subsets if s.startswith("without")), None)
-ours = {"all test images": f"{summary.loc['all', ('Inception', 'mean')]:.3f} ± "
-                           f"{summary.loc['all', ('Inception', 'std')]:.3f}"}
+ours = {"all test images": mean_sd(*summary.loc["all", "Inception"][["mean", "std"]])}
 if without is not None:
-    ours["without overlap"] = (f"{summary.loc[without, ('Inception', 'mean')]:.3f} ± "
-                               f"{summary.loc[without, ('Inception', 'std')]:.3f}")
-print(pd.concat([paper, pd.DataFrame(ours, index=[f"this run ({dataset}, {without or 'no exclusion'})"])]).to_string())
+    ours["without overlap"] = mean_sd(*summary.loc[without, "Inception"][["mean", "std"]])
+print(pd.concat([paper, pd.DataFrame(ours, index=[f"this run ({dataset}, {without or 'no exclusion'})"])]).to_string(na_rep="–"))
 
 # %% [markdown]
 # ## 5. On NSD

@@ -132,11 +132,11 @@ scores = pd.concat(tables, ignore_index=True)
 columns = list(IDENTIFICATION_COLUMNS)
 ident = scores[scores["metric"].isin(columns)]
 wide = ident.pivot_table(index=["subject", "method"], columns="metric", values="mean", sort=False)[columns]
-print(wide.round(3).to_string())
+print(wide.round(3).to_string(na_rep="–"))
 brain_mean = wide.xs("zc", level="method").drop(index="oracle").mean()
 share = (brain_mean - 0.5) / (wide.loc[("oracle", "zc")] - 0.5)
 print("share of the oracle's margin over chance that the brain's X_zc reaches (mean of subjects):")
-print(share.round(3).to_string())
+print(share.round(3).to_string(na_rep="–"))
 
 # %%
 shown = slice(6)
@@ -163,7 +163,7 @@ winner = np.where(voxels["q_z"].lt(0.05) | voxels["q_c"].lt(0.05),
 agreement = truth_agreement(ds, winner, [TUNING_OF_FEATURE["z"], TUNING_OF_FEATURE["c"]])
 print(f"winner matches the true tuning in {agreement['fraction']:.1%} of {agreement['n']} voxels "
       f"(chance {agreement['chance']:.1%})")
-print(agreement["confusion"].to_string())
+print(agreement["confusion"].to_string(na_rep="–"))
 rows = []
 for stream in ["early", "midventral", "midlateral", "midparietal", "ventral", "lateral", "parietal"]:
     mask = (voxels["stream"] == stream).to_numpy()

@@ -97,7 +97,7 @@ print(f"captions: 5 per image, {pool['text_max_length']} tokens each")
 
 # %%
 table = training_table(card)
-print(table.to_string())
+print(table.to_string(na_rep="–"))
 print(f"total: {table['parameters (M)'].sum():.1f} M parameters, {table['size (MB)'].sum():.1f} MB, "
       f"{table['minutes'].sum():.0f} minutes of training")
 
@@ -137,16 +137,16 @@ plt.show()
 # %%
 quality, images = evaluate_world_models(models, n_eval=n_eval, seed=seed,
                                         num_inference_steps=num_inference_steps, return_images=True)
-print(quality_table(**{"this run": quality, "shipped card": card["quality"]}).to_string())
+print(quality_table(**{"this run": quality, "shipped card": card["quality"]}).to_string(na_rep="–"))
 
 # %%
 ident = pd.DataFrame({"this run": quality["img2img_identification"],
                       "shipped card": card["quality"]["img2img_identification"]})
 print("img2img two-way identification by network and layer (chance 0.5):")
-print(ident.round(3).to_string())
+print(ident.round(3).to_string(na_rep="–"))
 print("\nattribute accuracy:")
 print(pd.DataFrame({"cnn": quality["cnn_accuracy"],
-                    "captioner": quality["captioner_accuracy"]}).round(3).to_string())
+                    "captioner": quality["captioner_accuracy"]}).round(3).to_string(na_rep="–"))
 if "depth2img_r" in quality:
     print(f"\ndepth-conditioned samples: depth estimated from them vs the conditioning depth, "
           f"r = {quality['depth2img_r']:.2f}")

@@ -1,5 +1,7 @@
 """Every chapter runs on a fabricated NSD tree with tiny random-weight models (the real code paths)."""
 
+import re
+
 import nbformat
 import pytest
 
@@ -14,7 +16,7 @@ NSD_PARAMETERS = {
     "02_decode_latents": {"dataset": "nsd", "subjects": ["subj01"], "n_shown": 2, "num_inference_steps": 2,
                           "n_samples": 1},
     "03_evaluate_reconstructions": {"dataset": "nsd", "subjects": ["subj01"], "num_inference_steps": 2,
-                                    "n_samples": 1},
+                                    "n_samples": 1, "effect_samples": 2},
     "04_decode_captions": {"dataset": "nsd", "n_images": 2, "n_shown": 2, "num_inference_steps": 2, "n_samples": 1,
                            "baseline_samples": 1},
     "05_reconstruct_structure": {"dataset": "nsd", "n_images": 2, "n_shown": 2, "iterations": 2,
@@ -70,8 +72,13 @@ def test_chapter_runs_on_fabricated_nsd(chapter, dtype, nsd_environment, tmp_pat
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
     assert not errors
     assert any(o.get("output_type") == "display_data" for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+    text = _text_outputs(nb)
     if chapter != "01_describe_data":
-        assert f"on cpu in {dtype}" in _text_outputs(nb)
+        assert f"on cpu in {dtype}" in text
+    # every number a chapter prints is finite (CLIP's first token is constant: its r is left out, not NaN)
+    assert not re.search(r"\b(nan|inf)\b", text, re.IGNORECASE), re.findall(r".*\b(?:nan|inf)\b.*", text, re.I)[:5]
+    if chapter == "02_decode_latents":
+        assert re.search(r"decoded c .* constant in training", text)
 
 
 def test_load_models_nsd_honours_the_dtype_variable(nsd_environment, monkeypatch):

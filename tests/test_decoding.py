@@ -138,3 +138,13 @@ def test_streamed_decoding_equals_the_in_memory_fit_and_reuses_its_cache(rng, tm
     again = decode_tables(X, ids, X_test, test_ids, train, test, "test_decoding", "1", stream_above=0, **kwargs)
     np.testing.assert_array_equal(again["t1"].predicted, streamed["t1"].predicted)
     assert cached_memmaps("test_tables", {}, "1", no_fit).keys() == tables.keys()
+
+
+def test_constant_dimensions_are_left_out_of_the_mean_and_named(rng):
+    from brainldm.decoding import Decoded
+
+    r = np.array([0.5, 0.3, np.nan, 0.1])
+    d = Decoded(feature="c", roi="ventral", ids=np.arange(3), predicted=np.zeros((3, 4)), true=np.zeros((3, 4)),
+                r=r, alphas=np.ones(4), n_voxels=10, constant=np.array([False, False, True, False]))
+    assert d.mean_r() == pytest.approx(0.3)
+    assert d.describe() == "mean r 0.300 over 3 of 4 dimensions; 1 constant in training (predicted as their constant)"

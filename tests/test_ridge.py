@@ -179,3 +179,45 @@ def test_ridge_runs_on_the_device_brainldm_device_names(rng, monkeypatch):
     with pytest.raises(BrainLDMError, match="unknown device 'no-such-device'"):
         GroupRidgeCV(progress=False).fit(X, Y, ids)
     GroupRidgeCV(device="cpu", progress=False).fit(X, Y, ids)  # an explicit device wins
+
+
+def test_the_authors_recipe_equals_standardscaler_and_ridge_without_intercept():
+    """codes/utils/ridge.py: StandardScaler on X, then ridge without intercept (one alpha, no CV needed)."""
+    from sklearn.linear_model import Ridge
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from brainldm.ridge import GroupRidgeCV
+
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(60, 8)) * rng.uniform(0.5, 3, 8) + 2.0
+    Y = X @ rng.normal(size=(8, 5)) + 4.0 + rng.normal(size=(60, 5))
+    X_test = rng.normal(size=(10, 8)) + 2.0
+    ours = GroupRidgeCV(alphas=[3.0], cv="contiguous", fit_intercept=False, progress=False, device="cpu")
+    predicted = ours.fit_predict(X, Y, np.arange(60), X_test)
+    theirs = make_pipeline(StandardScaler(), Ridge(alpha=3.0, fit_intercept=False)).fit(X, Y).predict(X_test)
+    np.testing.assert_allclose(predicted, theirs, rtol=1e-4, atol=1e-4)
+    # without an intercept the predictions miss Y's mean: the authors' decoded features are centred
+    assert abs(predicted.mean() - 4.0) > 1.0
+
+
+def test_contiguous_folds_are_sklearns_unshuffled_kfold():
+    from sklearn.model_selection import KFold
+
+    from brainldm.ridge import contiguous_kfold
+
+    for (train, val), (t2, v2) in zip(contiguous_kfold(23, 5), KFold(5).split(np.zeros(23))):
+        np.testing.assert_array_equal(train, t2)
+        np.testing.assert_array_equal(val, v2)
+
+
+def test_constant_targets_are_recognised_and_predicted_as_their_constant():
+    from brainldm.ridge import GroupRidgeCV
+
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(40, 6))
+    Y = np.column_stack([X @ rng.normal(size=6), np.full(40, 0.7), X[:, 0]]).astype(np.float32)
+    model = GroupRidgeCV(alphas=[1.0, 10.0], n_folds=4, progress=False, device="cpu")
+    predicted = model.fit_predict(X, Y, np.arange(40), rng.normal(size=(7, 6)))
+    np.testing.assert_array_equal(model.constant_, [False, True, False])
+    np.testing.assert_allclose(predicted[:, 1], 0.7, rtol=1e-6)

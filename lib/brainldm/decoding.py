@@ -12,16 +12,20 @@ import numpy as np
 
 from .cache import ColumnBlocks, array_digest, cached_arrays, cached_memmaps
 from .features import feature_shape, stimulus_features
+from .protocol import protocol_for
 from .ridge import DEFAULT_ALPHAS, GroupRidgeCV, correlation_score
 
-__all__ = ["DEFAULT_ROIS", "STREAM_ABOVE", "Decoded", "decode", "decoding_table", "fit_predict", "decode_tables"]
+__all__ = ["DEFAULT_ROIS", "STREAM_ABOVE", "AUTHORS_ALPHAS", "Decoded", "decode", "decoding_table", "fit_predict",
+           "decode_tables", "ridge_recipe"]
 
+#: the authors' penalty grids (``codes/utils/ridge.py``, l. 40–43): z and c; text, GAN and depth features
+AUTHORS_ALPHAS = {"z_c": [1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 0.1, 1.0], "extensions": [1e4, 2e4, 4e4]}
 #: the ROIs Takagi decodes each feature from (NSD streams)
 DEFAULT_ROIS = {"z": "early", "c": "ventral"}
 #: predictions larger than this (bytes) go to memory-mapped files as they are computed (1 GiB: on NSD
 #: ``c`` stays in memory, 232 MB; the extensions' 2.8 million targets, 11 GB, are streamed)
 STREAM_ABOVE = 2 ** 30
-_VERSION = "1"
+_VERSION = "2"  # 2: constant targets, the authors' recipe
 
 
 @dataclass
@@ -39,10 +43,14 @@ class Decoded:
     true : float32 array of shape (n_test, d)
         Memory-mapped with ``predicted`` for :func:`decode_tables`.
     r : float32 array of shape (d,)
-        Pearson correlation of each feature dimension across test images.
+        Pearson correlation of each feature dimension across test images; NaN for the
+        dimensions that were ``constant`` in training (their correlation is undefined).
     alphas : array of shape (d,)
         Ridge penalty chosen for each dimension.
     n_voxels : int
+    constant : bool array of shape (d,)
+        Dimensions constant over the training images (e.g. CLIP's first token, the same for
+        every caption): predicted as that constant and left out of :meth:`mean_r`.
     """
 
     feature: str
@@ -53,6 +61,25 @@ class Decoded:
     r: np.ndarray
     alphas: np.ndarray
     n_voxels: int
+    constant: np.ndarray = None
+
+    def __post_init__(self):
+        self.constant = (np.zeros(np.shape(self.r), bool) if self.constant is None
+                         else np.asarray(self.constant, bool))
+        if self.constant.any():
+            self.r = np.where(self.constant, np.nan, self.r)
+
+    def mean_r(self):
+        """Mean test r over the dimensions that vary (constant ones have none)."""
+        return float(np.nanmean(self.r)) if np.isfinite(self.r).any() else float("nan")
+
+    def describe(self):
+        """One line: the mean r and over how many dimensions, naming the constant ones left out."""
+        scored = int(np.isfinite(self.r).sum())
+        line = f"mean r {self.mean_r():.3f} over {scored:,} of {self.r.size:,} dimensions"
+        if self.constant.any():
+            line += f"; {int(self.constant.sum()):,} constant in training (predicted as their constant)"
+        return line
 
     def unflatten(self, models, which="predicted"):
         """``predicted`` (or ``true``) reshaped to the feature's shape, e.g. (n, 4, h, w) for ``z``."""
@@ -60,7 +87,7 @@ class Decoded:
 
 
 def fit_predict(X, ids, X_test, Y, cache, version, alphas=DEFAULT_ALPHAS, n_folds=5, train_on="trials",
-                random_state=0, stream_above=STREAM_ABOVE):
+                random_state=0, stream_above=STREAM_ABOVE, cv="grouped", fit_intercept=True):
     """Fit a :class:`~brainldm.ridge.GroupRidgeCV` from ``X`` to ``Y`` and predict ``X_test`` (cached).
 
     The fit runs a chunk of targets at a time (:meth:`~brainldm.ridge.GroupRidgeCV.fit_predict`):
@@ -84,29 +111,33 @@ def fit_predict(X, ids, X_test, Y, cache, version, alphas=DEFAULT_ALPHAS, n_fold
         See :class:`brainldm.ridge.GroupRidgeCV`.
     stream_above : int
         Size in bytes of the predictions above which they go to disk as they are computed.
+    cv, fit_intercept
+        See :class:`brainldm.ridge.GroupRidgeCV` (the authors' recipe: ``"contiguous"``, False).
 
     Returns
     -------
     arrays : dict
         ``predicted`` float32 (n_test, n_targets) (a read-only :class:`numpy.memmap` when
-        streamed) and the ``alphas`` chosen per target.
+        streamed), the ``alphas`` chosen per target and which targets were ``constant`` in
+        training (predicted as that constant).
     """
     model = GroupRidgeCV(alphas=np.asarray(alphas), n_folds=n_folds, train_on=train_on, random_state=random_state,
-                         progress=False)
+                         progress=False, cv=cv, fit_intercept=fit_intercept)
     inputs = ({"inputs": array_digest(X, ids, X_test), "targets": Y.cache_token} if isinstance(Y, ColumnBlocks)
               else {"inputs": array_digest(X, ids, X_test, Y)})
     params = {**inputs, "alphas": np.asarray(alphas).tolist(), "n_folds": n_folds, "train_on": train_on,
-              "random_state": random_state}
+              "random_state": random_state, "cv": cv, "fit_intercept": bool(fit_intercept)}
     shape = (len(X_test), Y.shape[1])
 
     def in_memory():
         predicted = model.fit_predict(X, Y, ids, X_test)
-        return {"predicted": predicted, "alphas": model.best_alphas_}
+        return {"predicted": predicted, "alphas": model.best_alphas_, "constant": model.constant_}
 
     def stream(folder):
         predicted = np.lib.format.open_memmap(folder / "predicted.npy", mode="w+", dtype=np.float32, shape=shape)
         model.fit_predict(X, Y, ids, X_test, out=ColumnBlocks([predicted]))
         np.save(folder / "alphas.npy", model.best_alphas_)
+        np.save(folder / "constant.npy", model.constant_)
 
     if 4 * shape[0] * shape[1] <= stream_above:
         return cached_arrays(cache, params, version, in_memory)
@@ -160,12 +191,42 @@ def decode_tables(X, ids, X_test, test_ids, train, test, cache, version, roi=Non
         table = test_tables[name]
         true = table if keep_mapped else np.asarray(table[test_rows], dtype=np.float32)
         out[name] = Decoded(feature=name, roi=roi, ids=np.asarray(test_ids), predicted=predicted[:, cols], true=true,
-                            r=r[cols], alphas=alphas[cols], n_voxels=X.shape[1])
+                            r=r[cols], alphas=alphas[cols], n_voxels=X.shape[1],
+                            constant=arrays["constant"][cols])
     return out
 
 
-def decode(ds, models, feature, roi=None, alphas=DEFAULT_ALPHAS, n_folds=5, train_on="trials",
-           random_state=0):
+def ridge_recipe(protocol, targets="z_c", **overrides):
+    """The decoders' :class:`~brainldm.ridge.GroupRidgeCV` settings under ``protocol``.
+
+    Parameters
+    ----------
+    protocol : brainldm.protocol.Protocol
+        ``"authors"``: Takagi & Nishimoto's ``codes/utils/ridge.py`` (l. 40–53): StandardScaler
+        on the betas, himalaya ``RidgeCV`` without intercept, 5 unshuffled folds, single trials,
+        alphas :data:`AUTHORS_ALPHAS`. ``"brainldm"``: folds grouped by image, an intercept,
+        :data:`~brainldm.ridge.DEFAULT_ALPHAS`.
+    targets : {"z_c", "extensions"}
+        Which of the authors' alpha grids.
+    **overrides
+        Settings that are not None replace the recipe's.
+
+    Returns
+    -------
+    settings : dict
+        ``alphas``, ``n_folds``, ``train_on``, ``random_state``, ``cv``, ``fit_intercept``.
+    """
+    if protocol.ridge == "authors":
+        base = {"alphas": AUTHORS_ALPHAS[targets], "n_folds": 5, "train_on": "trials", "random_state": 0,
+                "cv": "contiguous", "fit_intercept": False}
+    else:
+        base = {"alphas": DEFAULT_ALPHAS, "n_folds": 5, "train_on": "trials", "random_state": 0, "cv": "grouped",
+                "fit_intercept": True}
+    return {**base, **{k: v for k, v in overrides.items() if v is not None}}
+
+
+def decode(ds, models, feature, roi=None, protocol=None, alphas=None, n_folds=None, train_on=None,
+           random_state=None):
     """Fit fMRI → ``feature`` on the training split and predict the test split.
 
     Parameters
@@ -175,23 +236,27 @@ def decode(ds, models, feature, roi=None, alphas=DEFAULT_ALPHAS, n_folds=5, trai
     feature : {"z", "c"}
     roi : str or list of str, optional
         Default :data:`DEFAULT_ROIS` of the feature.
+    protocol : brainldm.protocol.Protocol or str, optional
+        Its ridge recipe (:func:`ridge_recipe`); default the authors' on NSD, ours on the world.
     alphas, n_folds, train_on, random_state
-        See :class:`brainldm.ridge.GroupRidgeCV`.
+        Override the recipe's (see :class:`brainldm.ridge.GroupRidgeCV`).
 
     Returns
     -------
     decoded : Decoded
     """
     roi = DEFAULT_ROIS[feature] if roi is None else roi
+    recipe = ridge_recipe(protocol_for(protocol, ds.name), alphas=alphas, n_folds=n_folds, train_on=train_on,
+                          random_state=random_state)
     X, ids = ds.betas("train", roi=roi)
     X_test, test_ids = ds.betas("test", roi=roi, average=True)
     Y = stimulus_features(ds, models, feature, ids)
     Y_test = stimulus_features(ds, models, feature, test_ids)
 
-    arrays = fit_predict(X, ids, X_test, Y, "decoding", _VERSION, alphas, n_folds, train_on, random_state)
+    arrays = fit_predict(X, ids, X_test, Y, "decoding", _VERSION, **recipe)
     return Decoded(feature=feature, roi=roi, ids=test_ids, predicted=arrays["predicted"], true=Y_test,
                    r=correlation_score(Y_test, arrays["predicted"]), alphas=arrays["alphas"],
-                   n_voxels=X.shape[1])
+                   n_voxels=X.shape[1], constant=arrays["constant"])
 
 
 def decoding_table(ds, models, features=("z", "c"), rois=None, **kwargs):
@@ -211,6 +276,7 @@ def decoding_table(ds, models, features=("z", "c"), rois=None, **kwargs):
         for roi in rois:
             d = decode(ds, models, feature, roi, **kwargs)
             rows.append({"subject": ds.subject, "feature": feature, "roi": roi, "n_voxels": d.n_voxels,
-                         "mean_r": float(np.nanmean(d.r)), "median_r": float(np.nanmedian(d.r)),
-                         "positive": float(np.mean(d.r > 0))})
+                         "mean_r": d.mean_r(), "median_r": float(np.nanmedian(d.r)),
+                         "positive": float(np.mean(d.r[np.isfinite(d.r)] > 0)),
+                         "constant": int(d.constant.sum())})
     return pd.DataFrame(rows)

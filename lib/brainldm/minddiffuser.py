@@ -175,7 +175,8 @@ def decode_structure(ds, models, layers=STRUCTURE_LAYERS, pool=8, roi=DEFAULT_RO
                          random_state)
     name = f"{net}:{'+'.join(layers)}@{pool}"
     return Decoded(feature=name, roi=roi, ids=test_ids, predicted=arrays["predicted"], true=Y_test,
-                   r=correlation_score(Y_test, arrays["predicted"]), alphas=arrays["alphas"], n_voxels=X.shape[1])
+                   r=correlation_score(Y_test, arrays["predicted"]), alphas=arrays["alphas"], n_voxels=X.shape[1],
+                   constant=arrays["constant"])
 
 
 # --- the loss ------------------------------------------------------------------------------------

@@ -260,20 +260,25 @@ def _stable_diffusion(device, dtype):
         out = clip.vision_model(pixel_values=x, output_hidden_states=True)
         hidden = out.hidden_states
         n = len(hidden) - 1
-        return {"early": hidden[n // 3], "middle": hidden[2 * n // 3], "late": hidden[n],
-                "embedding": clip.visual_projection(out.pooler_output)}
+        embedding = clip.visual_projection(out.pooler_output)
+        # the authors' layers (codes/utils/img2feat_decoded.py, l. 92-96): vision hidden_states[6] and [12] of
+        # ViT-L/14's 24 (a quarter and half way up: the same fractions on smaller models) and image_embeds
+        return {"early": hidden[max(1, round(n / 4))], "middle": hidden[max(1, round(n / 2))], "late": embedding,
+                "embedding": embedding}
 
     def alexnet_forward(pixels):
+        # the authors' layers (img2feat_decoded.py, l. 57-63): features.5 (max-pool after conv2), features.12
+        # (max-pool after conv5) and classifier.5 (fc7 after ReLU), on the same 299 px input as Inception
         x = to_module(_imagenet(pixels), alexnet)
         acts = {}
         for index, layer in enumerate(alexnet.features):
             x = layer(x)
-            if index == 4:  # ReLU after conv2: "AlexNet(2)"
+            if index == 5:
                 acts["early"] = x
-            if index == 11:  # ReLU after conv5: "AlexNet(5)"
+            if index == 12:
                 acts["middle"] = x
         x = torch.flatten(alexnet.avgpool(x), 1)
-        acts["late"] = alexnet.classifier[:6](x)  # fc7 after ReLU
+        acts["late"] = alexnet.classifier[:6](x)
         return acts
 
     def inception_forward(pixels):
@@ -286,7 +291,8 @@ def _stable_diffusion(device, dtype):
     nets = {
         "clip": FeatureNet("CLIP ViT-L/14", clip_forward, ("early", "middle", "late", "embedding"),
                            clip.config.vision_config.image_size, 16, device=clip.device),
-        "cnn": FeatureNet("AlexNet", alexnet_forward, ("early", "middle", "late"), 224, device=clip.device),
+        # Resize(299) + CenterCrop(299) + ImageNet normalisation for both CNNs (img2feat_decoded.py, l. 46-51)
+        "cnn": FeatureNet("AlexNet", alexnet_forward, ("early", "middle", "late"), 299, device=clip.device),
         "inception": FeatureNet("Inception-v3", inception_forward, ("late",), 299, device=clip.device),
     }
     # Takagi encodes z at 320 px (4 x 40 x 40 with SD 1.4); smaller models at their own size

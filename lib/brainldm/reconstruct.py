@@ -170,7 +170,8 @@ def sample_noise(ldm, size, seed, image, sample):
 
 
 def brain_reconstructions(ds, models, n_images=None, z_roi=None, c_roi=None, strength=0.8, guidance_scale=5.0,
-                          num_inference_steps=50, n_samples=5, seed=0, batch_size=64, protocol=None):
+                          num_inference_steps=50, n_samples=5, seed=0, batch_size=64, protocol=None,
+                          which=("X_z", "X_c", "X_zc")):
     """Decode ``z`` and ``c`` from a subject's test responses and reconstruct (cached).
 
     Parameters
@@ -185,6 +186,8 @@ def brain_reconstructions(ds, models, n_images=None, z_roi=None, c_roi=None, str
         See :func:`reconstruct`.
     protocol : brainldm.protocol.Protocol or str, optional
         Default: the authors' on NSD, ours on the world (:func:`brainldm.protocol.protocol_for`).
+    which : tuple of str
+        See :func:`reconstruct`.
 
     Returns
     -------
@@ -199,16 +202,16 @@ def brain_reconstructions(ds, models, n_images=None, z_roi=None, c_roi=None, str
 
     check_settings(strength, n_samples, num_inference_steps)
     protocol = protocol_for(protocol, ds.name)
-    decoded = {"z": decode(ds, models, "z", z_roi), "c": decode(ds, models, "c", c_roi)}
+    decoded = {"z": decode(ds, models, "z", z_roi, protocol), "c": decode(ds, models, "c", c_roi, protocol)}
     keep = slice(None) if n_images is None else slice(int(n_images))
     z = torch.from_numpy(decoded["z"].unflatten(models)[keep])
     c = torch.from_numpy(decoded["c"].unflatten(models)[keep])
     params = {"model": models.cache_token, "inputs": array_digest(z.numpy(), c.numpy()), "strength": strength,
               "guidance_scale": guidance_scale, "num_inference_steps": num_inference_steps,
               "n_samples": n_samples, "seed": seed, "size": models.generation_resolution,
-              "protocol": dataclasses.asdict(protocol)}
+              "protocol": dataclasses.asdict(protocol), "which": sorted(which)}
     arrays = cached_arrays("reconstructions", params, _VERSION, lambda: dict(reconstruct(
         models.ldm, z, c, models.uncond, strength=strength, guidance_scale=guidance_scale,
         num_inference_steps=num_inference_steps, n_samples=n_samples, seed=seed, batch_size=batch_size,
-        size=models.generation_resolution, protocol=protocol)))
+        size=models.generation_resolution, protocol=protocol, which=which)))
     return decoded["z"].ids[keep], Reconstruction(arrays), decoded

@@ -31,7 +31,8 @@ from .progress import progress_bar
 from .settings import torch_device
 from .stats import average_repeats
 
-__all__ = ["GroupRidgeCV", "group_kfold", "correlation_score", "DEFAULT_ALPHAS"]
+__all__ = ["GroupRidgeCV", "group_kfold", "contiguous_kfold", "correlation_score", "DEFAULT_ALPHAS", "CV_SCHEMES",
+           "CONSTANT_TOLERANCE"]
 
 #: Default alpha grid, one value per decade. With standardised ``X`` the eigenvalues
 #: of ``X.T @ X`` average ``n_samples`` (about 2.5e4 single trials on NSD), so the grid
@@ -39,7 +40,30 @@ __all__ = ["GroupRidgeCV", "group_kfold", "correlation_score", "DEFAULT_ALPHAS"]
 DEFAULT_ALPHAS = np.logspace(-1, 7, 9)
 
 SOLVERS = ("auto", "primal", "kernel")
+#: how the validation folds are made: grouped by image (ours) or consecutive samples (the authors')
+CV_SCHEMES = ("grouped", "contiguous")
+#: a target whose training standard deviation is at most this fraction of its mean's magnitude (or
+#: of 1e-6 when the mean is smaller) is constant: CLIP's first token, the same for every caption
+CONSTANT_TOLERANCE = 1e-6
 TRAIN_ON = ("trials", "averages")
+
+
+def contiguous_kfold(n_samples, n_folds=5):
+    """K folds of consecutive samples, unshuffled (scikit-learn's ``KFold(n_folds)``, which himalaya's
+    ``RidgeCV(cv=5)`` uses in the authors' ``codes/utils/ridge.py``): the first ``n_samples % n_folds``
+    folds hold one sample more.
+
+    Returns
+    -------
+    folds : list of n_folds tuples (train, val) of sorted int arrays
+    """
+    if int(n_folds) != n_folds or n_folds < 2 or n_samples < n_folds:
+        raise BrainLDMError(f"n_folds must be an integer >= 2 and at most the {n_samples} samples; found {n_folds!r}")
+    sizes = np.full(n_folds, n_samples // n_folds)
+    sizes[:n_samples % n_folds] += 1
+    bounds = np.concatenate([[0], np.cumsum(sizes)])
+    index = np.arange(n_samples)
+    return [(np.concatenate([index[:a], index[b:]]), index[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
 
 
 def group_kfold(groups, n_folds=5, random_state=0):
@@ -146,6 +170,13 @@ class GroupRidgeCV(BaseEstimator):
         Seed of the assignment of groups to folds.
     progress : bool
         Show tqdm progress bars.
+    cv : {"grouped", "contiguous"}
+        Folds that keep each group's samples together (shuffled by ``random_state``), or
+        ``n_folds`` blocks of consecutive samples (the authors' recipe: scikit-learn's unshuffled
+        ``KFold``).
+    fit_intercept : bool
+        Fit an intercept per target; without one (the authors' himalaya ``RidgeCV``) the
+        targets are not centred and predictions have the mean of ``X``'s centred rows.
 
     Attributes
     ----------
@@ -156,6 +187,9 @@ class GroupRidgeCV(BaseEstimator):
         The alpha chosen for each target.
     cv_scores_ : float32 array of shape (n_alphas, n_targets)
         Validation R^2 of each alpha and target (of standardised ``Y``), averaged over folds.
+    constant_ : bool array of shape (n_targets,)
+        Targets constant over the training samples (:data:`CONSTANT_TOLERANCE`): predicted as
+        that constant, and excluded from accuracy means by :mod:`brainldm.decoding`.
     solver_ : str
         The solver used, ``"primal"`` or ``"kernel"``.
     n_features_in_ : int
@@ -169,7 +203,9 @@ class GroupRidgeCV(BaseEstimator):
     """
 
     def __init__(self, alphas=DEFAULT_ALPHAS, n_folds=5, train_on="trials", chunk_size=4096,
-                 solver="auto", device=None, random_state=0, progress=True):
+                 solver="auto", device=None, random_state=0, progress=True, cv="grouped", fit_intercept=True):
+        self.cv = cv
+        self.fit_intercept = fit_intercept
         self.alphas = alphas
         self.n_folds = n_folds
         self.train_on = train_on
@@ -258,7 +294,9 @@ class GroupRidgeCV(BaseEstimator):
             X, uniq = average_repeats(X, groups)
             trial_groups, groups = groups, uniq  # Y is averaged a chunk at a time
         n_samples, n_features = X.shape
-        folds = group_kfold(groups, self.n_folds, self.random_state)
+        check_choice("cv", self.cv, CV_SCHEMES)
+        folds = (group_kfold(groups, self.n_folds, self.random_state) if self.cv == "grouped"
+                 else contiguous_kfold(n_samples, self.n_folds))
         device = torch_device(self.device)
 
         # 1. Standardise X (statistics in float64, data in float32).
@@ -277,6 +315,7 @@ class GroupRidgeCV(BaseEstimator):
         n_targets = Y.shape[1]
         self.best_alphas_ = np.empty(n_targets, dtype=alphas.dtype)
         self.cv_scores_ = np.empty((alphas.size, n_targets), dtype=np.float32)
+        self.constant_ = np.zeros(n_targets, dtype=bool)
         self.n_features_in_ = n_features
         return {"Xs": Xs, "x_mean": x_mean, "x_std": x_std, "folds": folds, "fold_parts": fold_parts,
                 "full_part": full_part, "alphas": alphas, "Y": Y, "trial_groups": trial_groups}
@@ -294,7 +333,9 @@ class GroupRidgeCV(BaseEstimator):
         chunks = range(0, n_targets, int(self.chunk_size))
         for start in progress_bar(chunks, desc="ridge: target chunks", show=self.progress and len(chunks) > 1):
             cols = slice(start, min(start + int(self.chunk_size), n_targets))
-            Yc, y_mean, y_std = self._standardised_chunk(state["Y"], cols, state["trial_groups"], Xs.device)
+            Yc, y_mean, y_std, constant = self._standardised_chunk(state["Y"], cols, state["trial_groups"],
+                                                                   Xs.device, self.fit_intercept)
+            self.constant_[cols] = constant
             XtY = Xs.T @ Yc if self.solver_ == "primal" else None
             scores = torch.zeros(alphas.size, Yc.shape[1], device=Xs.device)
             for part, (train, val) in zip(state["fold_parts"], folds):
@@ -357,9 +398,13 @@ class GroupRidgeCV(BaseEstimator):
         return Xs.T @ dual
 
     @staticmethod
-    def _standardised_chunk(Y, cols, trial_groups, device):
+    def _standardised_chunk(Y, cols, trial_groups, device, center=True):
         """Columns ``cols`` of ``Y`` as float32 (averaged over ``trial_groups`` if given), standardised;
-        with their mean and std (float64)."""
+        with the mean taken out (zeros if not ``center``), the std (float64) and which are constant.
+
+        A constant target is standardised to zeros (its weights are then zero and its
+        prediction is its mean), with or without ``center``.
+        """
         Yc = np.array(Y[:, cols], dtype=np.float32)  # a copy: standardised in place below
         if trial_groups is not None:
             Yc, _ = average_repeats(Yc, trial_groups)
@@ -371,11 +416,15 @@ class GroupRidgeCV(BaseEstimator):
             )
         y_mean = Yc.mean(0, dtype=np.float64)
         y_std = Yc.std(0, dtype=np.float64)
-        y_std[y_std == 0] = 1.0
+        constant = y_std <= CONSTANT_TOLERANCE * np.maximum(np.abs(y_mean), 1e-6)
+        y_std[constant] = 1.0
+        if not center:
+            y_mean = np.where(constant, y_mean, 0.0)
         Yc = torch.as_tensor(Yc, device=device)
         Yc -= torch.as_tensor(y_mean, dtype=torch.float32, device=device)
+        Yc[:, torch.as_tensor(constant, device=device)] = 0.0
         Yc /= torch.as_tensor(y_std, dtype=torch.float32, device=device)
-        return Yc, y_mean, y_std
+        return Yc, y_mean, y_std, constant
 
     def _check_fit_inputs(self, X, Y, groups):
         check_choice("train_on", self.train_on, TRAIN_ON)
@@ -461,6 +510,14 @@ def _check_X(X):
 
 
 def _eigh(matrix):
-    """Eigenvalues (clipped at 0: the matrices are positive semi-definite) and eigenvectors."""
-    s, vectors = torch.linalg.eigh(matrix)
+    """Eigenvalues (clipped at 0: the matrices are positive semi-definite) and eigenvectors.
+
+    The eigenvectors overwrite ``matrix``: a symmetric matrix is its own transpose, so its
+    transposed view is the column-major layout LAPACK decomposes in place, and the
+    decomposition needs only its workspace (about ``2 n**2`` floats) instead of a copy
+    besides (the result is the same).
+    """
+    vectors = matrix.mT
+    s = matrix.new_empty(matrix.shape[0])
+    torch.linalg.eigh(vectors, out=(s, vectors))
     return s.clamp_(min=0), vectors

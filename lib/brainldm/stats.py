@@ -98,3 +98,9 @@ def noise_ceiling_table(datasets, rois, split="test"):
                 row["true_median"] = np.median(true)
             rows.append(row)
     return pd.DataFrame(rows)
+
+
+def mean_sd(mean, sd, digits=3):
+    """``"mean ± s.d."`` as papers print it; the s.d. of a single value (NaN) is shown as ``–``."""
+    spread = f"{sd:.{digits}f}" if np.isfinite(sd) else "–"
+    return f"{mean:.{digits}f} ± {spread}"

@@ -12,9 +12,11 @@ from transformers import (BertTokenizer, BlipConfig, BlipForConditionalGeneratio
                           CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor, CLIPTextConfig, CLIPTextModel,
                           CLIPTokenizer, DPTConfig, DPTForDepthEstimation, DPTImageProcessor)
 
+from .datasets.nsd_fabricate import CAPTION_WORDS
+
 __all__ = ["save_tiny_models", "stable_diffusion_parts", "tiny_clip", "tiny_blip", "tiny_dpt", "TINY"]
 
-WORDS = ["a", "photo", "of", "cat", "dog", "on", "the", "grass"]
+WORDS = list(CAPTION_WORDS)  # the tokenizers know every word of the fabricated NSD captions
 TINY = 16  # hidden sizes and image sizes of every tiny model
 
 

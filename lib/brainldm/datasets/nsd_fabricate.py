@@ -206,7 +206,7 @@ def fabricate_nsd(root, subjects=("subj01",), n_sessions=2, trials_per_session=3
     for split in _COCO_SPLITS:
         members = [i for i in nsd_ids if info["cocoSplit"][i] == split]
         coco_ids = [coco_id_of(i) for i in members] + [1 + 2 * k for k in range(3)]  # plus non-NSD images
-        annotations = [{"image_id": coco, "id": 10 * coco + j, "caption": f"fabricated image {coco}, caption {j}"}
+        annotations = [{"image_id": coco, "id": 10 * coco + j, "caption": _caption(coco, j)}
                        for coco in coco_ids for j in rng.permutation(5).tolist()]
         document = {"info": {"description": "fabricated COCO captions (brainldm)"}, "licenses": [],
                     "images": [{"id": coco, "file_name": f"{coco:012d}.jpg"} for coco in coco_ids],
@@ -236,3 +236,14 @@ def main(argv=None):
 
 if __name__ == "__main__":
     main()
+
+
+#: the words of the fabricated captions: those the tiny text encoders of :mod:`brainldm.testing` know
+CAPTION_WORDS = ("a", "photo", "of", "cat", "dog", "on", "the", "grass")
+
+
+def _caption(coco, j):
+    """Caption ``j`` of a fabricated COCO image: eight words drawn per image and caption, so that, as with real
+    COCO captions and CLIP, every token but the first varies across images."""
+    words = np.random.default_rng([int(coco), int(j)]).choice(CAPTION_WORDS, 8)
+    return " ".join(words.tolist())

@@ -90,7 +90,9 @@ def load_world_models(weights=None, device="cpu", dtype=torch.float32):
     models = {name: load(name, weights) for name in MODEL_NAMES}
     for name, model in models.items():
         if isinstance(model, torch.nn.Module):
-            models[name] = model.to(device=device, dtype=dtype)
+            weight = next(model.parameters())
+            if (weight.device, weight.dtype) != (torch.device(device), dtype):  # (to() warns even when idle)
+                models[name] = model.to(device=device, dtype=dtype)
     return WorldModels(**models, uncond=models["text_encoder"].unconditional())
 
 

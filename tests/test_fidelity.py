@@ -1,0 +1,63 @@
+"""The authors' protocol on NSD, choice by choice (the fidelity table's tests)."""
+
+import json
+
+import numpy as np
+import pytest
+
+from brainldm.testing import save_tiny_models
+
+
+@pytest.fixture(scope="module")
+def nsd_models(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("models")
+    save_tiny_models(folder)
+    # a scheduler config without clip_sample, like many saved with older diffusers
+    config = folder / "CompVis/stable-diffusion-v1-4/scheduler/scheduler_config.json"
+    settings = json.loads(config.read_text())
+    settings.pop("clip_sample", None)
+    config.write_text(json.dumps(settings))
+    return folder
+
+
+def test_nsd_models_follow_the_authors_layers_and_never_clip(nsd_models, monkeypatch):
+    from brainldm.models import load_models
+
+    monkeypatch.setenv("BRAINLDM_MODELS", str(nsd_models))
+    models = load_models("nsd", device="cpu", dtype="float32")
+    assert models.ldm.scheduler.config.clip_sample is False  # diffusers' default would clip; CompVis never does
+    images = np.random.default_rng(0).integers(0, 256, (2, 40, 40, 3), np.uint8)
+    cnn = models.feature_nets["cnn"](images)
+    # AlexNet features.5 and features.12 (max-pools after conv2 and conv5) and classifier.5, at 299 px
+    assert models.feature_nets["cnn"].input_size == 299
+    assert cnn["early"].shape == (2, 192 * 17 * 17) and cnn["middle"].shape == (2, 256 * 8 * 8)
+    assert cnn["late"].shape == (2, 4096) and (cnn["late"] >= 0).all()
+    clip = models.feature_nets["clip"](images)
+    np.testing.assert_array_equal(clip["late"], clip["embedding"])  # CLIP "late" is image_embeds
+    assert models.feature_nets["inception"](images)["late"].shape == (2, 2048)  # Inception's flatten
+    # z decoded at 320 px (here the tiny U-Net's own size), img2img at the U-Net's generation size
+    assert models.generation_resolution == models.ldm.unet.config.sample_size * models.ldm.vae_scale_factor
+
+
+def test_the_ddim_noise_schedule_is_compvis_formula():
+    """alphas_cumprod of SD's scaled-linear betas, as CompVis's make_beta_schedule builds them."""
+    from diffusers import DDIMScheduler
+
+    scheduler = DDIMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012,
+                              clip_sample=False, set_alpha_to_one=False, steps_offset=1)
+    betas = np.linspace(0.00085 ** 0.5, 0.012 ** 0.5, 1000, dtype=np.float64) ** 2
+    np.testing.assert_allclose(scheduler.alphas_cumprod.numpy(), np.cumprod(1 - betas), rtol=1e-5)
+    scheduler.set_timesteps(50)
+    # CompVis's make_ddim_timesteps('uniform', 50, 1000) + 1: 1, 21, ..., 981
+    np.testing.assert_array_equal(np.sort(scheduler.timesteps.numpy()), np.arange(0, 1000, 20) + 1)
+
+
+def test_protocols_differ_where_the_table_says():
+    from brainldm.protocol import PROTOCOLS, protocol_for
+
+    authors, ours = PROTOCOLS["authors"], PROTOCOLS["brainldm"]
+    assert (authors.shared_noise, authors.init_latent, authors.noise_level, authors.ridge) == (
+        True, "sample", "compvis", "authors")
+    assert (ours.shared_noise, ours.init_latent, ours.noise_level, ours.ridge) == (
+        False, "mean", "diffusers", "brainldm")
+    assert protocol_for(None, "nsd") is authors and protocol_for(None, "world") is ours
