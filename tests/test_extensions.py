@@ -14,6 +14,7 @@ from brainldm.errors import BrainLDMError
 from brainldm.features import resize_images
 from brainldm.ldm import LatentDiffusion, images_to_tensor, prepare_depth
 from brainldm.models import FeatureNet, LazyExtras, ModelSet
+from brainldm.ridge import correlation_score
 from brainldm.structural import optimise_latents, pooled_layers, structure_loss
 from brainldm.world_zoo.models import build
 
@@ -311,7 +312,9 @@ def test_decoding_the_extensions_streamed_equals_in_memory(world, tiny_world, tm
     assert list(streamed) == list(extensions.TARGETS)
     for name, d in streamed.items():
         assert isinstance(d.predicted, np.memmap) and isinstance(d.true, np.memmap)
-        np.testing.assert_array_equal(d.predicted, in_memory[name].predicted)
+        expected = in_memory[name].predicted
+        assert correlation_score(expected, d.predicted).min() >= 0.9999
+        np.testing.assert_allclose(d.predicted, expected, rtol=1e-5, atol=1e-5 * np.abs(expected).max())
         np.testing.assert_array_equal(d.true, in_memory[name].true)
-        np.testing.assert_array_equal(d.r, in_memory[name].r)
+        np.testing.assert_allclose(d.r, in_memory[name].r, atol=1e-4)
         assert d.predicted.shape == d.true.shape == (10, d.r.size)

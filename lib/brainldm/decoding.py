@@ -90,11 +90,13 @@ def fit_predict(X, ids, X_test, Y, cache, version, alphas=DEFAULT_ALPHAS, n_fold
                 random_state=0, stream_above=STREAM_ABOVE, cv="grouped", fit_intercept=True):
     """Fit a :class:`~brainldm.ridge.GroupRidgeCV` from ``X`` to ``Y`` and predict ``X_test`` (cached).
 
-    The fit runs a chunk of targets at a time (:meth:`~brainldm.ridge.GroupRidgeCV.fit_predict`):
-    ``Y`` is read a chunk of columns at a time and no weights are kept. Predictions up to
-    ``stream_above`` bytes are returned in memory (and cached in one ``.npz``); larger ones are
-    written to a memory-mapped ``.npy`` file chunk by chunk as they are computed
-    (:func:`brainldm.cache.cached_memmaps`). The numbers are the same either way.
+    ``Y`` is read a chunk of columns at a time either way. Predictions up to ``stream_above``
+    bytes come from :meth:`~brainldm.ridge.GroupRidgeCV.fit` and ``predict`` and are returned in
+    memory (cached in one ``.npz``); larger ones from
+    :meth:`~brainldm.ridge.GroupRidgeCV.fit_predict`, which keeps no weights and writes each
+    chunk of predictions to a memory-mapped ``.npy`` file as it is computed on the device
+    (:func:`brainldm.cache.cached_memmaps`). The two agree to float32 rounding: the fits are
+    the same, the weights are applied to ``X_test`` in original or in standardised units.
 
     Parameters
     ----------
@@ -130,8 +132,9 @@ def fit_predict(X, ids, X_test, Y, cache, version, alphas=DEFAULT_ALPHAS, n_fold
     shape = (len(X_test), Y.shape[1])
 
     def in_memory():
-        predicted = model.fit_predict(X, Y, ids, X_test)
-        return {"predicted": predicted, "alphas": model.best_alphas_, "constant": model.constant_}
+        model.fit(X, Y, groups=ids)
+        return {"predicted": model.predict(X_test).astype(np.float32), "alphas": model.best_alphas_,
+                "constant": model.constant_}
 
     def stream(folder):
         predicted = np.lib.format.open_memmap(folder / "predicted.npy", mode="w+", dtype=np.float32, shape=shape)
