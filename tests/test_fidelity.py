@@ -61,3 +61,29 @@ def test_protocols_differ_where_the_table_says():
     assert (ours.shared_noise, ours.init_latent, ours.noise_level, ours.ridge) == (
         False, "mean", "diffusers", "brainldm")
     assert protocol_for(None, "nsd") is authors and protocol_for(None, "world") is ours
+
+
+def test_blip_features_follow_the_authors_input():
+    """240 px, scaled to [0, 1] without normalisation, position embeddings interpolated."""
+    import torch
+    from transformers import BlipImageProcessor, BlipProcessor
+
+    from brainldm.captions import BlipCaptionModel
+    from brainldm.testing import TINY, bert_tokenizer, tiny_blip
+
+    torch.manual_seed(0)
+    model = tiny_blip().eval()
+    processor = BlipProcessor(image_processor=BlipImageProcessor(size={"height": TINY, "width": TINY}),
+                              tokenizer=bert_tokenizer())
+    images = np.random.default_rng(0).integers(0, 256, (2, 50, 50, 3), np.uint8)
+    authors = BlipCaptionModel(model, processor)
+    assert authors.feature_shape == ((240 // 8) ** 2 + 1, TINY)
+    features = authors.features(images)
+    assert features.shape == (2, ((240 // 8) ** 2 + 1) * TINY)
+    seen = {}
+    model.vision_model.register_forward_pre_hook(lambda m, a, k: seen.update(k), with_kwargs=True)
+    authors.features(images)
+    assert 0.0 <= float(seen["pixel_values"].min()) and float(seen["pixel_values"].max()) <= 1.0
+    ours = BlipCaptionModel(model, processor, input_size=None)
+    assert ours.features(images).shape == (2, ((TINY // 8) ** 2 + 1) * TINY)
+    assert len(authors.generate(features)) == 2

@@ -12,7 +12,7 @@ import pytest
 import scipy.io
 
 from brainldm.datasets import load_dataset, nsd
-from brainldm.datasets.nsd_fabricate import N_REPEATS, fabricate_nsd, known_raw_betas
+from brainldm.datasets.nsd_fabricate import N_REPEATS, fabricate_nsd, fabricated_caption, known_raw_betas
 from brainldm.errors import BrainLDMError
 
 SESSIONS, TRIALS, SHAPE = 3, 30, (12, 14, 10)
@@ -198,12 +198,13 @@ def test_captions_are_joined_through_coco_ids(root, tmp_path):
     for image, captions in zip(ids, data.captions(ids)):
         coco = info.loc[image, "cocoId"]
         assert coco != image
-        assert captions == [f"fabricated image {coco}, caption {j}" for j in range(5)]
+        assert captions == [fabricated_caption(coco, j) for j in range(5)]
     moved = shutil.move(root / "nsddata_stimuli/stimuli/nsd/annotations", tmp_path / "coco")
     with pytest.raises(BrainLDMError, match="captions_"):
         load_dataset("nsd", root=root, cache=False).captions(ids[:1])
     elsewhere = load_dataset("nsd", root=root, annotations=moved, cache=False)
-    assert elsewhere.captions(ids[:1])[0][0].startswith("fabricated image")
+    coco = info.loc[ids[0], "cocoId"]
+    assert elsewhere.captions(ids[:1])[0][0] == fabricated_caption(coco, 0)
 
 
 def test_to_volume_puts_values_back_on_the_subjects_grid(root):

@@ -94,13 +94,18 @@ class BlipCaptionModel:
         Generation settings; defaults :data:`BLIP_GENERATION`. ``max_length`` counts the
         prompt's tokens and is capped at the text decoder's position embeddings.
     batch_size : int
+    input_size : int or None
+        The authors' input (``codes/caption/BLIP/img2feat_blip.py``, l. 27-43): images resized to
+        240 px and scaled to [0, 1] without normalisation, the ViT's position embeddings
+        interpolated to that grid. None: BLIP's processor (384 px, normalised).
     """
 
     name = "BLIP"
 
     def __init__(self, model, processor, num_beams=3, min_length=5, max_length=20, repetition_penalty=1.5,
-                 prompt="a picture of ", batch_size=16):
+                 prompt="a picture of ", batch_size=16, input_size=240):
         self.model, self.processor = model, processor
+        self.input_size = None if input_size is None else int(input_size)
         self.generation = {"num_beams": int(num_beams), "min_length": int(min_length),
                            "max_length": int(max_length), "repetition_penalty": float(repetition_penalty)}
         self.prompt, self.batch_size = prompt, int(batch_size)
@@ -109,22 +114,28 @@ class BlipCaptionModel:
     def cache_token(self):
         from .models import weights_digest
 
-        return f"blip-{weights_digest(self.model.vision_model)}-{self.generation}-{self.prompt!r}"
+        return f"blip-{weights_digest(self.model.vision_model)}-{self.generation}-{self.prompt!r}-{self.input_size}"
 
     @property
     def feature_shape(self):
         """``(tokens, hidden)`` of the ViT's last hidden state, from the vision config."""
         vision = self.model.config.vision_config
-        return ((vision.image_size // vision.patch_size) ** 2 + 1, vision.hidden_size)
+        size = self.input_size or vision.image_size
+        return ((size // vision.patch_size) ** 2 + 1, vision.hidden_size)
 
     @torch.no_grad()
     def features(self, images):
         """ViT features of uint8 images (n, H, W, 3): float32 (n, tokens * hidden)."""
         out = []
         for start in range(0, len(images), self.batch_size):
-            pixels = self.processor(images=list(images[start:start + self.batch_size]), return_tensors="pt")
-            pixels = pixels["pixel_values"].to(self.model.device, self.model.dtype)
-            out.append(self.model.vision_model(pixel_values=pixels).last_hidden_state.flatten(1).float().cpu())
+            part = images[start:start + self.batch_size]
+            if self.input_size:
+                pixels = torch.from_numpy(resize_images(part, self.input_size)).permute(0, 3, 1, 2).float() / 255
+            else:
+                pixels = self.processor(images=list(part), return_tensors="pt")["pixel_values"]
+            hidden = self.model.vision_model(pixel_values=to_module(pixels, self.model),
+                                             interpolate_pos_encoding=bool(self.input_size)).last_hidden_state
+            out.append(hidden.flatten(1).float().cpu())
         return torch.cat(out).numpy() if out else np.zeros((0, int(np.prod(self.feature_shape))), np.float32)
 
     @torch.no_grad()

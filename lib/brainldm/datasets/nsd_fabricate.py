@@ -20,7 +20,8 @@ import scipy.io
 from ..errors import BrainLDMError
 from .nsd import NSD_SUBJECTS, STREAMS, NSDLayout
 
-__all__ = ["fabricate_nsd", "known_raw_betas", "coco_id_of", "N_REPEATS", "VOXEL_SIZE_MM"]
+__all__ = ["fabricate_nsd", "known_raw_betas", "coco_id_of", "fabricated_caption", "N_REPEATS", "VOXEL_SIZE_MM",
+           "CAPTION_WORDS"]
 
 #: every image is shown this many times, as in NSD
 N_REPEATS = 3
@@ -206,7 +207,7 @@ def fabricate_nsd(root, subjects=("subj01",), n_sessions=2, trials_per_session=3
     for split in _COCO_SPLITS:
         members = [i for i in nsd_ids if info["cocoSplit"][i] == split]
         coco_ids = [coco_id_of(i) for i in members] + [1 + 2 * k for k in range(3)]  # plus non-NSD images
-        annotations = [{"image_id": coco, "id": 10 * coco + j, "caption": _caption(coco, j)}
+        annotations = [{"image_id": coco, "id": 10 * coco + j, "caption": fabricated_caption(coco, j)}
                        for coco in coco_ids for j in rng.permutation(5).tolist()]
         document = {"info": {"description": "fabricated COCO captions (brainldm)"}, "licenses": [],
                     "images": [{"id": coco, "file_name": f"{coco:012d}.jpg"} for coco in coco_ids],
@@ -242,7 +243,7 @@ if __name__ == "__main__":
 CAPTION_WORDS = ("a", "photo", "of", "cat", "dog", "on", "the", "grass")
 
 
-def _caption(coco, j):
+def fabricated_caption(coco, j):
     """Caption ``j`` of a fabricated COCO image: eight words drawn per image and caption, so that, as with real
     COCO captions and CLIP, every token but the first varies across images."""
     words = np.random.default_rng([int(coco), int(j)]).choice(CAPTION_WORDS, 8)
