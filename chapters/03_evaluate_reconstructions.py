@@ -54,7 +54,7 @@ import numpy as np
 import pandas as pd
 
 from brainldm.datasets import load_dataset
-from brainldm.evaluate import evaluate_reconstructions
+from brainldm.evaluate import DISTANCE_COLUMNS, evaluate_reconstructions, missing_distances
 from brainldm.fidelity import protocol_effects
 from brainldm.models import describe_placement, load_models
 from brainldm.reconstruct import brain_reconstructions, settings_for
@@ -115,16 +115,23 @@ print(comparison.round(3).to_string(na_rep="–"))
 # %% [markdown]
 # ## 3. The standard suite
 # PixCorr and SSIM compare pixels (chance: a reconstruction paired with another test image);
-# AlexNet(2), AlexNet(5), Inception and CLIP are two-way identifications (chance 0.5). On the world
-# the networks are the world models (appendix) standing in for AlexNet, Inception and CLIP.
+# AlexNet(2), AlexNet(5), Inception and CLIP are two-way identifications (chance 0.5); EffNet-B1
+# and SwAV are correlation distances of pooled features, lower is better (chance: paired with
+# another image), computed on NSD when their weights are present. On the world the networks are
+# the world models (appendix) standing in for AlexNet, Inception and CLIP; it has no analogue of
+# the two distance networks.
 
 # %%
-suite = scores[scores["metric"].isin(["PixCorr", "SSIM", "AlexNet(2)", "AlexNet(5)", "Inception", "CLIP"])]
+suite = scores[scores["metric"].isin(["PixCorr", "SSIM", "AlexNet(2)", "AlexNet(5)", "Inception", "CLIP",
+                                      *DISTANCE_COLUMNS])]
+for column, reason in missing_distances(models).items():
+    print(f"{column} distance skipped: {reason}")
 summary = suite.groupby(["metric", "method"], sort=False)[["mean", "ci_low", "ci_high", "chance"]].mean()
 print(summary.round(3).to_string(na_rep="–"))
 winners = suite.groupby(["metric", "method"], sort=False)["mean"].mean().unstack()
 for metric, row in winners.iterrows():
-    print(f"{metric:>11}: best {row.idxmax():<6} (z-only {row['z-only']:.3f}, c-only {row['c-only']:.3f}, "
+    best = row.idxmin() if metric in DISTANCE_COLUMNS else row.idxmax()
+    print(f"{metric:>11}: best {best:<6} (z-only {row['z-only']:.3f}, c-only {row['c-only']:.3f}, "
           f"zc {row['zc']:.3f})")
 
 # %% [markdown]

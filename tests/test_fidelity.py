@@ -87,3 +87,31 @@ def test_blip_features_follow_the_authors_input():
     ours = BlipCaptionModel(model, processor, input_size=None)
     assert ours.features(images).shape == (2, ((TINY // 8) ** 2 + 1) * TINY)
     assert len(authors.generate(features)) == 2
+
+
+@pytest.mark.slow  # builds and saves a ResNet-50 and an EfficientNet-B1 (about a minute)
+def test_the_suites_distances_are_computed_when_their_weights_exist(nsd_models, monkeypatch):
+    """EffNet-B1 and SwAV (ResNet-50 trunk saved by torch hub with "module." keys and a projection head)."""
+    import torch
+    import torchvision
+
+    from brainldm.evaluate import correlation_distances, missing_distances
+    from brainldm.models import load_models
+
+    monkeypatch.setenv("BRAINLDM_MODELS", str(nsd_models))
+    without = load_models("nsd", device="cpu", dtype="float32")
+    assert set(missing_distances(without)) == {"EffNet-B1", "SwAV"}
+    torch.save(torchvision.models.efficientnet_b1(weights=None).state_dict(),
+               nsd_models / "torchvision/efficientnet_b1-c27df63c.pth")
+    trunk = {f"module.{k}": v for k, v in torchvision.models.resnet50(weights=None).state_dict().items()
+             if not k.startswith("fc.")}
+    trunk["module.projection_head.0.weight"] = torch.zeros(4, 2048)
+    torch.save(trunk, nsd_models / "torchvision/swav_800ep_pretrain.pth.tar")
+    models = load_models("nsd", device="cpu", dtype="float32")
+    assert not missing_distances(models)
+    images = np.random.default_rng(0).integers(0, 256, (3, 40, 40, 3), np.uint8)
+    same = correlation_distances(models, images, images[:, None])
+    other = correlation_distances(models, images, images[::-1, None].copy())
+    for column in ("EffNet-B1", "SwAV"):
+        np.testing.assert_allclose(same[column], 0.0, atol=1e-5)
+        assert (other[column][[0, 2]] > 1e-4).all()

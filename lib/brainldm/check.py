@@ -73,7 +73,8 @@ def model_lines(models=None):
         if path is not None:
             lines.append(f"  {name:<{width}}  {spec.repo_id}: found {path}")
         else:
-            lines.append(f"  {name:<{width}}  {spec.repo_id}: MISSING ({spec.purpose}); looked in "
+            state = "missing, optional: its column is skipped" if name in zoo.OPTIONAL else "MISSING"
+            lines.append(f"  {name:<{width}}  {spec.repo_id}: {state} ({spec.purpose}); looked in "
                          + "; ".join(looked))
             lines.append(f"  {'':<{width}}  to get it: {zoo.how_to_get(name, models)}")
     return lines

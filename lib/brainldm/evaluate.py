@@ -16,7 +16,7 @@ from .errors import check_choice
 IDENTIFICATION_RULES = ("authors", "per_sample", "best_sample")
 
 __all__ = ["two_way_identification", "identification_correlations", "identification_from_correlations",
-           "IDENTIFICATION_RULES", "psnr", "pixcorr", "ssim", "shuffled", "bootstrap_ci",
+           "IDENTIFICATION_RULES", "DISTANCE_COLUMNS", "correlation_distances", "missing_distances", "psnr", "pixcorr", "ssim", "shuffled", "bootstrap_ci",
            "identification_scores", "standard_suite", "score_table", "evaluate_reconstructions",
            "IDENTIFICATION_COLUMNS", "SUITE_COLUMNS", "METHODS"]
 
@@ -139,6 +139,9 @@ IDENTIFICATION_COLUMNS = {
 #: high-level Inception and CLIP (both two-way identification)
 SUITE_COLUMNS = {"AlexNet(2)": ("cnn", "early"), "AlexNet(5)": ("cnn", "middle"),
                  "Inception": ("inception", "late"), "CLIP": ("clip", "embedding")}
+#: the suite's two distances (lower is better): the correlation distance between the pooled features of
+#: the seen image and of its reconstruction, where the model set has the network (NSD with its weights)
+DISTANCE_COLUMNS = {"EffNet-B1": ("efficientnet", "pool"), "SwAV": ("swav", "pool")}
 #: what each score is at chance
 CHANCE = {"identification": 0.5}
 
@@ -254,6 +257,44 @@ def identification_scores(models, orig, gen, columns=None, orig_features=None, r
     return scores
 
 
+def correlation_distances(models, orig, gen, columns=None):
+    """The suite's distances of each image: one minus the correlation of its features and each sample's, averaged.
+
+    Parameters
+    ----------
+    models : ModelSet
+    orig : uint8 array (n, H, W, 3)
+    gen : uint8 array (n, s, H, W, 3)
+    columns : dict, optional
+        Default :data:`DISTANCE_COLUMNS`; columns whose network the model set lacks are left out
+        (:func:`missing_distances` says which and why).
+
+    Returns
+    -------
+    distances : dict of str to array (n,)
+    """
+    columns = DISTANCE_COLUMNS if columns is None else columns
+    gen = _samples(gen)
+    n, s = gen.shape[:2]
+    out = {}
+    for column, (net_name, layer) in columns.items():
+        if net_name not in models.feature_nets:
+            continue
+        net = models.feature_nets[net_name]
+        a = _standardise(net(orig, [layer])[layer])
+        b = _standardise(net(gen.reshape((n * s,) + gen.shape[2:]), [layer])[layer]).reshape(n, s, -1)
+        out[column] = 1.0 - np.einsum("id,isd->is", a, b).mean(axis=1)
+    return out
+
+
+def missing_distances(models, columns=None):
+    """The distance columns the model set cannot compute, each with the reason: dict of str to str."""
+    columns = DISTANCE_COLUMNS if columns is None else columns
+    return {column: f"no {net_name!r} network in the {models.name} model set (on NSD: its weights are missing; "
+                    "`brainldm check` says where they are looked for)"
+            for column, (net_name, _) in columns.items() if net_name not in models.feature_nets}
+
+
 def standard_suite(models, orig, gen):
     """PixCorr, SSIM, AlexNet(2), AlexNet(5), Inception and CLIP of each image: dict of str to (n,)."""
     scores = {"PixCorr": pixcorr(orig, gen), "SSIM": ssim(orig, gen)}
@@ -283,7 +324,8 @@ def score_table(scores, chance=None, **groups):
     rows = []
     for metric, values in scores.items():
         mean, low, high = bootstrap_ci(values)
-        level = chance.get(metric, CHANCE["identification"] if metric not in ("PixCorr", "SSIM") else np.nan)
+        not_identification = metric in ("PixCorr", "SSIM") or metric in DISTANCE_COLUMNS
+        level = chance.get(metric, np.nan if not_identification else CHANCE["identification"])
         rows.append({**groups, "metric": metric, "mean": mean, "ci_low": low, "ci_high": high,
                      "chance": float(np.mean(level))})
     return pd.DataFrame(rows)
@@ -329,6 +371,9 @@ def evaluate_reconstructions(models, orig, recon, methods=None, **groups):
                 (n, s) + orig.shape[1:])
         scores = {"PixCorr": pixcorr(orig, gen), "SSIM": ssim(orig, gen)}
         scores.update(identification_scores(models, orig, gen, columns, orig_features))
-        chance = {"PixCorr": pixcorr(orig, shuffled(gen)), "SSIM": ssim(orig, shuffled(gen))}
+        distances = correlation_distances(models, orig, gen)
+        scores.update(distances)
+        chance = {"PixCorr": pixcorr(orig, shuffled(gen)), "SSIM": ssim(orig, shuffled(gen)),
+                  **correlation_distances(models, orig, shuffled(gen), {k: DISTANCE_COLUMNS[k] for k in distances})}
         tables.append(score_table(scores, chance, method=method, **groups))
     return pd.concat(tables, ignore_index=True)

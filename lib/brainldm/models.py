@@ -295,10 +295,36 @@ def _stable_diffusion(device, dtype):
         "cnn": FeatureNet("AlexNet", alexnet_forward, ("early", "middle", "late"), 299, device=clip.device),
         "inception": FeatureNet("Inception-v3", inception_forward, ("late",), 299, device=clip.device),
     }
+    nets.update(_distance_nets(device, dtype))
     # Takagi encodes z at 320 px (4 x 40 x 40 with SD 1.4); smaller models at their own size
     resolution = min(320, pipe.unet.config.sample_size * ldm.vae_scale_factor)
     return ModelSet("stable-diffusion-v1-4", ldm, text, uncond, resolution, nets,
                     extras=_nsd_extras(nets, device, dtype))
+
+
+def _distance_nets(device, dtype):
+    """EfficientNet-B1 and SwAV ResNet-50 pooled features (the suite's two distances), for those whose weights exist.
+
+    Preprocessing as MindEye's evaluation: ImageNet normalisation, 255 px for EfficientNet-B1 and
+    224 px for SwAV; the layer is the global average pool.
+    """
+    from . import zoo
+
+    nets = {}
+    for key, (name, size) in {"efficientnet": ("efficientnet-b1", 255), "swav": ("swav-resnet50", 224)}.items():
+        if zoo.search(name)[0] is None:
+            continue
+        module = zoo.load(name, device=device, dtype=dtype)
+
+        def forward(pixels, module=module):
+            acts = {}
+            handle = module.avgpool.register_forward_hook(lambda m, i, o: acts.setdefault("pool", o))
+            module(to_module(_imagenet(pixels), module))
+            handle.remove()
+            return acts
+        nets[key] = FeatureNet(zoo.MODELS[name].purpose.removesuffix(" distance"), forward, ("pool",), size,
+                               device=device)
+    return nets
 
 
 #: extra NSD models (loaded by :class:`LazyExtras` on first use) -> registry name (:data:`brainldm.zoo.MODELS`)

@@ -22,6 +22,8 @@ name               weights                                 used for
 ``clip-vit-l14``   ``openai/clip-vit-large-patch14``       identification (CLIP layers), MindDiffuser
 ``alexnet``        torchvision AlexNet (IMAGENET1K_V1)     AlexNet(2), AlexNet(5) metrics
 ``inception-v3``   torchvision Inception-v3 (IMAGENET1K_V1)  Inception metric
+``efficientnet-b1``  torchvision EfficientNet-B1 (IMAGENET1K_V2)  EffNet-B1 distance (optional)
+``swav-resnet50``  SwAV ResNet-50 (facebookresearch/swav, 800 ep)  SwAV distance (optional)
 =================  ======================================  =============================================
 """
 
@@ -32,7 +34,7 @@ from pathlib import Path
 from .errors import BrainLDMError, check_choice
 from .settings import models_dir, torch_device, torch_dtype
 
-__all__ = ["ModelSpec", "MODELS", "search", "locate", "how_to_get", "load", "available", "default_device_dtype"]
+__all__ = ["ModelSpec", "MODELS", "OPTIONAL", "search", "locate", "how_to_get", "load", "available", "default_device_dtype"]
 
 
 @dataclass(frozen=True)
@@ -104,7 +106,15 @@ MODELS = {
         # the ImageNet weights come with the auxiliary classifier and expect transform_input
         "torchvision/inception_v3_google-0cc3c7bd.pth", "torchvision", "inception_v3", (), "Inception metric",
         load_options={"aux_logits": True, "transform_input": True, "init_weights": False}),
+    # the two distances Brain-Diffuser and MindEye add to the suite; optional: a missing file skips its column
+    "efficientnet-b1": ModelSpec(
+        "torchvision/efficientnet_b1-c27df63c.pth", "torchvision", "efficientnet_b1", (), "EffNet-B1 distance"),
+    "swav-resnet50": ModelSpec(
+        # torch hub's facebookresearch/swav resnet50: a torchvision ResNet-50 trunk, keys prefixed "module."
+        "torchvision/swav_800ep_pretrain.pth.tar", "torchvision", "resnet50", (), "SwAV distance"),
 }
+#: models the book runs without (their columns are skipped, with the reason, when they are missing)
+OPTIONAL = ("efficientnet-b1", "swav-resnet50")
 
 _TORCHVISION_URL = "https://download.pytorch.org/models/"
 
@@ -280,5 +290,13 @@ def _load_torchvision(spec, path):
     import torchvision
 
     model = getattr(torchvision.models, spec.model_class)(weights=None, **spec.load_options)
-    model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    state = {key.removeprefix("module."): value
+             for key, value in torch.load(path, map_location="cpu", weights_only=True).items()}
+    own = model.state_dict()
+    # a self-supervised checkpoint (SwAV) has a projection head instead of the classifier, which no metric reads
+    head = {key for key in own if key.startswith("fc.")} if spec.repo_id.endswith(".pth.tar") else set()
+    missing = set(own) - set(state) - head
+    if missing:
+        raise KeyError(f"the weights file lacks {len(missing)} of the model's tensors, e.g. {sorted(missing)[:3]}")
+    model.load_state_dict({key: value for key, value in state.items() if key in own}, strict=not head)
     return model
