@@ -40,7 +40,7 @@ def test_nothing_installed(tmp_path, monkeypatch):
     assert f"root {tmp_path / 'nsd'} (from BRAINLDM_NSD_ROOT): missing" in text
     for name, spec in zoo.MODELS.items():
         line = model_line(text, name)
-        assert "MISSING" in line and spec.repo_id in line
+        assert ("missing, optional" if name in zoo.OPTIONAL else "MISSING") in line and spec.repo_id in line
     sd = model_line(text, "sd-v1-4")
     assert str(tmp_path / "models/CompVis/stable-diffusion-v1-4") in sd
     assert str(tmp_path / "hf_hub/models--CompVis--stable-diffusion-v1-4") in sd
