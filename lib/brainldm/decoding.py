@@ -148,7 +148,8 @@ def fit_predict(X, ids, X_test, Y, cache, version, alphas=DEFAULT_ALPHAS, n_fold
 
 
 def decode_tables(X, ids, X_test, test_ids, train, test, cache, version, roi=None, alphas=DEFAULT_ALPHAS,
-                  n_folds=5, train_on="trials", random_state=0, stream_above=STREAM_ABOVE):
+                  n_folds=5, train_on="trials", random_state=0, stream_above=STREAM_ABOVE, cv="grouped",
+                  fit_intercept=True):
     """Decode several features stored as tables with one row per image, with one ridge fit.
 
     The features are fitted side by side (one penalty per target, so this equals separate
@@ -171,7 +172,7 @@ def decode_tables(X, ids, X_test, test_ids, train, test, cache, version, roi=Non
         As for :func:`fit_predict`.
     roi : str or list of str, optional
         Recorded in the results.
-    alphas, n_folds, train_on, random_state, stream_above
+    alphas, n_folds, train_on, random_state, stream_above, cv, fit_intercept
         As for :func:`fit_predict`.
 
     Returns
@@ -184,7 +185,8 @@ def decode_tables(X, ids, X_test, test_ids, train, test, cache, version, roi=Non
     names = list(tables)
     Y = ColumnBlocks([tables[name] for name in names], rows=rows)
     Y_test = ColumnBlocks([test_tables[name] for name in names], rows=test_rows)
-    arrays = fit_predict(X, ids, X_test, Y, cache, version, alphas, n_folds, train_on, random_state, stream_above)
+    arrays = fit_predict(X, ids, X_test, Y, cache, version, alphas, n_folds, train_on, random_state, stream_above,
+                         cv, fit_intercept)
     predicted, alphas = arrays["predicted"], arrays["alphas"]
     r = correlation_score(Y_test, ColumnBlocks([predicted]))
     # streamed: the test tables themselves if their rows are the test images in order (as averaged betas are)

@@ -29,15 +29,15 @@ import torch
 
 from .cache import array_digest, cache_key, cached_arrays, cached_memmaps
 from .captions import caption_model
-from .decoding import STREAM_ABOVE, decode, decode_tables
+from .decoding import STREAM_ABOVE, decode, decode_tables, ridge_recipe
 from .depth import CONDITIONING_CONVENTION, convert_depth, depth_generator, depth_model
 from .errors import BrainLDMError, check_choice
 from .evaluate import IDENTIFICATION_COLUMNS, bootstrap_ci, identification_scores
 from .features import resize_images
 from .ldm import images_to_tensor
+from .protocol import protocol_for
 from .reconstruct import brain_reconstructions, reconstruct
 from .reconstruct import settings_for as reconstruction_settings
-from .ridge import DEFAULT_ALPHAS
 from .structural import LAYERS, optimise_latents, pooled_layers, structure_loss
 
 __all__ = ["REPORT_ROIS", "METHODS", "TARGETS", "SETTINGS", "settings_for", "extension_targets", "decode_extensions",
@@ -85,7 +85,7 @@ def _net_token(net, pool):
     probe = torch.linspace(-1, 1, 2 * 3 * net.input_size ** 2).reshape(2, 3, net.input_size, net.input_size)
     with torch.no_grad():
         layers = pooled_layers(net, probe, LAYERS, pool)
-    return array_digest(*[layers[k].numpy().round(4) for k in LAYERS])
+    return array_digest(*[layers[k].cpu().numpy().round(4) for k in LAYERS])
 
 
 def extension_targets(ds, models, ids, net="cnn", pool=4, depth_grid=None, batch_size=64):
@@ -117,7 +117,7 @@ def extension_targets(ds, models, ids, net="cnn", pool=4, depth_grid=None, batch
                 layers = pooled_layers(feature_net, images_to_tensor(resize_images(images, feature_net.input_size)),
                                        LAYERS, pool)
             parts = {"caption": captioner.features(images), "depth": depth.representation(images),
-                     **{f"structure.{layer}": layers[layer].numpy() for layer in LAYERS}}
+                     **{f"structure.{layer}": layers[layer].cpu().numpy() for layer in LAYERS}}
             for name, values in parts.items():
                 path = folder / f"{name}.npy"
                 shape = (len(uniq), values.shape[1])
@@ -136,7 +136,7 @@ def extension_targets(ds, models, ids, net="cnn", pool=4, depth_grid=None, batch
 
 
 def decode_extensions(ds, models, roi=REPORT_ROIS, net="cnn", pool=4, train_on="averages", depth_grid=None,
-                      alphas=DEFAULT_ALPHAS, n_folds=5, random_state=0, stream_above=STREAM_ABOVE):
+                      protocol=None, stream_above=STREAM_ABOVE, **ridge):
     """Decode every extension's features from ``roi``, with one ridge fit (cached).
 
     Parameters
@@ -150,11 +150,14 @@ def decode_extensions(ds, models, roi=REPORT_ROIS, net="cnn", pool=4, train_on="
     train_on : {"trials", "averages"}
         Fit on single trials (the report) or on repeat-averaged responses (4 times cheaper
         on the world, where it decodes as well).
-    alphas, n_folds, random_state
-        See :class:`brainldm.ridge.GroupRidgeCV`.
+    protocol : brainldm.protocol.Protocol or str, optional
+        Its ridge recipe (:func:`brainldm.decoding.ridge_recipe` with the authors' extension
+        alphas 1e4, 2e4, 4e4); default the authors' on NSD, ours on the world.
     stream_above : int
         See :func:`brainldm.decoding.fit_predict`: on NSD the predictions (11 GB) are
         streamed to disk, on the world they stay in memory.
+    **ridge
+        ``alphas``, ``n_folds``, ``random_state``: override the recipe's.
 
     Returns
     -------
@@ -166,8 +169,9 @@ def decode_extensions(ds, models, roi=REPORT_ROIS, net="cnn", pool=4, train_on="
     X_test, test_ids = ds.betas("test", roi=roi, average=True)
     train = extension_targets(ds, models, ids, net, pool, depth_grid)
     test = extension_targets(ds, models, test_ids, net, pool, depth_grid)
-    return decode_tables(X, ids, X_test, test_ids, train, test, "extension_decoding", _VERSION, roi, alphas,
-                         n_folds, train_on, random_state, stream_above)
+    recipe = ridge_recipe(protocol_for(protocol, ds.name), "extensions", train_on=train_on, **ridge)
+    return decode_tables(X, ids, X_test, test_ids, train, test, "extension_decoding", _VERSION, roi,
+                         stream_above=stream_above, **recipe)
 
 
 def _default_batch_size():
