@@ -37,7 +37,7 @@ def root(tree, tmp_path, monkeypatch):
 
 
 def cache_files(root):
-    return [p for p in (root.parent / "cache").rglob("*") if p.is_file()]
+    return [p for p in (root.parent / "cache").rglob("*") if p.is_file() and not p.name.endswith(".lock")]
 
 
 def design(root, subject="subj01"):

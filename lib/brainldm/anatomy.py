@@ -53,6 +53,68 @@ def inkscape_available():
     return shutil.which("inkscape") is not None
 
 
+_BUNDLED = []
+
+
+def bundled_filestore():
+    """pycortex's own filestore (the one it ships S1 in), before :func:`import_cortex` redirects it."""
+    if not _BUNDLED:
+        import cortex.database
+
+        _BUNDLED.append(Path(cortex.database.default_filestore))
+    return _BUNDLED[0]
+
+
+def _file_sizes(folder):
+    """Relative path -> size of every file under ``folder``."""
+    return {str(p.relative_to(folder)): p.stat().st_size for p in folder.rglob("*") if p.is_file()}
+
+
+def _complete_copy(source, target):
+    """Whether ``target`` holds every file of ``source`` with its size (pycortex may add files of its own)."""
+    if not target.is_dir():
+        return False
+    copied = _file_sizes(target)
+    return all(copied.get(name) == size for name, size in _file_sizes(source).items())
+
+
+def _copy_subject(source, store):
+    """Copy pycortex's bundled subject ``source`` into the filestore ``store``, once, safely across processes.
+
+    One process copies (an ``fcntl`` lock on ``<store>/../.S1.lock``) into a temporary folder of its
+    own, which is renamed into place when complete and then marked complete; the others wait for
+    the lock and find the copy done. A copy without the mark (left by an older version or an
+    interrupted run) is checked file by file against the bundled one and redone if incomplete.
+    """
+    from .cache import _permissions, clean_stale, file_lock
+
+    target, marker = store / source.name, store / f".{source.name}.complete"
+    if marker.exists() and target.is_dir():
+        return
+    store.mkdir(parents=True, exist_ok=True)
+    with file_lock(store.parent / f".{source.name}.lock"):
+        if marker.exists() and target.is_dir():
+            return
+        if _complete_copy(source, target):
+            marker.touch()
+            return
+        clean_stale(store, max_age=0)  # temporary copies of processes that died (none is running: we hold the lock)
+        import tempfile
+
+        tmp = Path(tempfile.mkdtemp(dir=store, prefix=f".{source.name}.", suffix=".tmp"))
+        try:
+            shutil.copytree(source, tmp, dirs_exist_ok=True)
+            tmp.chmod(_permissions(folder=True))
+            if target.exists():  # an incomplete copy: set aside, then removed
+                stale = Path(tempfile.mkdtemp(dir=store, prefix=f".{source.name}.", suffix=".tmp"))
+                target.rename(stale / source.name)
+                shutil.rmtree(stale, ignore_errors=True)
+            tmp.rename(target)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        marker.touch()
+
+
 def import_cortex():
     """Import pycortex with its filestore at ``<cache>/pycortex/db`` holding a copy of S1.
 
@@ -69,13 +131,8 @@ def import_cortex():
 
     store = cache_dir() / "pycortex" / "db"
     if Path(cortex.db.filestore) != store:
-        bundled = Path(cortex.database.default_filestore)
-        if not (store / SUBJECT).exists():
-            tmp = store.parent / f".{SUBJECT}.partial"
-            shutil.rmtree(tmp, ignore_errors=True)
-            shutil.copytree(bundled / SUBJECT, tmp)
-            store.mkdir(parents=True, exist_ok=True)
-            tmp.rename(store / SUBJECT)
+        bundled = bundled_filestore()
+        _copy_subject(bundled / SUBJECT, store)
         cortex.options.config.set("basic", "filestore", str(store))
         cortex.database.default_filestore = str(store)
         cortex.db.filestore = str(store)

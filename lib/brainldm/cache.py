@@ -3,7 +3,10 @@
 A stage's result is stored under ``<cache>/<stage>/<digest>.npz`` where the
 digest hashes the stage name, its parameters and a code version. Writes go to a
 temporary file that is renamed into place, so a crash never leaves half a result
-and two processes never read a partial file.
+and two processes never read a partial file. Each entry holds its key and is checked
+when read (zip CRC-32 of every array, sizes of every file of a folder): a damaged or
+foreign entry is reported with its path, deleted and recomputed. One process computes a
+key at a time (``fcntl`` lock files); a cache that cannot be written costs only speed.
 
 Results too large for memory (the extensions' targets and predictions on NSD)
 are folders of ``.npy`` files instead, ``<cache>/<stage>/<digest>/<name>.npy``,
@@ -12,20 +15,30 @@ returned memory-mapped (:func:`cached_memmaps`); :class:`ColumnBlocks` reads
 and writes them a chunk of columns at a time.
 """
 
+import contextlib
 import hashlib
 import json
 import mmap
 import os
 import shutil
 import tempfile
+import time
+import warnings
+import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
 
-from .errors import BrainLDMError
+from .errors import BrainLDMError, CacheError
 from .settings import cache_dir
 
-__all__ = ["cache_key", "array_digest", "cached_arrays", "cached_memmaps", "atomic_write", "ColumnBlocks"]
+__all__ = ["cache_key", "array_digest", "cached_arrays", "cached_memmaps", "atomic_write", "ColumnBlocks",
+           "file_lock", "clean_stale", "CacheWarning"]
+
+
+class CacheWarning(UserWarning):
+    """A cache entry was unusable (and is recomputed), or a result could not be cached."""
 
 
 def cache_key(stage, params, version):
@@ -45,14 +58,108 @@ def array_digest(*arrays):
     return digest.hexdigest()[:20]
 
 
+#: temporary files and folders of writers that died are removed once they are this old (seconds)
+STALE_AGE = 3600.0
+#: the member of every ``.npz`` entry (and field of every folder's manifest) that holds its key
+KEY_MEMBER = "__key__"
+#: the manifest of a :func:`cached_memmaps` folder: its key and the size of each file
+MANIFEST = "__manifest__.json"
+_CACHE_READ_ERRORS = (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile, zlib.error, json.JSONDecodeError)
+_umask = None
+
+
+def _permissions(folder=False):
+    """The mode a new file (or folder) gets under the process' umask (mkstemp and mkdtemp use 0600 / 0700)."""
+    global _umask
+    if _umask is None:
+        _umask = os.umask(0o022)
+        os.umask(_umask)
+    return (0o777 if folder else 0o666) & ~_umask
+
+
+def _lock_path(path):
+    path = Path(path)
+    return path.parent / f".{path.name}.lock"
+
+
+@contextlib.contextmanager
+def file_lock(path, shared=False):
+    """Hold an ``fcntl.flock`` lock on the file ``path`` (created if needed) for the ``with`` block.
+
+    Blocks until the lock is free. Where the lock file cannot be created (a read-only
+    folder), the block runs without a lock: nothing can be written there anyway.
+    """
+    import fcntl
+
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, _permissions())
+    except OSError:
+        yield False
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
+        yield True
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def _is_locked(lock):
+    """Whether another process holds ``lock`` (a lock file) right now."""
+    import fcntl
+
+    try:
+        fd = os.open(lock, os.O_RDWR)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return False
+    except OSError:
+        return True
+    finally:
+        os.close(fd)
+
+
+def clean_stale(folder, max_age=None):
+    """Remove the temporary files and folders (``.*.tmp``) of writers that died, in ``folder``.
+
+    A temporary entry goes when it is older than ``max_age`` seconds (:data:`STALE_AGE`) and no
+    process holds the lock of the entry it was to become.
+    """
+    max_age = STALE_AGE if max_age is None else max_age
+    now = time.time()
+    try:
+        candidates = list(Path(folder).glob(".*.tmp"))
+    except OSError:
+        return
+    for tmp in candidates:
+        try:
+            if now - tmp.lstat().st_mtime < max_age:
+                continue
+            target = tmp.name[1:-len(".tmp")].rsplit(".", 1)[0]
+            if _is_locked(Path(folder) / f".{target}.lock"):
+                continue
+            if tmp.is_dir():
+                shutil.rmtree(tmp, ignore_errors=True)
+            else:
+                tmp.unlink()
+        except OSError:
+            pass
+
+
 def atomic_write(path, write, folder=False):
     """Call ``write(tmp_path)`` then rename the temporary file (or folder) to ``path``.
 
     With ``folder=True``, ``tmp_path`` is an empty folder for ``write`` to fill; if another
-    process renamed its own folder to ``path`` first, that one is kept.
+    process renamed its own folder to ``path`` first, that one is kept. The entry gets the
+    permissions of the umask, like any new file; temporary entries of writers that died
+    (older than :data:`STALE_AGE`) are removed from the folder.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    clean_stale(path.parent)
     prefix, suffix = f".{path.name}.", ".tmp"
     if folder:
         tmp = tempfile.mkdtemp(dir=path.parent, prefix=prefix, suffix=suffix)
@@ -61,6 +168,7 @@ def atomic_write(path, write, folder=False):
         os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, _permissions(folder))
         try:
             os.replace(tmp, path)
         except OSError:
@@ -74,8 +182,63 @@ def atomic_write(path, write, folder=False):
     return path
 
 
+def _discard(path, reason):
+    """Warn that the cache entry ``path`` is unusable and delete it (if the folder allows)."""
+    warnings.warn(f"cache entry {path} is {reason}; it is deleted and computed again", CacheWarning, stacklevel=3)
+    try:
+        if Path(path).is_dir():
+            shutil.rmtree(path)
+        else:
+            Path(path).unlink()
+    except FileNotFoundError:
+        pass
+    except OSError as error:
+        warnings.warn(f"could not delete {path}: {error}", CacheWarning, stacklevel=3)
+
+
+def _read_arrays(path, key):
+    """The arrays of the entry ``path`` if it is complete and was written under ``key``, else None.
+
+    Every member is read to its end, so that the zip format's CRC-32 of each array is checked.
+    """
+    if not path.exists():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {name: data[name] for name in data.files}
+    except _CACHE_READ_ERRORS as error:
+        _discard(path, f"damaged ({type(error).__name__}: {error})")
+        return None
+    found = arrays.pop(KEY_MEMBER, None)
+    if found is None:  # written before entries held their key: recomputed once, quietly
+        _discard_quietly(path)
+        return None
+    if str(found) != key:
+        _discard(path, f"stored under the wrong key (it holds the entry {str(found)!r})")
+        return None
+    return arrays
+
+
+def _discard_quietly(path):
+    try:
+        Path(path).unlink()
+    except OSError:
+        pass
+
+
+def _cache_write_failed(path, error):
+    warnings.warn(f"could not write the cache entry {path} ({type(error).__name__}: {error}); the result is "
+                  "used without being cached", CacheWarning, stacklevel=3)
+
+
 def cached_arrays(stage, params, version, compute, root=None):
     """Return the dict of arrays ``compute()`` makes, computing it only once.
+
+    Each entry holds its key (member :data:`KEY_MEMBER`) besides the arrays; an entry that is
+    damaged (truncated, garbage, a CRC-32 that does not match) or holds another key is reported
+    with a :class:`CacheWarning` naming its path, deleted and computed again. One process
+    computes a key at a time (a lock file beside the entry); others wait and read its result.
+    If the entry cannot be written (a read-only or full disk), the result is returned with a warning.
 
     Parameters
     ----------
@@ -94,18 +257,49 @@ def cached_arrays(stage, params, version, compute, root=None):
     -------
     arrays : dict of str to ndarray
     """
-    path = Path(cache_dir(root)) / stage / f"{cache_key(stage, params, version)}.npz"
-    if path.exists():
-        with np.load(path, allow_pickle=False) as data:
-            return {name: data[name] for name in data.files}
-    arrays = compute()
+    key = cache_key(stage, params, version)
+    path = Path(cache_dir(root)) / stage / f"{key}.npz"
+    arrays = _read_arrays(path, key)
+    if arrays is not None:
+        return arrays
+    with file_lock(_lock_path(path)):
+        arrays = _read_arrays(path, key)  # another process may have written it while this one waited
+        if arrays is not None:
+            return arrays
+        arrays = compute()
+        if KEY_MEMBER in arrays:
+            raise CacheError(f"stage {stage!r} returned an array named {KEY_MEMBER!r}, which the cache reserves")
 
-    def write(tmp):
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
+        def write(tmp):
+            with open(tmp, "wb") as f:
+                np.savez(f, **arrays, **{KEY_MEMBER: np.array(key)})
 
-    atomic_write(path, write)
+        try:
+            atomic_write(path, write)
+        except OSError as error:
+            _cache_write_failed(path, error)
     return arrays
+
+
+def _read_memmaps(folder, key):
+    """The memory-mapped files of the folder entry if its manifest matches ``key`` and the files, else None."""
+    if not folder.exists():
+        return None
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text())
+        if manifest.get("key") != key:
+            _discard(folder, f"stored under the wrong key (its manifest names {manifest.get('key')!r})")
+            return None
+        arrays = {}
+        for name, size in manifest["files"].items():
+            path = folder / f"{name}.npy"
+            if path.stat().st_size != size:
+                raise ValueError(f"{path.name} has {path.stat().st_size} bytes, the manifest says {size}")
+            arrays[name] = np.load(path, mmap_mode="r")
+        return arrays
+    except _CACHE_READ_ERRORS as error:
+        _discard(folder, f"damaged ({type(error).__name__}: {error})")
+        return None
 
 
 def cached_memmaps(stage, params, version, compute, root=None):
@@ -113,7 +307,9 @@ def cached_memmaps(stage, params, version, compute, root=None):
 
     For results too large for memory: ``compute`` writes them piece by piece (e.g. into
     :func:`numpy.lib.format.open_memmap` files, through :class:`ColumnBlocks`) into a
-    temporary folder, which is renamed into place once complete.
+    temporary folder, which is renamed into place once complete, with a manifest
+    (:data:`MANIFEST`: the key and each file's size). A folder whose manifest is missing, names
+    another key or other sizes is reported, deleted and computed again, as in :func:`cached_arrays`.
 
     Parameters
     ----------
@@ -127,10 +323,34 @@ def cached_memmaps(stage, params, version, compute, root=None):
     arrays : dict of str to numpy.memmap
         Read-only (``np.load(path, mmap_mode="r")``), by file name without ``.npy``.
     """
-    folder = Path(cache_dir(root)) / stage / cache_key(stage, params, version)
-    if not folder.is_dir():
-        atomic_write(folder, lambda tmp: compute(Path(tmp)), folder=True)
-    return {path.name[:-len(".npy")]: np.load(path, mmap_mode="r") for path in sorted(folder.glob("*.npy"))}
+    key = cache_key(stage, params, version)
+    folder = Path(cache_dir(root)) / stage / key
+    arrays = _read_memmaps(folder, key)
+    if arrays is not None:
+        return arrays
+
+    def write(tmp):
+        tmp = Path(tmp)
+        compute(tmp)
+        files = {p.name[:-len(".npy")]: p.stat().st_size for p in sorted(tmp.glob("*.npy"))}
+        (tmp / MANIFEST).write_text(json.dumps({"key": key, "stage": stage, "files": files}))
+
+    with file_lock(_lock_path(folder)):
+        arrays = _read_memmaps(folder, key)
+        if arrays is not None:
+            return arrays
+        try:
+            atomic_write(folder, write, folder=True)
+        except OSError as error:
+            # the result exists only in the temporary folder, which is gone: compute it into one that stays
+            _cache_write_failed(folder, error)
+            tmp = Path(tempfile.mkdtemp(prefix=f"brainldm-{stage}-"))
+            compute(tmp)
+            return {p.name[:-len(".npy")]: np.load(p, mmap_mode="r") for p in sorted(tmp.glob("*.npy"))}
+        arrays = _read_memmaps(folder, key)
+    if arrays is None:
+        raise CacheError(f"the cache entry {folder} was written but cannot be read back")
+    return arrays
 
 
 def _remap(block, mode):

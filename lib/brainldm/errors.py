@@ -5,11 +5,23 @@ Every error a reader can trigger with a parameter or a missing file is a
 fix it. The command line prints its message without a traceback.
 """
 
-__all__ = ["BrainLDMError", "check_choice"]
+__all__ = ["BrainLDMError", "DataError", "CacheError", "ParameterError", "check_choice"]
 
 
 class BrainLDMError(Exception):
     """An error in the reader's input or environment, with a message that says how to fix it."""
+
+
+class DataError(BrainLDMError):
+    """A data file (NSD, ROI volume, stimulus table, model weights) is missing, damaged or inconsistent."""
+
+
+class CacheError(BrainLDMError):
+    """The on-disk cache cannot be used (e.g. its folder cannot be created or locked)."""
+
+
+class ParameterError(BrainLDMError, ValueError):
+    """A parameter has a wrong type, is out of range or is not one of the allowed choices."""
 
 
 def check_choice(kind, value, choices):

@@ -22,6 +22,7 @@ as they are read, so memory stays near one masked session plus the result, which
 is cached on disk (:func:`brainldm.cache.cached_arrays`).
 """
 
+import gzip
 import hashlib
 import json
 import zlib
@@ -34,7 +35,7 @@ import pandas as pd
 import scipy.io
 
 from ..cache import cached_arrays
-from ..errors import BrainLDMError, check_choice
+from ..errors import BrainLDMError, DataError, ParameterError, check_choice
 from ..progress import progress_bar
 from ..settings import nsd_root
 from .base import Dataset
@@ -60,7 +61,9 @@ STANDARD_VOLUMES = ("streams", "nsdgeneral")
 
 _FORMATS = {"hdf5": "hdf5", "nii": "nii.gz"}
 _VERSION = "1"
-_READ_ERRORS = (OSError, EOFError, zlib.error, ValueError, KeyError)
+_READ_ERRORS = (OSError, EOFError, zlib.error, ValueError, KeyError, nib.filebasedimages.ImageFileError)
+#: bytes hashed at each end of a file for its identity in cache keys (a gzip file's end holds the CRC-32 of all)
+_IDENTITY_BYTES = 1 << 20
 
 
 class NSDLayout:
@@ -117,7 +120,7 @@ class NSDLayout:
 # --- readers of single files --------------------------------------------------------
 def _unreadable(path, error):
     size = path.stat().st_size if path.exists() else 0
-    return BrainLDMError(
+    return DataError(
         f"could not read {path} ({size} bytes): {type(error).__name__}: {error}. "
         "The file is probably truncated or corrupt; copy it again from the NSD bucket "
         "(s3://natural-scenes-dataset/<same relative path>).")
@@ -143,20 +146,52 @@ def load_expdesign(path):
     """
     try:
         design = scipy.io.loadmat(path, variable_names=["masterordering", "subjectim", "sharedix"])
-        return (np.ravel(design["masterordering"]).astype(np.int64),
-                np.atleast_2d(design["subjectim"]).astype(np.int64),
-                np.ravel(design["sharedix"]).astype(np.int64))
+        fields = [np.ravel(design["masterordering"]), np.atleast_2d(design["subjectim"]), np.ravel(design["sharedix"])]
     except _READ_ERRORS as error:
         raise _unreadable(Path(path), error) from error
+    for name, values in zip(("masterordering", "subjectim", "sharedix"), fields):
+        if values.size == 0 or values.dtype.kind not in "iuf" or not np.all(np.isfinite(values)) \
+                or not np.all(values == np.round(values)):
+            raise DataError(f"{path}: {name} must hold whole numbers (1-based indices); found "
+                            f"{values.dtype} values {np.ravel(values)[:5].tolist()}...")
+    masterordering, subjectim, sharedix = (values.astype(np.int64) for values in fields)
+    _check_indices(path, "masterordering", masterordering, subjectim.shape[1],
+                   "a 1-based index into a row of subjectim")
+    _check_indices(path, "subjectim", subjectim, None, "1-based 73k image ids (73KID)")
+    _check_indices(path, "sharedix", sharedix, None, "1-based 73k image ids (73KID)")
+    return masterordering, subjectim, sharedix
+
+
+def _check_indices(path, name, values, high, what):
+    """Raise a :class:`DataError` naming ``name`` if ``values`` are not 1-based indices up to ``high``."""
+    low = int(values.min())
+    if low < 1:
+        zero_based = " (it looks 0-based; NSD's file is 1-based, as MATLAB counts)" if low == 0 else ""
+        raise DataError(f"{path}: {name} holds {low}, but it must be {what} >= 1{zero_based}. "
+                        "Use the original nsd_expdesign.mat from the NSD bucket.")
+    if high is not None and int(values.max()) > high:
+        raise DataError(f"{path}: {name} holds {int(values.max())}, but it must be {what} in 1..{high} "
+                        "(subjectim has that many columns). Use the original nsd_expdesign.mat.")
 
 
 def load_roi_volume(path):
     """An ROI volume: int array of shape (X, Y, Z) and its NIfTI image (affine, header)."""
     try:
         image = nib.load(path)
-        return np.asarray(image.dataobj).astype(np.int64), image
+        values = np.asarray(image.dataobj)
     except _READ_ERRORS as error:
         raise _unreadable(Path(path), error) from error
+    if values.dtype.kind == "f":
+        bad = ~np.isfinite(values)
+        if bad.any():
+            raise DataError(f"ROI volume {path} holds {int(bad.sum())} NaN or infinite values; ROI volumes hold "
+                            "integer labels (NSD: -1 outside the brain, 0 none, >0 in the ROI)")
+        if not np.all(values == np.round(values)):
+            raise DataError(f"ROI volume {path} holds non-integer values (e.g. {values[values != np.round(values)][0]}); "
+                            "ROI volumes hold integer labels. Was it resampled with interpolation?")
+    elif values.dtype.kind not in "iub":
+        raise DataError(f"ROI volume {path} stores {values.dtype}; ROI volumes hold integer labels")
+    return values.astype(np.int64), image
 
 
 class _SessionFile:
@@ -175,12 +210,19 @@ class _SessionFile:
                 with h5py.File(self.path, "r") as f:
                     shape, self.dtype = f["betas"].shape, f["betas"].dtype
             else:
-                header = nib.load(self.path).header
+                image = nib.load(self.path)
+                header, proxy = image.header, image.dataobj
                 shape, self.dtype = header.get_data_shape(), header.get_data_dtype()
-                slope, inter = header.get_slope_inter()
-                if slope not in (None, 1.0) or inter not in (None, 0.0):
-                    raise BrainLDMError(f"{self.path} has a NIfTI scaling (slope {slope}, intercept {inter}); "
-                                        "NSD betas are raw int16 (x300) without one")
+                self.offset = int(proxy.offset)
+                # nibabel moves scl_slope / scl_inter from the header to the proxy (the header then says None)
+                slope, inter = float(proxy.slope), float(proxy.inter)
+                if (slope, inter) != (1.0, 0.0):
+                    raise DataError(
+                        f"{self.path} has a NIfTI scaling (scl_slope {slope}, scl_inter {inter}). NSD betas are "
+                        "raw int16 = round(300 x % signal change) without one, and brainldm divides them by 300; "
+                        "with a scaling the stored numbers mean something else (a converted file?). Use the "
+                        "original betas from the NSD bucket, or set scl_slope 1 and scl_inter 0 if the "
+                        "integers are NSD's.")
         except KeyError as error:
             raise BrainLDMError(f"{self.path} has no dataset 'betas' (NSD's key); is it an NSD betas file?") \
                 from error
@@ -208,17 +250,45 @@ class _SessionFile:
                     for start in range(0, self.n_trials, size):
                         yield start, dataset[start:start + size].transpose(0, 3, 2, 1)
             else:
-                # keep_file_open: one gzip stream read forward once, not reopened per chunk
-                proxy = nib.load(self.path, keep_file_open=True).dataobj
-                for start in range(0, self.n_trials, size):
-                    yield start, np.moveaxis(np.asarray(proxy[..., start:start + size]), -1, 0)
+                # one gzip stream read forward once; a trial is X*Y*Z contiguous values (Fortran order), and
+                # reading on to the end makes gzip check the stream's CRC-32 and length: damage is an error
+                x, y, z = self.shape
+                dtype = np.dtype(self.dtype)
+                trial_bytes = x * y * z * dtype.itemsize
+                with gzip.open(self.path, "rb") as f:
+                    _read_exactly(f, self.offset)
+                    for start in range(0, self.n_trials, size):
+                        n = min(size, self.n_trials - start)
+                        raw = np.frombuffer(_read_exactly(f, n * trial_bytes), dtype=dtype)
+                        yield start, raw.reshape(n, z, y, x).transpose(0, 3, 2, 1).astype(np.int16)
+                    while f.read(1 << 20):
+                        pass
         except _READ_ERRORS as error:
             raise _unreadable(self.path, error) from error
 
 
+def _read_exactly(f, n):
+    data = f.read(n)
+    if len(data) != n:
+        raise EOFError(f"the file ends {n - len(data)} bytes early")
+    return data
+
+
 def _file_identity(path):
-    stat = Path(path).stat()
-    return [Path(path).name, stat.st_size, stat.st_mtime_ns]
+    """Name, size and a hash of the first and last MB of ``path``: a key of its contents for the cache.
+
+    The end of a gzip file holds the CRC-32 and length of all its contents, so a ``.nii.gz`` whose
+    contents change anywhere changes its key (a copy with the same size and time is not trusted).
+    """
+    path = Path(path)
+    size = path.stat().st_size
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        digest.update(f.read(_IDENTITY_BYTES))
+        if size > _IDENTITY_BYTES:
+            f.seek(max(_IDENTITY_BYTES, size - _IDENTITY_BYTES))
+            digest.update(f.read())
+    return [path.name, size, digest.hexdigest()[:20]]
 
 
 # --- the dataset ---------------------------------------------------------------------
@@ -317,8 +387,10 @@ class NSDDataset(Dataset):
                 "from the NSD bucket.")
         if n_sessions is None:
             n_sessions = max(on_disk)
-        elif not isinstance(n_sessions, (int, np.integer)) or n_sessions < 1:
-            raise BrainLDMError(f"sessions must be a positive integer (the first N sessions), got {n_sessions!r}")
+        elif isinstance(n_sessions, (bool, np.bool_)) or not isinstance(n_sessions, (int, np.integer)) \
+                or n_sessions < 1:
+            raise ParameterError(f"sessions must be a positive integer (the first N sessions) or None (every "
+                                 f"session on disk), got {n_sessions!r}")
         files = []
         for session in range(1, int(n_sessions) + 1):
             candidates = {"auto": ("hdf5", "nii"), "hdf5": ("hdf5",), "nii": ("nii",)}[betas_format]
@@ -473,7 +545,10 @@ class NSDDataset(Dataset):
         if self._stim_info is None:
             path = _require(self.layout.stim_info, "NSD stimulus info",
                             "Copy nsddata/experiments/nsd/nsd_stim_info_merged.csv from the NSD bucket.")
-            table = pd.read_csv(path)
+            try:
+                table = pd.read_csv(path)
+            except (*_READ_ERRORS, pd.errors.ParserError, UnicodeDecodeError) as error:
+                raise _unreadable(path, error) from error
             missing = {"cocoId", "cocoSplit"} - set(table.columns)
             if missing:
                 raise BrainLDMError(f"{path} lacks the column(s) {sorted(missing)}; is it nsd_stim_info_merged.csv?")
@@ -494,6 +569,11 @@ class NSDDataset(Dataset):
                 annotations = json.loads(path.read_text())["annotations"]
             except (*_READ_ERRORS, json.JSONDecodeError) as error:
                 raise _unreadable(path, error) from error
+            bad = [entry for entry in annotations if not isinstance(entry, dict)
+                   or not isinstance(entry.get("caption"), str) or "image_id" not in entry or "id" not in entry]
+            if bad:
+                raise DataError(f"{path}: {len(bad)} caption entries lack 'id', 'image_id' or a text 'caption' "
+                                f"(first: {str(bad[0])[:200]}); is it COCO's captions file, unmodified?")
             captions = {}
             for entry in sorted(annotations, key=lambda a: a["id"]):
                 captions.setdefault(entry["image_id"], []).append(entry["caption"].strip())

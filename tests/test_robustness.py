@@ -1,0 +1,329 @@
+"""Nothing silent, nothing lost (issue #17): every bad input a clear error, every cache fault survived."""
+
+import os
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from brainldm import cache
+from brainldm.errors import BrainLDMError
+
+# --- the cache: damaged, foreign, unwritable entries; concurrent writers ---------------------
+
+
+def _entry(root, stage="s"):
+    return next((Path(root) / stage).glob("*.npz"))
+
+
+def test_cache_entry_holds_its_key(tmp_path):
+    out = cache.cached_arrays("s", {"a": 1}, "1", lambda: {"x": np.arange(3)}, root=tmp_path)
+    with np.load(_entry(tmp_path)) as data:
+        assert str(data[cache.KEY_MEMBER]) == cache.cache_key("s", {"a": 1}, "1")
+    assert list(out) == ["x"]
+    again = cache.cached_arrays("s", {"a": 1}, "1", lambda: pytest.fail("recomputed"), root=tmp_path)
+    assert list(again) == ["x"] and np.array_equal(again["x"], np.arange(3))
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "flip", "empty", "foreign"])
+def test_damaged_cache_entry_is_reported_deleted_and_recomputed(tmp_path, damage):
+    compute = lambda: {"x": np.arange(10_000, dtype=np.float64)}  # noqa: E731
+    cache.cached_arrays("s", {"a": 1}, "1", compute, root=tmp_path)
+    path = _entry(tmp_path)
+    raw = bytearray(path.read_bytes())
+    if damage == "truncate":
+        path.write_bytes(raw[:len(raw) // 2])
+    elif damage == "garbage":
+        path.write_bytes(b"not a zip file at all" * 10)
+    elif damage == "flip":
+        raw[len(raw) // 2] ^= 0xFF
+        path.write_bytes(raw)
+    elif damage == "empty":
+        path.write_bytes(b"")
+    else:  # another key's entry copied under this key's name
+        cache.cached_arrays("s", {"a": 2}, "1", lambda: {"x": np.zeros(3)}, root=tmp_path)
+        other = next(p for p in (tmp_path / "s").glob("*.npz") if p != path)
+        path.write_bytes(other.read_bytes())
+    with pytest.warns(cache.CacheWarning, match=str(path)):
+        out = cache.cached_arrays("s", {"a": 1}, "1", compute, root=tmp_path)
+    assert np.array_equal(out["x"], compute()["x"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        again = cache.cached_arrays("s", {"a": 1}, "1", lambda: pytest.fail("recomputed"), root=tmp_path)
+    assert np.array_equal(again["x"], compute()["x"])
+
+
+def _write_npy(folder, values=(1.0, 2.0)):
+    np.save(folder / "a.npy", np.array(values))
+
+
+@pytest.mark.parametrize("damage", ["truncate", "no_manifest", "foreign"])
+def test_damaged_memmap_folder_is_recomputed(tmp_path, damage):
+    cache.cached_memmaps("m", {"a": 1}, "1", _write_npy, root=tmp_path)
+    folder = tmp_path / "m" / cache.cache_key("m", {"a": 1}, "1")
+    if damage == "truncate":
+        (folder / "a.npy").write_bytes((folder / "a.npy").read_bytes()[:-4])
+    elif damage == "no_manifest":
+        (folder / cache.MANIFEST).unlink()
+    else:
+        (folder / cache.MANIFEST).write_text('{"key": "0123", "files": {}}')
+    with pytest.warns(cache.CacheWarning, match=str(folder)):
+        out = cache.cached_memmaps("m", {"a": 1}, "1", _write_npy, root=tmp_path)
+    assert np.array_equal(out["a"], [1.0, 2.0])
+
+
+def test_unwritable_cache_warns_and_returns_the_result(tmp_path):
+    if os.geteuid() == 0:  # root writes anywhere: make the stage path a file instead of a folder
+        (tmp_path / "s").write_text("")
+    else:
+        tmp_path.chmod(0o500)
+    try:
+        with pytest.warns(cache.CacheWarning, match="could not write"):
+            out = cache.cached_arrays("s", {}, "1", lambda: {"x": np.ones(2)}, root=tmp_path)
+        assert np.array_equal(out["x"], np.ones(2))
+        with pytest.warns(cache.CacheWarning, match="could not write"):
+            out = cache.cached_memmaps("m" if os.geteuid() else "s", {}, "1", _write_npy, root=tmp_path)
+        assert np.array_equal(out["a"], [1.0, 2.0])
+    finally:
+        tmp_path.chmod(0o700)
+
+
+def test_entries_follow_the_umask_and_stale_temporaries_are_cleaned(tmp_path):
+    stale = tmp_path / "s" / ".0123.npz.abcdefgh.tmp"
+    fresh = tmp_path / "s" / ".4567.npz.abcdefgh.tmp"
+    stale.parent.mkdir()
+    stale.write_bytes(b"half")
+    fresh.write_bytes(b"being written")
+    old = time.time() - 2 * cache.STALE_AGE
+    os.utime(stale, (old, old))
+    previous = os.umask(0o027)
+    cache._umask = None
+    try:
+        cache.cached_arrays("s", {}, "1", lambda: {"x": np.ones(2)}, root=tmp_path)
+        cache.cached_memmaps("m", {}, "1", _write_npy, root=tmp_path)
+    finally:
+        os.umask(previous)
+        cache._umask = None
+    assert _entry(tmp_path).stat().st_mode & 0o777 == 0o640
+    assert (tmp_path / "m" / cache.cache_key("m", {}, "1")).stat().st_mode & 0o777 == 0o750
+    assert not stale.exists() and fresh.exists()
+
+
+_WRITER = """
+import sys, time, numpy as np
+from brainldm import cache
+def compute():
+    open(sys.argv[2], "a").write("computed\\n")
+    time.sleep(1.0)
+    return {"x": np.arange(5)}
+out = cache.cached_arrays("s", {}, "1", compute, root=sys.argv[1])
+assert out["x"].tolist() == [0, 1, 2, 3, 4]
+"""
+
+
+def test_one_writer_per_key_across_processes(tmp_path):
+    log = tmp_path / "log"
+    runs = [subprocess.Popen([sys.executable, "-c", _WRITER, str(tmp_path / "c"), str(log)]) for _ in range(2)]
+    assert [p.wait(60) for p in runs] == [0, 0]
+    assert log.read_text().count("computed") == 1
+
+
+_WORLD = """
+import warnings
+warnings.simplefilter("error", UserWarning)
+from brainldm.datasets import load_dataset
+ds = load_dataset("world", subject="subj01", n_train=20, n_test=5)
+betas, ids = ds.betas("train")
+print(betas.shape, float(betas.sum()))
+"""
+
+
+def test_two_processes_build_a_fresh_world_cache_at_once(tmp_path):
+    env = {**os.environ, "BRAINLDM_DATA": str(tmp_path / "data"), "OMP_NUM_THREADS": "1"}
+    env.pop("BRAINLDM_CACHE", None)
+
+    def start():
+        return subprocess.Popen([sys.executable, "-c", _WORLD], env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+
+    runs = [start(), start()]
+    outputs = [p.communicate(timeout=300) for p in runs]
+    assert [p.returncode for p in runs] == [0, 0], [err[-2000:] for _, err in outputs]
+    third = start()
+    out, err = third.communicate(timeout=300)
+    assert third.returncode == 0, err[-2000:]
+    last = [text.strip().splitlines()[-1] for text in (outputs[0][0], outputs[1][0], out)]
+    assert last[0] == last[1] == last[2]
+    store = tmp_path / "data" / "cache" / "pycortex" / "db"
+    assert (store / ".S1.complete").exists()
+    assert not list(store.glob(".*.tmp"))
+
+
+def test_incomplete_pycortex_copy_is_redone(tmp_path, monkeypatch):
+    from brainldm import anatomy
+
+    anatomy.import_cortex()
+    bundled = anatomy.bundled_filestore() / anatomy.SUBJECT
+    store = tmp_path / "db"
+    (store / anatomy.SUBJECT / "surfaces").mkdir(parents=True)  # what a killed copy leaves
+    anatomy._copy_subject(bundled, store)
+    assert anatomy._complete_copy(bundled, store / anatomy.SUBJECT)
+    assert (store / ".S1.complete").exists()
+
+
+# --- NSD files: damaged, converted or inconsistent inputs are errors that name the file -------
+@pytest.fixture(scope="module")
+def nsd_master(tmp_path_factory):
+    from brainldm.datasets.nsd_fabricate import fabricate_nsd
+
+    root = tmp_path_factory.mktemp("nsd") / "nsd"
+    fabricate_nsd(root, subjects=("subj01",), n_sessions=2, trials_per_session=30, n_shared=6, image_size=8,
+                  formats=("nii",))
+    return root
+
+
+@pytest.fixture
+def nsd_root(nsd_master, tmp_path, monkeypatch):
+    import shutil
+
+    monkeypatch.setenv("BRAINLDM_CACHE", str(tmp_path / "cache"))
+    root = tmp_path / "nsd"
+    shutil.copytree(nsd_master, root)
+    return root
+
+
+def _betas_path(root, session=1):
+    return root / f"nsddata_betas/ppdata/subj01/func1pt8mm/betas_fithrf_GLMdenoise_RR/betas_session{session:02d}.nii.gz"
+
+
+def _load(root, **options):
+    from brainldm.datasets import load_dataset
+
+    return load_dataset("nsd", subject="subj01", root=root, **options)
+
+
+def test_flipped_bytes_in_gzipped_betas_are_an_error_and_change_the_cache_key(nsd_root):
+    from brainldm.datasets import nsd
+    from brainldm.errors import DataError
+
+    path = _betas_path(nsd_root)
+    good = path.read_bytes()
+    key = nsd._file_identity(path)
+    stat = path.stat()
+    raw = bytearray(good)
+    for offset in range(len(raw) // 3, len(raw) - 16, max(1, len(raw) // 7)):
+        raw[offset] ^= 0x5A
+    path.write_bytes(raw)
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # same name, size and time as the good file
+    assert nsd._file_identity(path) != key
+    with pytest.raises(DataError, match=str(path)):
+        _load(nsd_root).betas("train")
+    path.write_bytes(good)
+    assert _load(nsd_root).betas("train")[0].shape[0] > 0
+
+
+def _edit_design(root, **fields):
+    import scipy.io
+
+    path = root / "nsddata/experiments/nsd/nsd_expdesign.mat"
+    design = scipy.io.loadmat(path)
+    design = {k: v for k, v in design.items() if not k.startswith("__")}
+    for name, edit in fields.items():
+        design[name] = edit(design[name])
+    scipy.io.savemat(path, design)
+
+
+@pytest.mark.parametrize("field, edit, message", [
+    ("masterordering", lambda v: v - 1, "masterordering holds 0.*0-based"),
+    ("masterordering", lambda v: v + 10_000, r"masterordering holds \d+, but .* in 1\.\.\d+"),
+    ("subjectim", lambda v: v - 1, "subjectim holds 0"),
+    ("sharedix", lambda v: v * 0, "sharedix holds 0"),
+    ("masterordering", lambda v: v.astype(float) + 0.5, "masterordering must hold whole numbers"),
+])
+def test_expdesign_indices_are_range_checked(nsd_root, field, edit, message):
+    from brainldm.errors import DataError
+
+    _edit_design(nsd_root, **{field: edit})
+    with pytest.raises(DataError, match=message):
+        _load(nsd_root)
+
+
+def _set_slope(root):
+    import nibabel as nib
+
+    path = _betas_path(root)
+    image = nib.load(path)
+    data = np.asarray(image.dataobj)
+    scaled = nib.Nifti1Image(data, image.affine, image.header)
+    scaled.header.set_slope_inter(1 / 300, 0.0)
+    scaled.set_data_dtype(np.int16)
+    nib.save(scaled, path)
+
+
+def _not_gzip(root):
+    path = _betas_path(root)
+    path.write_bytes(b"\x00" * 4096)
+
+
+def _nan_roi(root):
+    import nibabel as nib
+
+    path = root / "nsddata/ppdata/subj01/func1pt8mm/roi/nsdgeneral.nii.gz"
+    image = nib.load(path)
+    data = np.asarray(image.dataobj).astype(np.float32)
+    data[0, 0, 0] = np.nan
+    nib.save(nib.Nifti1Image(data, image.affine), path)
+
+
+def _truncated_betas(root):
+    path = _betas_path(root, 2)
+    path.write_bytes(path.read_bytes()[:-100])
+
+
+@pytest.mark.parametrize("damage, message", [
+    (_set_slope, "NIfTI scaling"),
+    (_not_gzip, "could not read"),
+    (_nan_roi, "NaN"),
+    (_truncated_betas, "could not read"),
+])
+def test_damaged_nsd_volumes_are_data_errors(nsd_root, damage, message):
+    from brainldm.errors import DataError
+
+    damage(nsd_root)
+    with pytest.raises(DataError, match=message):
+        _load(nsd_root, cache=False).betas("train")
+
+
+def test_bad_stim_info_and_captions_are_data_errors(nsd_root):
+    import json
+
+    from brainldm.errors import DataError
+
+    data = _load(nsd_root, cache=False)
+    ids = data.betas("test")[1][:2]
+    csv = nsd_root / "nsddata/experiments/nsd/nsd_stim_info_merged.csv"
+    good_csv = csv.read_bytes()
+    csv.write_bytes(b"\xff\xfe\xfa" + good_csv)
+    with pytest.raises(DataError, match="nsd_stim_info_merged.csv"):
+        _load(nsd_root, cache=False).captions(ids)
+    csv.write_bytes(good_csv)
+    for split in ("train2017", "val2017"):
+        path = nsd_root / f"nsddata_stimuli/stimuli/nsd/annotations/captions_{split}.json"
+        content = json.loads(path.read_text())
+        del content["annotations"][0]["caption"]
+        path.write_text(json.dumps(content))
+    with pytest.raises(DataError, match="caption entries lack"):
+        _load(nsd_root, cache=False).captions(ids)
+
+
+@pytest.mark.parametrize("sessions", [True, 1.5, "2", 0, -1])
+def test_bad_sessions_are_parameter_errors(nsd_root, sessions):
+    from brainldm.errors import ParameterError
+
+    with pytest.raises(ParameterError, match="sessions"):
+        _load(nsd_root, sessions=sessions)
+
