@@ -327,3 +327,125 @@ def test_bad_sessions_are_parameter_errors(nsd_root, sessions):
     with pytest.raises(ParameterError, match="sessions"):
         _load(nsd_root, sessions=sessions)
 
+
+# --- parameters: every chapter parameter and dataset option checked up front ---------------------
+@pytest.mark.parametrize("name, text, message", [
+    ("fdr", "1.5", r"'fdr' = 1.5 .* in \(0, 1\)"),
+    ("n_boot", "0", "'n_boot' = 0"),
+    ("n_examples", "-2", "'n_examples' = -2"),
+    ("guidance_scale", "nan", "'guidance_scale' = 'nan'"),
+    ("guidance_scale", "float('nan')", "'guidance_scale'"),
+    ("guidance_scale", "-3.0", "'guidance_scale' = -3.0"),
+    ("strength", "high", "'strength' = 'high'"),
+    ("n_samples", "1.5", "'n_samples' = 1.5"),
+    ("n_images", "-1", "'n_images' = -1"),
+    ("seed", "-1", "'seed' = -1"),
+    ("subject", "'../subj01'", "'subject'"),
+    ("subject", "subj03", "unknown subject 'subj03'"),
+    ("dataset_options", "{'n_trian': 60}", "unknown option.*'n_trian'.*valid options are: seed, n_train"),
+    ("dataset_options", "{'seed': -1}", r"dataset_options\['seed'\]"),
+    ("dataset_options", "{'n_train': 'many'}", r"dataset_options\['n_train'\]"),
+    ("dataset_options", "[1, 2]", "'dataset_options'"),
+    ("protocol", "mine", "'protocol' = 'mine'.*'authors', 'brainldm'"),
+    ("dtype", "float64", "'dtype'"),
+])
+def test_bad_chapter_parameters_are_refused_before_any_work(name, text, message):
+    from brainldm import book
+    from brainldm.errors import ParameterError
+
+    defaults = {"dataset": "world", "subject": "subj01", "dataset_options": {}, "fdr": 0.05, "n_boot": 1000,
+                "n_examples": 8, "guidance_scale": None, "strength": None, "n_samples": None, "n_images": None,
+                "seed": 0, "protocol": None, "dtype": None}
+    with pytest.raises(ParameterError, match=message):
+        book.parse_parameters({name: text}, defaults, "02_decode_latents")
+
+
+def test_chapter_overrides_and_good_values_pass():
+    from brainldm import book
+
+    defaults = {"dataset": "world", "n_images": None, "guidance_scale": None, "strengths": [0.4, 0.8]}
+    assert book.parse_parameters({"n_images": "0"}, defaults, "04_decode_captions") == {"n_images": 0}
+    with pytest.raises(BrainLDMError, match="n_images"):
+        book.parse_parameters({"n_images": "0"}, defaults, "02_decode_latents")
+    assert book.parse_parameters({"guidance_scale": "7"}, defaults) == {"guidance_scale": 7.0}
+    with pytest.raises(BrainLDMError, match="strengths"):
+        book.parse_parameters({"strengths": "[0.4, 1.5]"}, defaults)
+
+
+def test_every_chapter_default_and_smoke_and_profile_parameter_passes():
+    import jupytext
+
+    from brainldm import book
+
+    smoke = book.smoke_parameters()
+    for path in book.list_chapters():
+        defaults = book.chapter_parameters(jupytext.read(path))
+        book.parse_parameters(smoke.get(path.stem, {}), defaults, path.stem)
+        book.parse_parameters({}, defaults, path.stem)
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"n_trian": 60}, "unknown option.*n_trian"),
+    ({"seed": -1}, "seed"),
+    ({"seed": 1.5}, "seed"),
+    ({"n_test": True}, "n_test"),
+    ({"image_size": 50}, "multiple of 16"),
+])
+def test_load_dataset_checks_its_options(options, message):
+    from brainldm.datasets import load_dataset
+    from brainldm.errors import ParameterError
+
+    with pytest.raises(ParameterError, match=message):
+        load_dataset("world", subject="subj01", **options)
+
+
+@pytest.mark.parametrize("value, kwargs, ok", [
+    (0.5, {"kind": "float", "low": 0, "high": 1}, True),
+    (float("inf"), {"kind": "float"}, False),
+    (True, {"kind": "int"}, False),
+    (3, {"kind": "float"}, True),
+    (None, {"kind": "int", "none": True}, True),
+    ([], {"kind": "str", "many": True}, False),
+    (["a", 1], {"kind": "str", "many": True}, False),
+])
+def test_check_parameter(value, kwargs, ok):
+    from brainldm.errors import ParameterError
+    from brainldm.validate import check_parameter
+
+    if ok:
+        check_parameter("x", value, **kwargs)
+    else:
+        with pytest.raises(ParameterError, match="'x'"):
+            check_parameter("x", value, **kwargs)
+
+
+# --- the command line: one line, chapter and cell, non-zero exit ----------------------------------
+def _project(tmp_path, source):
+    chapters = tmp_path / "project" / "chapters"
+    chapters.mkdir(parents=True)
+    (chapters / "01_fail.py").write_text(
+        "# %% tags=[\"parameters\"]\nn = 1\n\n# %%\nprint('start')\n\n# %%\n" + source + "\n")
+    return tmp_path / "project"
+
+
+def test_dead_kernel_names_chapter_and_cell(tmp_path, monkeypatch, capsys):
+    from brainldm import cli
+
+    project = _project(tmp_path, "import os\nos.kill(os.getpid(), 9)")
+    monkeypatch.setenv("BRAINLDM_ROOT", str(project))
+    assert cli.main(["run", "01", "-o", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "chapter 01_fail" in err and "cell 2" in err and "kernel died" in err
+
+
+def test_unwritable_output_folder_is_one_line(tmp_path, monkeypatch, capsys):
+    from brainldm import cli
+
+    project = _project(tmp_path, "pass")
+    monkeypatch.setenv("BRAINLDM_ROOT", str(project))
+    (tmp_path / "file").write_text("")
+    assert cli.main(["run", "01", "-o", str(tmp_path / "file" / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "cannot write the executed notebook" in err and "-o" in err
+    assert cli.main(["run", "01", "-p", "n", "'x'", "-o", str(tmp_path / "out")]) == 2
+    assert "parameter 'n'" in capsys.readouterr().err

@@ -59,8 +59,12 @@ def main(argv=None):
 
             return train_main(argv[1:])
     except BrainLDMError as error:
-        print(f"brainldm: error: {error}", file=sys.stderr)
+        # one line: the chapter and cell (when inside one), what was wrong and how to fix it
+        print(f"brainldm: error: {' '.join(str(error).split())}", file=sys.stderr)
         return 2
+    except OSError as error:  # the environment (a folder that cannot be written, a full disk): no traceback
+        print(f"brainldm: error: {type(error).__name__}: {' '.join(str(error).split())}", file=sys.stderr)
+        return 1
     return 0
 
 

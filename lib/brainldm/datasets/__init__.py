@@ -39,6 +39,9 @@ def load_dataset(name="world", subject="subj01", **options):
     -------
     dataset : Dataset
     """
+    from ..validate import check_dataset_options
+
     check_choice("dataset", name, DATASETS)
+    options = check_dataset_options(name, options)  # unknown keys, types and ranges, before anything is loaded
     module, cls = DATASETS[name].split(":")
     return getattr(importlib.import_module(module), cls)(subject=subject, **options)
