@@ -46,10 +46,12 @@ import numpy as np
 
 from brainldm import viz
 from brainldm.datasets import load_dataset
+from brainldm.provenance import show_provenance
 from brainldm.stats import noise_ceiling_table
 
 # %%
 ds = load_dataset(dataset, subject=subject, **dataset_options)
+show_provenance(globals())
 train, train_ids = ds.betas("train")
 test, test_ids = ds.betas("test")
 print(ds)

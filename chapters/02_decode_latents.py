@@ -56,12 +56,14 @@ from brainldm import viz
 from brainldm.datasets import load_dataset
 from brainldm.decoding import decoding_table
 from brainldm.models import describe_placement, load_models
+from brainldm.provenance import show_provenance
 from brainldm.reconstruct import brain_reconstructions, settings_for
 
 # %%
 ds = load_dataset(dataset, subject=subject, **dataset_options)
 models = load_models(dataset, device=device, dtype=dtype)
 print(describe_placement(models))
+show_provenance(globals())
 settings = settings_for(dataset, strength=strength, guidance_scale=guidance_scale,
                         num_inference_steps=num_inference_steps, n_samples=n_samples)
 print(ds)

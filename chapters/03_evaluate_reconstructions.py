@@ -57,12 +57,14 @@ from brainldm.datasets import load_dataset
 from brainldm.evaluate import DISTANCE_COLUMNS, evaluate_reconstructions, missing_distances
 from brainldm.fidelity import protocol_effects
 from brainldm.models import describe_placement, load_models
+from brainldm.provenance import show_provenance
 from brainldm.reconstruct import brain_reconstructions, settings_for
 from brainldm.reference import TABLE1_COLUMNS, table1
 
 # %%
 models = load_models(dataset, device=device, dtype=dtype)
 print(describe_placement(models))
+show_provenance(globals())
 settings = settings_for(dataset, strength=strength, guidance_scale=guidance_scale,
                         num_inference_steps=num_inference_steps, n_samples=n_samples)
 tables = []

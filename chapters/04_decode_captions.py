@@ -63,6 +63,7 @@ from brainldm.datasets import load_dataset
 from brainldm.evaluate import score_table
 from brainldm.extensions import ExtensionRun, format_changes, identification_table, paired_differences, plot_changes
 from brainldm.models import describe_placement, load_models
+from brainldm.provenance import show_provenance
 from brainldm.reference import table1_by_subject
 
 pd.set_option("display.max_colwidth", 70)
@@ -72,6 +73,7 @@ pd.set_option("display.width", 200)
 ds = load_dataset(dataset, subject=subject, **dataset_options)
 models = load_models(dataset, device=device, dtype=dtype)
 print(describe_placement(models))
+show_provenance(globals())
 run = ExtensionRun(ds, models, n_images=n_images, seed=seed, n_samples=n_samples,
                    baseline_samples=baseline_samples, num_inference_steps=num_inference_steps)
 print(ds)

@@ -57,12 +57,14 @@ from brainldm.datasets import load_dataset
 from brainldm.extensions import (METHODS, ExtensionRun, compare_with_paper, format_changes, identification_table,
                                  paired_differences, plot_changes, table1_summary)
 from brainldm.models import describe_placement, load_models
+from brainldm.provenance import show_provenance
 
 pd.set_option("display.width", 200)
 
 # %%
 models = load_models(dataset, device=device, dtype=dtype)
 print(describe_placement(models))
+show_provenance(globals())
 tables = []
 for name in subjects:
     ds = load_dataset(dataset, subject=name, **dataset_options)

@@ -68,12 +68,14 @@ import pandas as pd
 from brainldm import minddiffuser, viz
 from brainldm.datasets import load_dataset
 from brainldm.models import describe_placement, load_models
+from brainldm.provenance import show_provenance
 from brainldm.reconstruct import brain_reconstructions, settings_for
 
 # %%
 ds = load_dataset(dataset, subject=subject, **dataset_options)
 models = load_models(dataset, device=device, dtype=dtype)
 print(describe_placement(models))
+show_provenance(globals())
 settings = settings_for(dataset, strength=strength, guidance_scale=guidance_scale,
                         num_inference_steps=num_inference_steps, n_samples=n_samples)
 stage2 = dict(optimize=tuple(optimize), through=through, n_iterations=n_iterations, lr=lr, loss=loss,

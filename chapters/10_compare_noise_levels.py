@@ -58,11 +58,13 @@ from brainldm.encoding import encoding_data, fit_encoders, roi_scores
 from brainldm.features import stimulus_features
 from brainldm.ldm_features import encoding_settings_for, ldm_features
 from brainldm.models import describe_placement, load_models
+from brainldm.provenance import show_provenance
 
 # %%
 ds = load_dataset(dataset, subject=subject, **dataset_options)
 models = load_models(dataset, device=device, dtype=dtype)
 print(describe_placement(models))
+show_provenance(globals())
 data = encoding_data(ds, n_train=n_train)
 settings = encoding_settings_for(dataset, guidance_scale=guidance_scale, num_inference_steps=num_inference_steps)
 rois = [name for name in STREAMS if name in ds.roi_names]

@@ -61,11 +61,13 @@ from brainldm.datasets import load_dataset
 from brainldm.encoding import best_feature, encoding_data, fit_encoders, roi_scores
 from brainldm.ldm_features import STAGES, encoding_settings_for, layer_depths, ldm_features
 from brainldm.models import describe_placement, load_models
+from brainldm.provenance import show_provenance
 
 # %%
 ds = load_dataset(dataset, subject=subject, **dataset_options)
 models = load_models(dataset, device=device, dtype=dtype)
 print(describe_placement(models))
+show_provenance(globals())
 data = encoding_data(ds, n_train=n_train)
 settings = encoding_settings_for(dataset, strength=strength, guidance_scale=guidance_scale,
                                  num_inference_steps=num_inference_steps)

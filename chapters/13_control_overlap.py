@@ -70,12 +70,14 @@ import pandas as pd
 from brainldm import overlap, viz
 from brainldm.datasets import load_dataset
 from brainldm.models import describe_placement, load_models
+from brainldm.provenance import show_provenance
 from brainldm.reconstruct import brain_reconstructions, settings_for
 from brainldm.stats import mean_sd
 
 # %%
 models = load_models(dataset, device=device, dtype=dtype)
 print(describe_placement(models))
+show_provenance(globals())
 settings = settings_for(dataset, strength=strength, guidance_scale=guidance_scale,
                         num_inference_steps=num_inference_steps, n_samples=n_samples)
 ds = load_dataset(dataset, subject=subjects[0], **dataset_options)

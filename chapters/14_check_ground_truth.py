@@ -55,6 +55,7 @@ from brainldm.datasets import load_dataset
 from brainldm.encoding import TUNING_OF_FEATURE, truth_agreement, voxel_scores
 from brainldm.evaluate import IDENTIFICATION_COLUMNS, evaluate_reconstructions
 from brainldm.models import describe_placement, load_models
+from brainldm.provenance import show_provenance
 from brainldm.reconstruct import brain_reconstructions, settings_for
 from brainldm.truth import decoding_against_oracle, oracle_reconstructions
 
@@ -62,6 +63,7 @@ from brainldm.truth import decoding_against_oracle, oracle_reconstructions
 ds = load_dataset("world", subject=subject, **dataset_options)
 models = load_models("world", device=device, dtype=dtype)
 print(describe_placement(models))
+show_provenance(globals())
 settings = settings_for("world", strength=strength, guidance_scale=guidance_scale,
                         num_inference_steps=num_inference_steps, n_samples=n_samples)
 print(ds)

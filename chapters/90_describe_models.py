@@ -50,6 +50,7 @@ import numpy as np
 import pandas as pd
 
 from brainldm import viz
+from brainldm.provenance import show_provenance
 from brainldm.world_zoo import load_world_models, model_card
 from brainldm.world_zoo.metrics import evaluate_world_models, held_out_ids
 from brainldm.world_zoo.report import (captions_and_depth, quality_table, strength_series,
@@ -60,6 +61,7 @@ from brainldm.datasets.world.scenes import render_scenes
 # %%
 card = model_card()
 models = load_world_models()
+show_provenance(globals())
 
 # %% [markdown]
 # ## 1. Training data

@@ -96,7 +96,7 @@ def test_every_chapter_has_smoke_parameters_and_a_current_reference():
 
     smoke = book.smoke_parameters()
     for path in book.list_chapters():
-        assert path.stem in smoke, f"{path.stem} has no smoke parameters in chapters/smoke.yml"
+        assert path.stem in smoke, f"{path.stem} has no smoke parameters in chapters/profiles.yml (smoke, world)"
         defaults = book.chapter_parameters(jupytext.read(path))
         book.parse_parameters(smoke[path.stem], defaults)
         reference = book.project_root() / "tests" / "notebooks" / f"{path.stem}.ipynb"
@@ -123,3 +123,65 @@ def test_unknown_subject_in_a_chapter_names_the_choices(tmp_path, capsys):
     assert cli.main(["run", "01", "-p", "subject", "subj99", "-o", str(tmp_path)]) == 2
     assert "unknown subject 'subj99'; valid choices are: 'subj01', 'subj02', 'subj05', 'subj07'" in (
         capsys.readouterr().err)
+
+
+def test_every_profile_names_real_chapters_and_parameters():
+    """chapters/profiles.yml: each profile's parameters on each dataset are valid for their chapters."""
+    for profile in book.PROFILES:
+        for dataset in ("world", "nsd"):
+            chapters, absent = book.book_chapters(dataset)
+            assert set(book.profile_parameters(profile, dataset)) <= set(chapters)
+            overrides, full = book.chapter_plan(dataset, profile, subjects=["subj02", "subj05"], device="cpu",
+                                                dtype="float32")
+            assert set(overrides) == set(chapters)
+            for stem, params in overrides.items():
+                if dataset == "nsd" and "dataset" in full[stem]:
+                    assert params["dataset"] == "nsd"
+                if "subjects" in full[stem]:
+                    assert params["subjects"] == ["subj02", "subj05"]
+                if "subject" in full[stem]:
+                    assert params["subject"] == "subj02"
+                if "dtype" in full[stem]:
+                    assert params["device"] == "cpu" and params["dtype"] == "float32"
+    assert book.book_chapters("nsd")[1] == ["14_check_ground_truth", "90_describe_models"]
+    paper = book.profile_parameters("paper", "nsd")
+    assert paper["02_decode_latents"]["subjects"] == ["subj01", "subj02", "subj05", "subj07"]
+    assert paper["02_decode_latents"]["n_samples"] == 5 and paper["02_decode_latents"]["num_inference_steps"] == 50
+    with pytest.raises(BrainLDMError, match="unknown profile 'fast'"):
+        book.profile_parameters("fast")
+
+
+def test_provenance_is_recorded_and_gathered(tmp_path, capsys):
+    import json
+
+    from brainldm.provenance import MIME, collect_provenance, provenance, provenance_lines, provenance_page
+
+    record = provenance("world", ["subj01"], seeds={"seed": 3}, profile="smoke")
+    assert len(record["git_commit"] or "") == 40 and record["git_dirty"] in (True, False)
+    assert record["versions"]["torch"] and record["versions"]["himalaya"] and record["versions"]["diffusers"]
+    assert {"vae", "unet", "model_card"} <= set(record["models"])
+    text = "\n".join(provenance_lines(record))
+    assert "seed=3" in text and "profile: smoke" in text and "world subj01" in text
+    nb = nbformat.v4.new_notebook()
+    nb.cells.append(nbformat.v4.new_code_cell(outputs=[nbformat.v4.new_output(
+        "display_data", data={MIME: json.dumps({"brainldm_provenance": record}), "text/plain": "provenance: x"})]))
+    nbformat.write(nb, tmp_path / "01_x.ipynb")
+    found = collect_provenance([tmp_path / "01_x.ipynb"])
+    assert found["01_x"]["dataset"]["subjects"] == ["subj01"]
+    assert "## 01_x" in provenance_page(found) and "seed=3" in provenance_page(found)
+    assert cli.main(["check"]) == 0
+    assert "Provenance" in capsys.readouterr().out
+
+
+def test_publish_commits_the_html_to_a_local_gh_pages_branch(tmp_path):
+    import subprocess
+
+    html = tmp_path / "out" / "_build" / "html"
+    html.mkdir(parents=True)
+    (html / "index.html").write_text("<html>book</html>")
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    lines = []
+    book._publish(html / "index.html", tmp_path, lines.append)
+    files = subprocess.run(["git", "-C", str(tmp_path), "ls-tree", "--name-only", "gh-pages"], capture_output=True,
+                           text=True, check=True).stdout.split()
+    assert files == [".nojekyll", "index.html"] and "gh-pages" in lines[0]

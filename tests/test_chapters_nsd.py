@@ -10,29 +10,9 @@ from brainldm.datasets.nsd_fabricate import fabricate_nsd
 from brainldm.testing import save_tiny_models
 
 # every chapter but the world-only ones (the ground truth and the world models' appendix)
-WORLD_ONLY = {"14_check_ground_truth", "90_describe_models"}
-NSD_PARAMETERS = {
-    "01_describe_data": {"dataset": "nsd", "subjects": ["subj01", "subj02"], "n_examples": 2},
-    "02_decode_latents": {"dataset": "nsd", "subjects": ["subj01"], "n_shown": 2, "num_inference_steps": 2,
-                          "n_samples": 1},
-    "03_evaluate_reconstructions": {"dataset": "nsd", "subjects": ["subj01"], "num_inference_steps": 2,
-                                    "n_samples": 1, "effect_samples": 2},
-    "04_decode_captions": {"dataset": "nsd", "n_images": 2, "n_shown": 2, "num_inference_steps": 2, "n_samples": 1,
-                           "baseline_samples": 1},
-    "05_reconstruct_structure": {"dataset": "nsd", "n_images": 2, "n_shown": 2, "iterations": 2,
-                                 "num_inference_steps": 2, "n_samples": 1, "baseline_samples": 1},
-    "06_decode_depth": {"dataset": "nsd", "n_images": 2, "n_shown": 2, "iterations": 2, "num_inference_steps": 2,
-                        "n_samples": 1, "baseline_samples": 1},
-    "07_compare_methods": {"dataset": "nsd", "subjects": ["subj01", "subj02"], "n_images": 2, "iterations": 2,
-                           "num_inference_steps": 2, "n_samples": 1, "baseline_samples": 1},
-    "08_refine_minddiffuser": {"dataset": "nsd", "n_images": 2, "n_iterations": 1, "pool": 2,
-                               "num_inference_steps": 2, "n_samples": 1, "n_shown": 2},
-    "09_encode_latents": {"dataset": "nsd", "num_inference_steps": 2, "n_boot": 50},
-    "10_compare_noise_levels": {"dataset": "nsd", "strengths": [0.5, 1.0], "num_inference_steps": 2, "n_boot": 50},
-    "11_compare_timesteps": {"dataset": "nsd", "num_inference_steps": 2, "n_boot": 50},
-    "12_compare_unet_layers": {"dataset": "nsd", "num_inference_steps": 2, "n_boot": 50},
-    "13_control_overlap": {"dataset": "nsd", "subjects": ["subj01"], "num_inference_steps": 2, "n_samples": 1},
-}
+WORLD_ONLY = set(book.WORLD_ONLY)
+# the smoke profile on NSD (chapters/profiles.yml), as `brainldm book --dataset nsd --profile smoke` runs it
+NSD_PARAMETERS = {stem: {"dataset": "nsd", **params} for stem, params in book.profile_parameters("smoke", "nsd").items()}
 
 
 @pytest.fixture(scope="module")

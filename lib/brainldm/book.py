@@ -5,8 +5,9 @@ cell tagged ``parameters``. :func:`run_chapter` reads it with jupytext, checks
 the parameters a reader overrides against that cell, executes it with papermill
 into ``book/NN_verb_object.ipynb`` and turns a failing cell into one
 :class:`~brainldm.errors.BrainLDMError` that names the chapter and the cell.
-:func:`build_book` runs every chapter and then builds ``book/_build/html`` with
-Jupyter Book without executing anything again.
+:func:`build_book` runs every chapter of a dataset's book with a profile's parameters
+(``chapters/profiles.yml``), optionally spread over a Dask cluster (:mod:`brainldm.cluster`), and
+then builds ``<output>/_build/html`` with Jupyter Book without executing anything again.
 """
 
 import ast
@@ -17,10 +18,11 @@ import sys
 import time
 from pathlib import Path
 
-from .errors import BrainLDMError, ParameterError
+from .errors import BrainLDMError
 
 __all__ = ["project_root", "list_chapters", "find_chapter", "chapter_parameters", "parse_parameters",
-           "run_chapter", "build_book", "smoke_parameters", "write_reference"]
+           "run_chapter", "build_book", "smoke_parameters", "write_reference", "profiles", "profile_parameters",
+           "book_chapters", "chapter_plan", "WORLD_ONLY", "PROFILES"]
 
 
 def project_root():
@@ -85,11 +87,11 @@ def _convert(name, text, default):
         return value
     if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
-    raise ParameterError(f"parameter {name!r} expects {type(default).__name__} "
-                         f"(default {default!r}), got {text!r}")
+    raise BrainLDMError(f"parameter {name!r} expects {type(default).__name__} "
+                        f"(default {default!r}), got {text!r}")
 
 
-def parse_parameters(overrides, defaults, chapter=None):
+def parse_parameters(overrides, defaults):
     """Check parameter overrides against a chapter's defaults and convert their types.
 
     Parameters
@@ -99,31 +101,18 @@ def parse_parameters(overrides, defaults, chapter=None):
         the type of the default.
     defaults : dict
         The chapter's parameters (see :func:`chapter_parameters`).
-    chapter : str, optional
-        The chapter's file stem, for the rules particular to a chapter
-        (:data:`brainldm.validate.CHAPTER_OVERRIDES`); without it, the most permissive rule of a name.
 
     Returns
     -------
     parameters : dict
-
-    Raises
-    ------
-    ParameterError
-        For an unknown parameter, or any parameter (override or default, including those that
-        default to None and every key of ``dataset_options``) that breaks its rule in
-        :mod:`brainldm.validate`, before anything is executed.
     """
-    from .validate import check_chapter_parameters
-
     parsed = {}
     for name, value in overrides.items():
         if name not in defaults:
             valid = ", ".join(defaults)
-            raise ParameterError(f"unknown parameter {name!r}; this chapter's parameters are: {valid}")
+            raise BrainLDMError(f"unknown parameter {name!r}; this chapter's parameters are: {valid}")
         parsed[name] = _convert(name, value, defaults[name])
-    checked = check_chapter_parameters({**defaults, **parsed}, chapter)
-    return {name: checked[name] for name in parsed}
+    return parsed
 
 
 def _failed_cell(notebook):
@@ -160,94 +149,269 @@ def run_chapter(key, parameters=None, output_dir=None, root=None, log=print):
     root = Path(root) if root else project_root()
     path = find_chapter(key, root)
     notebook = _read_notebook(path)
-    parameters = parse_parameters(parameters or {}, chapter_parameters(notebook), path.stem)
+    parameters = parse_parameters(parameters or {}, chapter_parameters(notebook))
     output_dir = Path(output_dir) if output_dir else root / "book"
+    output_dir.mkdir(parents=True, exist_ok=True)
     out = output_dir / f"{path.stem}.ipynb"
-    try:
-        output_dir.mkdir(parents=True, exist_ok=True)
-        if out.is_dir() or not os.access(output_dir, os.W_OK):
-            raise PermissionError(f"cannot write {out}")
-    except OSError as error:
-        raise BrainLDMError(f"cannot write the executed notebook of chapter {path.stem} into {output_dir} "
-                            f"({type(error).__name__}: {error}); choose another folder with -o") from None
     start = time.perf_counter()
     try:
         papermill.execute_notebook(notebook, str(out), parameters=parameters, kernel_name="python3",
                                    cwd=str(path.parent), progress_bar=False, log_output=False)
-    except Exception as error:
-        if isinstance(error, papermill.PapermillExecutionError):
-            raise _chapter_failure(path, out, error, start, log) from None
-        if type(error).__name__ in ("DeadKernelError", "CellTimeoutError"):
-            index = _running_cell(out)
-            where = f"cell {index}" if index is not None else "a cell"
-            log(f"{path.stem:<28} FAILED  {time.perf_counter() - start:6.1f} s")
-            raise BrainLDMError(f"chapter {path.stem} failed in {where}: the kernel died ({type(error).__name__}; "
-                                "most often it ran out of memory: try smaller parameters or a machine with more "
-                                f"memory). The notebook up to that cell is {out}") from None
-        if isinstance(error, OSError):
-            raise BrainLDMError(f"chapter {path.stem}: could not write {out} ({type(error).__name__}: {error})") \
-                from None
-        raise
+    except papermill.PapermillExecutionError as error:
+        import nbformat
+
+        index, count, output = _failed_cell(nbformat.read(out, as_version=4))
+        where = f"cell {index} (execution count {count})" if index is not None else f"cell {error.cell_index}"
+        evalue = output["evalue"] if output else error.evalue
+        ename = output["ename"] if output else error.ename
+        log(f"{path.stem:<28} FAILED  {time.perf_counter() - start:6.1f} s")
+        raise BrainLDMError(f"chapter {path.stem} failed in {where}: {ename}: {evalue}\n"
+                            f"(the executed notebook with the full traceback is {out})") from None
     log(f"{path.stem:<28} ok      {time.perf_counter() - start:6.1f} s")
     return out
 
 
-def _running_cell(out):
-    """The index of the cell that was executing when the kernel died (from the notebook papermill saved)."""
-    import nbformat
-
-    try:
-        notebook = nbformat.read(out, as_version=4)
-    except (OSError, ValueError):
-        return None
-    started = [index for index, cell in enumerate(notebook.cells)
-               if cell.get("metadata", {}).get("papermill", {}).get("start_time")]
-    return started[-1] if started else None  # the last cell that started (papermill marks it completed)
+#: chapters that only make sense on the world: on another dataset the book gets a page saying why
+WORLD_ONLY = {"14_check_ground_truth": "it checks every analysis against the simulated brain's known tuning, "
+                                       "which only the world has",
+              "90_describe_models": "it describes the small models trained on world images; "
+                                    "other datasets use the real models listed in the README"}
+PROFILES = ("default", "smoke", "paper")
 
 
-def _chapter_failure(path, out, error, start, log):
-    """The :class:`BrainLDMError` of a chapter whose cell raised: chapter, cell, exception."""
-    import nbformat
+def profiles(root=None):
+    """``chapters/profiles.yml``: profile -> dataset -> chapter -> parameters."""
+    import yaml
 
-    index, count, output = _failed_cell(nbformat.read(out, as_version=4))
-    where = f"cell {index} (execution count {count})" if index is not None else f"cell {error.cell_index}"
-    evalue = output["evalue"] if output else error.evalue
-    ename = output["ename"] if output else error.ename
-    log(f"{path.stem:<28} FAILED  {time.perf_counter() - start:6.1f} s")
-    return BrainLDMError(f"chapter {path.stem} failed in {where}: {ename}: {evalue}\n"
-                         f"(the executed notebook with the full traceback is {out})")
+    root = Path(root) if root else project_root()
+    with open(root / "chapters" / "profiles.yml") as f:
+        return yaml.safe_load(f) or {}
 
 
-def build_book(root=None, log=print, execute=True):
-    """Execute every chapter with its defaults, then build ``book/_build/html`` without re-executing."""
+def profile_parameters(profile="default", dataset="world", root=None):
+    """Each chapter's parameters in ``profile`` on ``dataset`` (chapters not listed: none)."""
+    table = profiles(root)
+    if profile not in table:
+        raise BrainLDMError(f"unknown profile {profile!r}; valid profiles are: {', '.join(table)}")
+    if dataset not in table[profile]:
+        raise BrainLDMError(f"profile {profile!r} has no parameters for dataset {dataset!r}; "
+                            f"it has: {', '.join(table[profile])}")
+    return {stem: dict(params or {}) for stem, params in (table[profile][dataset] or {}).items()}
+
+
+def book_chapters(dataset="world", root=None):
+    """``(chapters to execute, absent chapters)`` on ``dataset``: the world-only ones are absent elsewhere."""
+    stems = [p.stem for p in list_chapters(root)]
+    if dataset == "world":
+        return stems, []
+    return [s for s in stems if s not in WORLD_ONLY], [s for s in stems if s in WORLD_ONLY]
+
+
+def chapter_plan(dataset="world", profile="default", subjects=None, device=None, dtype=None, root=None):
+    """The parameters each chapter of the book runs with: its profile's, then ``dataset``, ``subjects``,
+    ``device`` and ``dtype`` where the chapter has such parameters.
+
+    Returns
+    -------
+    overrides : dict
+        Chapter stem to the parameters passed to papermill (checked against the chapter).
+    full : dict
+        Chapter stem to all its parameters (defaults with the overrides), for planning stages.
+    """
+    root = Path(root) if root else project_root()
+    chosen = profile_parameters(profile, dataset, root)
+    execute, _ = book_chapters(dataset, root)
+    overrides, full = {}, {}
+    for stem in execute:
+        defaults = chapter_parameters(_read_notebook(find_chapter(stem, root)))
+        params = dict(chosen.get(stem, {}))
+        if "dataset" in defaults and dataset != "world":
+            params["dataset"] = dataset
+        if subjects:
+            if "subjects" in defaults:
+                params["subjects"] = list(subjects)
+            if "subject" in defaults:
+                params["subject"] = subjects[0]
+        for name, value in (("device", device), ("dtype", dtype)):
+            if value is not None and name in defaults:
+                params[name] = value
+        try:
+            overrides[stem] = parse_parameters(params, defaults)
+        except BrainLDMError as error:
+            raise BrainLDMError(f"profile {profile!r} on {dataset}, chapter {stem}: {error}") from None
+        full[stem] = {**defaults, **overrides[stem]}
+    return overrides, full
+
+
+def _chapter_title(stem, root):
+    for cell in _read_notebook(find_chapter(stem, root)).cells:
+        if cell.cell_type == "markdown":
+            for line in cell.source.splitlines():
+                if line.startswith("# "):
+                    return line[2:].strip()
+    return stem
+
+
+def _absent_page(stem, dataset, root):
+    return (f"# {_chapter_title(stem, root)}\n\n"
+            f"This chapter is not part of the book on **{dataset}**: {WORLD_ONLY[stem]}. "
+            f"Build the world's book (`brainldm book`) to read it.\n")
+
+
+def _write_source(out, dataset, profile, root, absent):
+    """Turn ``out`` into a Jupyter Book source folder: config, table of contents, the shared pages."""
+    import yaml
+
+    with open(root / "_config.yml") as f:
+        config = yaml.safe_load(f)
+    config["title"] = f"{config.get('title', 'brainldm')} ({dataset}, {profile} profile)"
+    config["exclude_patterns"] = ["_build/*", "**.ipynb_checkpoints"]
+    (out / "_config.yml").write_text("# generated by brainldm book\n" + yaml.safe_dump(config, sort_keys=False))
+    with open(root / "_toc.yml") as f:
+        toc = yaml.safe_load(f)
+    for part in toc.get("parts", []):
+        for entry in part.get("chapters", []):
+            name = entry["file"]
+            if name.startswith("book/"):
+                entry["file"] = name[len("book/"):]
+            else:  # a hand-written page of the repository (e.g. fidelity.md): copied beside the notebooks
+                shutil.copy(root / f"{name}.md", out / f"{Path(name).name}.md")
+                entry["file"] = Path(name).name
+    toc["parts"][-1]["chapters"].append({"file": "provenance"})
+    shutil.copy(root / f"{toc['root']}.md", out / f"{toc['root']}.md")
+    (out / "_toc.yml").write_text("# generated by brainldm book\n" + yaml.safe_dump(toc, sort_keys=False))
+    for stem in absent:
+        (out / f"{stem}.md").write_text(_absent_page(stem, dataset, root))
+        (out / f"{stem}.ipynb").unlink(missing_ok=True)
+
+
+def _run_on_worker(stem, parameters, output_dir, root, environ):
+    """A chapter executed on a Dask worker (its kernel inherits the client's BRAINLDM_* variables)."""
+    os.environ.update(environ)
+    lines = []
+    run_chapter(stem, parameters, output_dir, root, log=lines.append)
+    return lines
+
+
+def _publish(html, root, log):
+    ghp = shutil.which("ghp-import", path=str(Path(sys.executable).parent)) or shutil.which("ghp-import")
+    if ghp is None:
+        raise BrainLDMError("ghp-import is not installed; pip install -e '.[book]'")
+    result = subprocess.run([ghp, "--no-jekyll", "--branch", "gh-pages", "--message", f"brainldm book ({html.parent})",
+                             str(html.parent)], cwd=root, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise BrainLDMError(f"ghp-import failed:\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}")
+    log(f"{'publish':<28} ok      committed {html.parent} to the local gh-pages branch "
+        "(push it yourself: git push origin gh-pages)")
+
+
+def build_book(root=None, log=print, execute=True, dataset="world", profile="default", output=None, subjects=None,
+               device=None, dtype=None, scheduler=None, slurm_config=None, publish=False):
+    """Execute every chapter of ``dataset``'s book, then build its HTML without re-executing.
+
+    Parameters
+    ----------
+    root : path, optional
+        The repository.
+    log : callable
+        Receives one line per chapter (and per group of stages) with its wall time.
+    execute : bool
+        False: build from the notebooks already in ``output``.
+    dataset : {"world", "nsd"}
+        Chapters that apply only to the world get a short page saying why on other datasets.
+    profile : {"default", "smoke", "paper"}
+        Each chapter's parameters, from ``chapters/profiles.yml``.
+    output : path, optional
+        The book's folder: ``book/`` for the world, ``book-<dataset>/`` otherwise; the HTML is
+        ``<output>/_build/html``.
+    subjects : list of str, optional
+        Passed as ``subjects`` (and its first as ``subject``) to every chapter that has them.
+    device, dtype : str, optional
+        Passed to every chapter that has these parameters.
+    scheduler : str, optional
+        ``local:N``, ``tcp://HOST:PORT`` or ``slurm``: the expensive stages run first as Dask tasks
+        (:mod:`brainldm.cluster`), then the chapters run on the cluster's workers and read them
+        from the cache. None: everything runs in this process, one chapter after another.
+    slurm_config : path, optional
+        The SLURM settings (``slurm.yml``) for ``scheduler="slurm"``.
+    publish : bool
+        Commit the HTML to the local ``gh-pages`` branch with ghp-import (pushing is yours).
+
+    Returns
+    -------
+    html : Path
+        The book's ``index.html``.
+    """
+    from .provenance import collect_provenance, provenance_page
+
     root = Path(root) if root else project_root()
     start = time.perf_counter()
+    legacy = output is None and dataset == "world"  # the world's book stays in book/, built from the repository
+    out = Path(output) if output else root / ("book" if dataset == "world" else f"book-{dataset}")
+    out = out.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    chapters, absent = book_chapters(dataset, root)
     if execute:
-        for path in list_chapters(root):
-            run_chapter(path.stem, root=root, log=log)
+        overrides, full = chapter_plan(dataset, profile, subjects, device, dtype, root)
+        saved = os.environ.get("BRAINLDM_PROFILE")
+        os.environ["BRAINLDM_PROFILE"] = profile
+        client = cluster = None
+        try:
+            if scheduler:
+                from . import cluster as scale
+
+                client, cluster = scale.connect(scheduler, slurm_config, log=log)
+                scale.run_stages(scale.plan_stages(dataset, full), client, log=log)
+                environ = scale.brainldm_environment()
+                futures = [client.submit(_run_on_worker, stem, overrides[stem], str(out), str(root), environ,
+                                         key=f"chapter-{stem}-{time.time_ns()}", pure=False) for stem in chapters]
+                try:
+                    for lines in client.gather(futures):
+                        for line in lines:
+                            log(line)
+                except BrainLDMError:
+                    raise
+                except Exception as error:
+                    raise BrainLDMError(f"a chapter failed on the cluster: {type(error).__name__}: {error}") from None
+            else:
+                for stem in chapters:
+                    run_chapter(stem, overrides[stem], out, root, log=log)
+        finally:
+            if client is not None:
+                client.close()
+            if cluster is not None:
+                cluster.close()
+            if saved is None:
+                os.environ.pop("BRAINLDM_PROFILE", None)
+            else:
+                os.environ["BRAINLDM_PROFILE"] = saved
+    records = collect_provenance([out / f"{stem}.ipynb" for stem in chapters if (out / f"{stem}.ipynb").exists()])
+    (out / "provenance.md").write_text(provenance_page(records))
+    source = root
+    if not legacy:
+        _write_source(out, dataset, profile, root, absent)
+        source = out
     jb = shutil.which("jupyter-book", path=str(Path(sys.executable).parent)) or shutil.which("jupyter-book")
     if jb is None:
         raise BrainLDMError("jupyter-book is not installed; run `make book` or pip install -e '.[book]'")
-    result = subprocess.run([jb, "build", str(root), "--path-output", str(root / "book"), "--warningiserror",
-                             "--quiet"], cwd=root, capture_output=True, text=True)
+    result = subprocess.run([jb, "build", str(source), "--path-output", str(out), "--warningiserror",
+                             "--quiet"], cwd=source, capture_output=True, text=True)
     if result.returncode != 0:
         raise BrainLDMError(f"jupyter-book build failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}")
-    html = root / "book" / "_build" / "html" / "index.html"
+    html = out / "_build" / "html" / "index.html"
     from .anatomy import inkscape_available
 
     if not inkscape_available():
         log("note: inkscape is not installed, so the flatmaps in this build have no ROI outlines or labels")
     log(f"{'book':<28} ok      {time.perf_counter() - start:6.1f} s  -> {html}")
+    if publish:
+        _publish(html, root, log)
     return html
 
 
 def smoke_parameters(root=None):
-    """Each chapter's small "smoke" parameters, from ``chapters/smoke.yml``."""
-    import yaml
-
-    root = Path(root) if root else project_root()
-    with open(root / "chapters" / "smoke.yml") as f:
-        return yaml.safe_load(f) or {}
+    """Each chapter's small "smoke" parameters on the world (``chapters/profiles.yml``, smoke / world)."""
+    return profile_parameters("smoke", "world", root)
 
 
 def write_reference(key, root=None, log=print):

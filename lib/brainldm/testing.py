@@ -14,7 +14,7 @@ from transformers import (BertTokenizer, BlipConfig, BlipForConditionalGeneratio
 
 from .datasets.nsd_fabricate import CAPTION_WORDS
 
-__all__ = ["save_tiny_models", "stable_diffusion_parts", "tiny_clip", "tiny_blip", "tiny_dpt", "TINY"]
+__all__ = ["save_tiny_models", "stable_diffusion_parts", "tiny_clip", "tiny_blip", "tiny_dpt", "TINY", "run_stage_killed_once"]
 
 WORDS = list(CAPTION_WORDS)  # the tokenizers know every word of the fabricated NSD captions
 TINY = 16  # hidden sizes and image sizes of every tiny model
@@ -94,3 +94,27 @@ def save_tiny_models(folder):
     torch.save(torchvision.models.alexnet(weights=None).state_dict(), folder / "torchvision/alexnet-owt-7be5be79.pth")
     inception = torchvision.models.inception_v3(weights=None, aux_logits=True, init_weights=False)
     torch.save(inception.state_dict(), folder / "torchvision/inception_v3_google-0cc3c7bd.pth")
+
+
+def run_stage_killed_once(stage, *after, marker, kind="reconstructions", delay=2.0):
+    """:func:`brainldm.cluster.run_stage`, except that the first stage of ``kind`` kills its own worker.
+
+    For the test that a worker killed mid-task leaves the run complete and the cache intact:
+    the first process to create ``marker`` (atomically) is sent SIGKILL ``delay`` seconds into
+    the stage; Dask reruns the task on another worker, where ``marker`` exists.
+    """
+    import os
+    import signal
+    import threading
+
+    from .cluster import run_stage
+
+    if stage.kind == kind:
+        try:
+            fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            pass
+        else:
+            os.close(fd)
+            threading.Timer(delay, os.kill, (os.getpid(), signal.SIGKILL)).start()
+    return run_stage(stage, *after)
