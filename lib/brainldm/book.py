@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from .errors import BrainLDMError
+from .errors import BrainLDMError, ParameterError
 
 __all__ = ["project_root", "list_chapters", "find_chapter", "chapter_parameters", "parse_parameters",
            "run_chapter", "build_book", "smoke_parameters", "write_reference", "profiles", "profile_parameters",
@@ -87,11 +87,11 @@ def _convert(name, text, default):
         return value
     if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
-    raise BrainLDMError(f"parameter {name!r} expects {type(default).__name__} "
-                        f"(default {default!r}), got {text!r}")
+    raise ParameterError(f"parameter {name!r} expects {type(default).__name__} "
+                         f"(default {default!r}), got {text!r}")
 
 
-def parse_parameters(overrides, defaults):
+def parse_parameters(overrides, defaults, chapter=None):
     """Check parameter overrides against a chapter's defaults and convert their types.
 
     Parameters
@@ -101,18 +101,31 @@ def parse_parameters(overrides, defaults):
         the type of the default.
     defaults : dict
         The chapter's parameters (see :func:`chapter_parameters`).
+    chapter : str, optional
+        The chapter's file stem, for the rules particular to a chapter
+        (:data:`brainldm.validate.CHAPTER_OVERRIDES`); without it, the most permissive rule of a name.
 
     Returns
     -------
     parameters : dict
+
+    Raises
+    ------
+    ParameterError
+        For an unknown parameter, or any parameter (override or default, including those that
+        default to None and every key of ``dataset_options``) that breaks its rule in
+        :mod:`brainldm.validate`, before anything is executed.
     """
+    from .validate import check_chapter_parameters
+
     parsed = {}
     for name, value in overrides.items():
         if name not in defaults:
             valid = ", ".join(defaults)
-            raise BrainLDMError(f"unknown parameter {name!r}; this chapter's parameters are: {valid}")
+            raise ParameterError(f"unknown parameter {name!r}; this chapter's parameters are: {valid}")
         parsed[name] = _convert(name, value, defaults[name])
-    return parsed
+    checked = check_chapter_parameters({**defaults, **parsed}, chapter)
+    return {name: checked[name] for name in parsed}
 
 
 def _failed_cell(notebook):
@@ -149,26 +162,62 @@ def run_chapter(key, parameters=None, output_dir=None, root=None, log=print):
     root = Path(root) if root else project_root()
     path = find_chapter(key, root)
     notebook = _read_notebook(path)
-    parameters = parse_parameters(parameters or {}, chapter_parameters(notebook))
+    parameters = parse_parameters(parameters or {}, chapter_parameters(notebook), path.stem)
     output_dir = Path(output_dir) if output_dir else root / "book"
-    output_dir.mkdir(parents=True, exist_ok=True)
     out = output_dir / f"{path.stem}.ipynb"
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        if out.is_dir() or not os.access(output_dir, os.W_OK):
+            raise PermissionError(f"cannot write {out}")
+    except OSError as error:
+        raise BrainLDMError(f"cannot write the executed notebook of chapter {path.stem} into {output_dir} "
+                            f"({type(error).__name__}: {error}); choose another folder with -o") from None
     start = time.perf_counter()
     try:
         papermill.execute_notebook(notebook, str(out), parameters=parameters, kernel_name="python3",
                                    cwd=str(path.parent), progress_bar=False, log_output=False)
-    except papermill.PapermillExecutionError as error:
-        import nbformat
-
-        index, count, output = _failed_cell(nbformat.read(out, as_version=4))
-        where = f"cell {index} (execution count {count})" if index is not None else f"cell {error.cell_index}"
-        evalue = output["evalue"] if output else error.evalue
-        ename = output["ename"] if output else error.ename
-        log(f"{path.stem:<28} FAILED  {time.perf_counter() - start:6.1f} s")
-        raise BrainLDMError(f"chapter {path.stem} failed in {where}: {ename}: {evalue}\n"
-                            f"(the executed notebook with the full traceback is {out})") from None
+    except Exception as error:
+        if isinstance(error, papermill.PapermillExecutionError):
+            raise _chapter_failure(path, out, error, start, log) from None
+        if type(error).__name__ in ("DeadKernelError", "CellTimeoutError"):
+            index = _running_cell(out)
+            where = f"cell {index}" if index is not None else "a cell"
+            log(f"{path.stem:<28} FAILED  {time.perf_counter() - start:6.1f} s")
+            raise BrainLDMError(f"chapter {path.stem} failed in {where}: the kernel died ({type(error).__name__}; "
+                                "most often it ran out of memory: try smaller parameters or a machine with more "
+                                f"memory). The notebook up to that cell is {out}") from None
+        if isinstance(error, OSError):
+            raise BrainLDMError(f"chapter {path.stem}: could not write {out} ({type(error).__name__}: {error})") \
+                from None
+        raise
     log(f"{path.stem:<28} ok      {time.perf_counter() - start:6.1f} s")
     return out
+
+
+def _running_cell(out):
+    """The index of the cell that was executing when the kernel died (from the notebook papermill saved)."""
+    import nbformat
+
+    try:
+        notebook = nbformat.read(out, as_version=4)
+    except (OSError, ValueError):
+        return None
+    started = [index for index, cell in enumerate(notebook.cells)
+               if cell.get("metadata", {}).get("papermill", {}).get("start_time")]
+    return started[-1] if started else None  # the last cell that started (papermill marks it completed)
+
+
+def _chapter_failure(path, out, error, start, log):
+    """The :class:`BrainLDMError` of a chapter whose cell raised: chapter, cell, exception."""
+    import nbformat
+
+    index, count, output = _failed_cell(nbformat.read(out, as_version=4))
+    where = f"cell {index} (execution count {count})" if index is not None else f"cell {error.cell_index}"
+    evalue = output["evalue"] if output else error.evalue
+    ename = output["ename"] if output else error.ename
+    log(f"{path.stem:<28} FAILED  {time.perf_counter() - start:6.1f} s")
+    return BrainLDMError(f"chapter {path.stem} failed in {where}: {ename}: {evalue}\n"
+                         f"(the executed notebook with the full traceback is {out})")
 
 
 #: chapters that only make sense on the world: on another dataset the book gets a page saying why

@@ -2,6 +2,7 @@
 
 ``brainldm run 01 -p subject subj05``   execute one chapter into book/
 ``brainldm book``                       execute every chapter, then build the HTML
+``brainldm book --dataset nsd --profile paper --scheduler slurm``   NSD's book on a SLURM cluster
 ``brainldm refs [01 ...]``              rewrite nbval reference notebooks (smoke parameters)
 ``brainldm check``                      which datasets, models and GPU this machine has
 ``brainldm train-world [...]``          retrain the embedded world models
@@ -23,8 +24,24 @@ def _parser():
     run.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                      help="override a parameter of the chapter's parameters cell (repeatable)")
     run.add_argument("-o", "--output-dir", help="folder for the executed notebook (default: book/)")
-    book = sub.add_parser("book", help="execute every chapter with its defaults, then build the HTML book")
-    book.add_argument("--no-execute", action="store_true", help="build from the notebooks already in book/")
+    book = sub.add_parser("book", help="execute every chapter of a dataset's book, then build the HTML")
+    book.add_argument("--no-execute", action="store_true", help="build from the notebooks already in the output folder")
+    book.add_argument("--dataset", default="world", choices=("world", "nsd"),
+                      help="world (default) or nsd; world-only chapters get a page saying why they are absent")
+    book.add_argument("--profile", default="default", choices=("default", "smoke", "paper"),
+                      help="each chapter's parameters from chapters/profiles.yml (default: the chapters' own)")
+    book.add_argument("--output", help="the book's folder (default: book/ for the world, book-<dataset>/ otherwise)")
+    book.add_argument("--subjects", nargs="+", metavar="SUBJECT",
+                      help="subjects passed to every chapter (subjects; the first as subject)")
+    book.add_argument("--device", help="torch device passed to every chapter, e.g. cuda:0")
+    book.add_argument("--dtype", choices=("float16", "bfloat16", "float32"), help="precision passed to every chapter")
+    book.add_argument("--scheduler", metavar="SPEC",
+                      help="run the expensive stages and the chapters on Dask: local:N, tcp://HOST:PORT or slurm "
+                           "(default: everything in this process)")
+    book.add_argument("--slurm-config", metavar="PATH",
+                      help="SLURM settings for --scheduler slurm (default: BRAINLDM_SLURM_CONFIG, else slurm.yml)")
+    book.add_argument("--publish", action="store_true",
+                      help="commit the HTML to the local gh-pages branch with ghp-import (push it yourself)")
     refs = sub.add_parser("refs", help="rewrite tests/notebooks/ (nbval references, smoke parameters)")
     refs.add_argument("chapters", nargs="*", help="chapters to rewrite (default: all)")
     sub.add_parser("check", help="report which datasets and models are found and whether a GPU is visible")
@@ -46,14 +63,20 @@ def main(argv=None):
         if args.command == "run":
             book.run_chapter(args.chapter, dict(args.parameter), args.output_dir)
         elif args.command == "book":
-            book.build_book(execute=not args.no_execute)
+            book.build_book(execute=not args.no_execute, dataset=args.dataset, profile=args.profile,
+                            output=args.output, subjects=args.subjects, device=args.device, dtype=args.dtype,
+                            scheduler=args.scheduler, slurm_config=args.slurm_config, publish=args.publish)
         elif args.command == "refs":
             for key in args.chapters or [p.stem for p in book.list_chapters()]:
                 book.write_reference(key)
         elif args.command == "check":
             from .check import report
 
+            from .provenance import provenance, provenance_lines
+
             print(report())
+            print("\nProvenance (what every chapter's page records)")
+            print("\n".join(f"  {line}" for line in provenance_lines(provenance())))
         elif args.command == "train-world":
             from .world_zoo.train import main as train_main
 
