@@ -449,3 +449,85 @@ def test_unwritable_output_folder_is_one_line(tmp_path, monkeypatch, capsys):
     assert err.count("\n") == 1 and "cannot write the executed notebook" in err and "-o" in err
     assert cli.main(["run", "01", "-p", "n", "'x'", "-o", str(tmp_path / "out")]) == 2
     assert "parameter 'n'" in capsys.readouterr().err
+
+
+# --- models: a folder that loads but cannot work is reported by `brainldm check` ----------------
+@pytest.fixture(scope="module")
+def tiny_model_folder(tmp_path_factory):
+    import torch
+    import torchvision
+    from diffusers import StableDiffusionImg2ImgPipeline
+
+    from brainldm.testing import stable_diffusion_parts
+
+    folder = tmp_path_factory.mktemp("models")
+    torch.manual_seed(0)
+    StableDiffusionImg2ImgPipeline(**stable_diffusion_parts(), safety_checker=None, feature_extractor=None,
+                                   requires_safety_checker=False).save_pretrained(folder / "CompVis/stable-diffusion-v1-4")
+    (folder / "torchvision").mkdir()
+    torch.save(torchvision.models.alexnet(weights=None).state_dict(), folder / "torchvision/alexnet-owt-7be5be79.pth")
+    return folder
+
+
+@pytest.fixture
+def isolated_models(tmp_path, monkeypatch):
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hf_hub"))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+
+
+def test_check_runs_every_found_model_once(tiny_model_folder, isolated_models):
+    from brainldm import check
+
+    for name in ("sd-v1-4", "alexnet"):
+        assert check.verify_model(name, tiny_model_folder) == [], name
+    lines = check.model_lines(tiny_model_folder)
+    assert any("sd-v1-4" in line and "loads and runs" in line for line in lines)
+
+
+def test_a_tokenizer_without_its_vocabulary_is_reported(tiny_model_folder, isolated_models, tmp_path):
+    import shutil
+
+    from brainldm import check, zoo
+
+    models = tmp_path / "models"
+    shutil.copytree(tiny_model_folder / "CompVis", models / "CompVis")
+    vocabulary = models / "CompVis/stable-diffusion-v1-4/tokenizer/tokenizer.json"
+    vocabulary.unlink()
+    path, looked = zoo.search("sd-v1-4", models)
+    assert path is None and "tokenizer/tokenizer.json" in looked[0]
+    line = next(line for line in check.model_lines(models, verify=False) if "sd-v1-4" in line)
+    assert "MISSING" in line
+    # the file exists but holds no vocabulary: the search passes, the check's run does not
+    (models / "CompVis/stable-diffusion-v1-4/tokenizer/vocab.json").write_text("{}")
+    problems = check.verify_model("sd-v1-4", models)
+    assert problems and problems[0].startswith(("tokenizer:", "loading:")), problems
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage"])
+def test_a_tampered_torchvision_file_is_one_error(tiny_model_folder, isolated_models, tmp_path, damage):
+    from brainldm import zoo
+
+    models = tmp_path / "models"
+    (models / "torchvision").mkdir(parents=True)
+    raw = (tiny_model_folder / "torchvision/alexnet-owt-7be5be79.pth").read_bytes()
+    (models / "torchvision/alexnet-owt-7be5be79.pth").write_bytes(
+        raw[:len(raw) // 3] if damage == "truncate" else b"\x80\x04garbage" + raw[100:2000])
+    with pytest.raises(BrainLDMError, match="could not load it"):
+        zoo.load("alexnet", device="cpu", models=models)
+
+
+def test_a_broken_world_weights_folder_is_one_error(tmp_path):
+    import shutil
+
+    from brainldm import world_zoo
+
+    weights = tmp_path / "weights"
+    shutil.copytree(world_zoo.weights_dir() / "vae", weights / "vae")
+    (weights / "vae/diffusion_pytorch_model.safetensors").write_bytes(b"not safetensors")
+    with pytest.raises(BrainLDMError, match="cannot be loaded.*damaged"):
+        world_zoo.load("vae", weights)
+    (weights / "vae/config.json").write_text("{ not json")
+    with pytest.raises(BrainLDMError, match="cannot be loaded"):
+        world_zoo.load("vae", weights)

@@ -1,6 +1,9 @@
 """``brainldm check``: which datasets and models this machine has, and whether a GPU is visible.
 
-Only looks at files; never loads weights or betas, and never touches the network.
+Never reads betas and never touches the network. Each model that is found is loaded on the
+CPU and runs one caption and one image through each of its components
+(:func:`verify_model`), so that a folder with every file but a broken one (a tokenizer
+without its vocabulary, truncated weights) is reported with the component that fails.
 """
 
 import os
@@ -9,7 +12,11 @@ from . import zoo
 from .datasets.nsd import NSD_SUBJECTS, STANDARD_VOLUMES, NSDLayout
 from .settings import models_dir, nsd_root
 
-__all__ = ["report", "gpu_lines", "nsd_lines", "model_lines"]
+__all__ = ["report", "gpu_lines", "nsd_lines", "model_lines", "verify_model"]
+
+#: the caption and image size every model is checked with
+CHECK_CAPTION = "a photo of a cat sitting on a wooden table"
+CHECK_IMAGE_SIZE = 64
 
 
 def _source(variable):
@@ -63,15 +70,130 @@ def nsd_lines(root=None):
     return lines
 
 
-def model_lines(models=None):
-    """One line per model of :data:`brainldm.zoo.MODELS`: where it was found, or where it was looked for."""
+def _tokenizer_problem(tokenizer):
+    """What is wrong with ``tokenizer`` on :data:`CHECK_CAPTION`, or None."""
+    ids = tokenizer(CHECK_CAPTION)["input_ids"]
+    special = set(getattr(tokenizer, "all_special_ids", []))
+    words = [i for i in ids if i not in special or i == tokenizer.unk_token_id]
+    if not words:
+        return "turns a caption into no tokens (no vocabulary?)"
+    if tokenizer.unk_token_id is not None and all(i == tokenizer.unk_token_id for i in words):
+        return "knows no word of a plain English caption: its vocabulary is missing or wrong"
+    return None
+
+
+def _finite(name, tensor):
+    import torch
+
+    if not torch.isfinite(tensor.float()).all():
+        raise ValueError(f"{name} returned NaN or infinite values")
+
+
+def _verify_parts(spec, model):
+    """Run one caption and one image through every component of a loaded model; yield (component, problem)."""
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    size = CHECK_IMAGE_SIZE
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 256, (size, size, 3), dtype=np.uint8))
+    pixels = torch.rand(1, 3, size, size) * 2 - 1
+    steps = []
+    if spec.library == "torchvision":
+        steps.append(("network", lambda: _finite("the network", model(torch.rand(1, 3, 299, 299)))))
+    elif spec.library == "diffusers":
+        state = {}
+        steps.append(("tokenizer", lambda: _tokenizer_problem(model.tokenizer)))
+
+        def text():
+            ids = model.tokenizer(CHECK_CAPTION, padding="max_length", truncation=True, return_tensors="pt")
+            state["c"] = model.text_encoder(ids.input_ids)[0]
+            _finite("the text encoder", state["c"])
+
+        def vae():
+            state["z"] = model.vae.encode(pixels.to(model.vae.dtype)).latent_dist.mean
+            _finite("the VAE encoder", state["z"])
+            _finite("the VAE decoder", model.vae.decode(state["z"]).sample)
+
+        def unet():
+            z = state["z"]
+            extra = model.unet.config.in_channels - z.shape[1]
+            if extra > 0:  # depth2img: the depth map is concatenated to the latent
+                z = torch.cat([z, torch.zeros(z.shape[0], extra, *z.shape[2:], dtype=z.dtype)], 1)
+            _finite("the U-Net", model.unet(z, torch.tensor([1]), encoder_hidden_states=state["c"]).sample)
+
+        steps += [("text_encoder", text), ("vae", vae), ("unet", unet)]
+        if getattr(model, "depth_estimator", None) is not None:
+            def depth():
+                inputs = model.feature_extractor(images=image, return_tensors="pt")
+                _finite("the depth estimator", model.depth_estimator(**inputs).predicted_depth)
+
+            steps.append(("depth_estimator", depth))
+    else:
+        network, processor = model
+        tokenizer = getattr(processor, "tokenizer", None)
+        if tokenizer is not None:
+            steps.append(("tokenizer", lambda: _tokenizer_problem(tokenizer)))
+
+        def forward():
+            if tokenizer is not None:
+                inputs = processor(images=image, text=CHECK_CAPTION, return_tensors="pt", padding=True,
+                                   truncation=True)
+            else:
+                inputs = processor(images=image, return_tensors="pt")
+            out = network(**inputs)
+            _finite("the model", next(v for v in out.values() if isinstance(v, torch.Tensor)))
+
+        steps.append(("processor and model", forward))
+    for component, step in steps:
+        try:
+            with torch.no_grad():
+                problem = step()
+        except Exception as error:  # noqa: BLE001 - any failure of a component is what the check reports
+            problem = f"{type(error).__name__}: {' '.join(str(error).split())[:300]}"
+        if problem:
+            yield component, problem
+
+
+def verify_model(name, models=None):
+    """Load model ``name`` on the CPU and run one caption and one image through each component.
+
+    Returns
+    -------
+    problems : list of str
+        ``"<component>: <what is wrong>"``; empty when every component works.
+    """
+    import torch
+
+    from .errors import BrainLDMError
+
+    spec = zoo.MODELS[name]
+    try:
+        model = zoo.load(name, device="cpu", dtype=torch.float32, models=models)
+    except BrainLDMError as error:
+        return [f"loading: {' '.join(str(error).split())[:400]}"]
+    except Exception as error:  # noqa: BLE001
+        return [f"loading: {type(error).__name__}: {' '.join(str(error).split())[:300]}"]
+    return [f"{component}: {problem}" for component, problem in _verify_parts(spec, model)]
+
+
+def model_lines(models=None, verify=True):
+    """One line per model of :data:`brainldm.zoo.MODELS`: where it was found, or where it was looked for.
+
+    With ``verify``, each model found is also loaded and run once (:func:`verify_model`); a
+    model that fails gets a line per failing component.
+    """
     lines = [f"Models (folder {models_dir(models)}, {_source('BRAINLDM_MODELS')}; "
              "then the Hugging Face and torch hub caches)"]
     width = max(map(len, zoo.MODELS))
     for name, spec in zoo.MODELS.items():
         path, looked = zoo.search(name, models)
         if path is not None:
-            lines.append(f"  {name:<{width}}  {spec.repo_id}: found {path}")
+            problems = verify_model(name, models) if verify else []
+            lines.append(f"  {name:<{width}}  {spec.repo_id}: found {path}"
+                         + (f" but BROKEN ({len(problems)} component(s) fail)" if problems else
+                            (", loads and runs" if verify else "")))
+            lines += [f"  {'':<{width}}  {problem}" for problem in problems]
         else:
             state = "missing, optional: its column is skipped" if name in zoo.OPTIONAL else "MISSING"
             lines.append(f"  {name:<{width}}  {spec.repo_id}: {state} ({spec.purpose}); looked in "

@@ -28,6 +28,7 @@ name               weights                                 used for
 """
 
 import importlib
+import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -76,7 +77,9 @@ class ModelSpec:
 # processors saved by transformers >= 5 write processor_config.json, older ones preprocessor_config.json
 _TRANSFORMERS_FILES = ("config.json", "preprocessor_config.json|processor_config.json")
 _SD_COMPONENTS = ("model_index.json", "vae/config.json", "unet/config.json", "text_encoder/config.json",
-                  "tokenizer/tokenizer_config.json", "scheduler/scheduler_config.json")
+                  "tokenizer/tokenizer_config.json", "scheduler/scheduler_config.json",
+                  # a tokenizer without its vocabulary still loads (and knows no word): require it
+                  "tokenizer/vocab.json|tokenizer/tokenizer.json")
 
 #: name -> :class:`ModelSpec` of every real model the book uses
 MODELS = {
@@ -91,14 +94,14 @@ MODELS = {
         "+D: reconstruction conditioned on decoded depth"),
     "blip": ModelSpec(
         "Salesforce/blip-image-captioning-base", "transformers", "BlipForConditionalGeneration",
-        _TRANSFORMERS_FILES, "+T: captions", processor_class="BlipProcessor"),
+        _TRANSFORMERS_FILES + ("vocab.txt|tokenizer.json",), "+T: captions", processor_class="BlipProcessor"),
     "dpt-large": ModelSpec(
         "Intel/dpt-large", "transformers", "DPTForDepthEstimation",
         _TRANSFORMERS_FILES, "depth maps of the stimuli",
         processor_class="DPTImageProcessor"),
     "clip-vit-l14": ModelSpec(
         "openai/clip-vit-large-patch14", "transformers", "CLIPModel",
-        _TRANSFORMERS_FILES, "CLIP features for identification and MindDiffuser",
+        _TRANSFORMERS_FILES + ("vocab.json|tokenizer.json",), "CLIP features for identification and MindDiffuser",
         processor_class="CLIPProcessor"),
     "alexnet": ModelSpec(
         "torchvision/alexnet-owt-7be5be79.pth", "torchvision", "alexnet", (), "AlexNet(2), AlexNet(5) metrics"),
@@ -279,7 +282,7 @@ def load(name, device=None, dtype=None, models=None):
         model = getattr(library, spec.model_class).from_pretrained(path, dtype=dtype, local_files_only=True)
         processor = getattr(library, spec.processor_class).from_pretrained(path, local_files_only=True)
         return model.to(device).eval().requires_grad_(False), processor
-    except (OSError, ValueError, RuntimeError, KeyError, SafetensorError) as error:
+    except (OSError, ValueError, RuntimeError, KeyError, EOFError, SafetensorError, pickle.UnpicklingError) as error:
         raise BrainLDMError(
             f"found model {name!r} at {path} but could not load it as {spec.library}.{spec.model_class}: "
             f"{type(error).__name__}: {error}. The copy may be incomplete; {how_to_get(name, models)}.") from error

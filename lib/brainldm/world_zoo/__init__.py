@@ -46,9 +46,17 @@ def load(name, weights=None):
         raise BrainLDMError(f"the world model {name!r} was expected in {folder}, which does not "
                             "exist; reinstall brainldm or retrain with `brainldm train-world`")
     cls = MODEL_CLASSES[name]
-    if name == "scheduler":
-        return cls.from_pretrained(folder)
-    model = cls.from_pretrained(folder, local_files_only=True, low_cpu_mem_usage=False)
+    from safetensors import SafetensorError
+
+    try:
+        if name == "scheduler":
+            return cls.from_pretrained(folder)
+        model = cls.from_pretrained(folder, local_files_only=True, low_cpu_mem_usage=False)
+    except (OSError, ValueError, RuntimeError, KeyError, TypeError, EOFError, SafetensorError) as error:
+        raise BrainLDMError(f"the world model {name!r} in {folder} cannot be loaded ({type(error).__name__}: "
+                            f"{' '.join(str(error).split())[:300]}); its files are damaged or incomplete: "
+                            "reinstall brainldm (git checkout of lib/brainldm/world_zoo/weights) or retrain "
+                            "with `brainldm train-world`") from error
     return model.eval().requires_grad_(False)
 
 
