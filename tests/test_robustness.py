@@ -531,3 +531,15 @@ def test_a_broken_world_weights_folder_is_one_error(tmp_path):
     (weights / "vae/config.json").write_text("{ not json")
     with pytest.raises(BrainLDMError, match="cannot be loaded"):
         world_zoo.load("vae", weights)
+
+
+@pytest.mark.parametrize("call", ["fit_encoders", "roi_scores"])
+def test_encoding_functions_check_their_statistics_parameters(call):
+    from brainldm import encoding
+    from brainldm.errors import ParameterError
+
+    with pytest.raises(ParameterError, match="fdr" if call == "fit_encoders" else "n_boot"):
+        if call == "fit_encoders":
+            encoding.fit_encoders(None, {}, fdr=1.5)
+        else:
+            encoding.roi_scores(None, {}, [], None, n_boot=0)

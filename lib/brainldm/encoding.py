@@ -446,6 +446,9 @@ def fit_encoders(data, features, alphas=DEFAULT_ALPHAS, cv="gcv", test="parametr
         In the order of ``features``.
     """
     check_choice("test", test, TESTS)
+    from .validate import check_parameter
+
+    fdr = check_parameter("fdr", fdr, "float", low=0, high=1, low_open=True, high_open=True)
     n_train, n_test = len(data.train_ids), len(data.test_ids)
     data_key = data.digest()
     results = {}
@@ -618,6 +621,9 @@ def roi_scores(data, results, rois, ds, metric="r", n_boot=1000, seed=0, level=0
     scores : RoiScores
     """
     check_choice("metric", metric, ("r", "r2"))
+    from .validate import check_parameter
+
+    n_boot = check_parameter("n_boot", n_boot, "int", low=1)
     masks = np.stack([ds.roi_mask(roi) for roi in rois], axis=1).astype(np.float64)  # (v, n_rois)
     counts = masks.sum(0)
     W = _boot_weights(len(data.test_ids), n_boot, seed)
