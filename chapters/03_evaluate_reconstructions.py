@@ -42,6 +42,7 @@ n_samples = None
 seed = 0
 protocol = None  # "authors" (Takagi & Nishimoto's code) or "brainldm"; None: authors on NSD, ours on the world
 effect_samples = 5  # samples per image in section 4 (the authors draw 5)
+effect_images = 50  # test images in section 4 (None: all)
 device = None  # torch device, e.g. "cuda:1"; None: BRAINLDM_DEVICE, else cuda if present, else cpu
 dtype = None  # "float16", "bfloat16", "float32"; None: BRAINLDM_DTYPE, else float16 on cuda, float32 on cpu
 
@@ -147,8 +148,8 @@ for metric, row in winners.iterrows():
 
 # %%
 ds = load_dataset(dataset, subject=subjects[0], **dataset_options)
-effects = protocol_effects(ds, models, {**settings, "n_samples": effect_samples}, n_images, seed, protocol)
-print(f"{subjects[0]}, X_zc, {effect_samples} samples per image")
+effects = protocol_effects(ds, models, {**settings, "n_samples": effect_samples}, effect_images, seed, protocol)
+print(f"{subjects[0]}, X_zc of {effects.attrs['n_images']} test images, {effect_samples} samples per image")
 print(effects.pivot_table(index="variant", columns="column", values="change", sort=False)
       [list(TABLE1_COLUMNS)].round(3).to_string(na_rep="–"))
 shared = effects[effects["variant"].str.startswith("shared")]

@@ -55,7 +55,8 @@ def protocol_effects(ds, models, settings, n_images=None, seed=0, protocol=None,
     -------
     table : pandas DataFrame
         One row per (variant, column): ``mean`` identification of ``X_zc``, and the paired
-        ``change`` from the first variant with its 95% bootstrap CI over images.
+        ``change`` from the first variant with its 95% bootstrap CI over images;
+        ``attrs["n_images"]`` is the number of images.
     """
     base = protocol_for(protocol, ds.name)
     columns = columns or IDENTIFICATION_COLUMNS
@@ -76,4 +77,6 @@ def protocol_effects(ds, models, settings, n_images=None, seed=0, protocol=None,
             change, low, high = bootstrap_ci(values - np.asarray(per_image[reference][column]))
             rows.append({"variant": label, "column": column, "mean": float(values.mean()), "change": change,
                          "ci_low": low, "ci_high": high})
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    table.attrs["n_images"] = len(values)
+    return table
