@@ -85,6 +85,7 @@ def test_the_plan_shares_stages_and_puts_features_first():
     assert {s.subject for s in stages if s.kind == "reconstructions"} == {"subj01", "subj02"}
 
 
+@pytest.mark.slow  # about 3 minutes: the world's betas and models in three processes
 def test_world_stages_on_a_local_cluster_equal_the_serial_run(tmp_path, monkeypatch):
     monkeypatch.setenv("BRAINLDM_DEVICE", "cpu")
     stages = _plan("world", {"n_train": 40, "n_test": 10}, ["subj01"])
