@@ -480,8 +480,10 @@ def isolated_models(tmp_path, monkeypatch):
 def test_check_runs_every_found_model_once(tiny_model_folder, isolated_models):
     from brainldm import check
 
-    for name in ("sd-v1-4", "alexnet"):
-        assert check.verify_model(name, tiny_model_folder) == [], name
+    assert check.verify_model("sd-v1-4", tiny_model_folder) == []
+    # random weights under the published file name: the sha256 in the name gives them away; the network runs
+    problems = check.verify_model("alexnet", tiny_model_folder)
+    assert len(problems) == 1 and problems[0].startswith("weights file: its sha256 starts"), problems
     lines = check.model_lines(tiny_model_folder)
     assert any("sd-v1-4" in line and "loads and runs" in line for line in lines)
 
@@ -543,3 +545,16 @@ def test_encoding_functions_check_their_statistics_parameters(call):
             encoding.fit_encoders(None, {}, fdr=1.5)
         else:
             encoding.roi_scores(None, {}, [], None, n_boot=0)
+
+
+def test_damaged_torchvision_weights_that_still_load_are_flagged(tiny_model_folder, isolated_models, tmp_path):
+    from brainldm import check, zoo
+
+    models = tmp_path / "models"
+    (models / "torchvision").mkdir(parents=True)
+    raw = bytearray((tiny_model_folder / "torchvision/alexnet-owt-7be5be79.pth").read_bytes())
+    raw[len(raw) // 2:len(raw) // 2 + 64] = b"\0" * 64  # inside a tensor: torch's zip reader checks no CRC
+    (models / "torchvision/alexnet-owt-7be5be79.pth").write_bytes(raw)
+    with pytest.warns(UserWarning, match="sha256"):
+        zoo.load("alexnet", device="cpu", models=models)
+    assert any("sha256" in problem for problem in check.verify_model("alexnet", models))

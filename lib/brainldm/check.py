@@ -168,13 +168,36 @@ def verify_model(name, models=None):
     from .errors import BrainLDMError
 
     spec = zoo.MODELS[name]
+    problems = []
+    if spec.library == "torchvision":
+        problem = _torchvision_hash_problem(spec, zoo.search(name, models)[0])
+        if problem:
+            problems.append(f"weights file: {problem}")
     try:
         model = zoo.load(name, device="cpu", dtype=torch.float32, models=models)
     except BrainLDMError as error:
         return [f"loading: {' '.join(str(error).split())[:400]}"]
     except Exception as error:  # noqa: BLE001
         return [f"loading: {type(error).__name__}: {' '.join(str(error).split())[:300]}"]
-    return [f"{component}: {problem}" for component, problem in _verify_parts(spec, model)]
+    return problems + [f"{component}: {problem}" for component, problem in _verify_parts(spec, model)]
+
+
+def _torchvision_hash_problem(spec, path):
+    """torchvision names its weights ``<name>-<first hex digits of their sha256>.pth``: check them."""
+    import hashlib
+    import re
+
+    match = re.search(r"-([0-9a-f]{8,})\.pth$", spec.filename)
+    if path is None or match is None:
+        return None
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            digest.update(block)
+    if not digest.hexdigest().startswith(match.group(1)):
+        return (f"its sha256 starts {digest.hexdigest()[:len(match.group(1))]}, not {match.group(1)} as the file name "
+                "says: these are not the published weights (damaged, or other weights under that name)")
+    return None
 
 
 def model_lines(models=None, verify=True):

@@ -302,4 +302,11 @@ def _load_torchvision(spec, path):
     if missing:
         raise KeyError(f"the weights file lacks {len(missing)} of the model's tensors, e.g. {sorted(missing)[:3]}")
     model.load_state_dict({key: value for key, value in state.items() if key in own}, strict=not head)
+    from .check import _torchvision_hash_problem  # torch's zip reader checks no CRC: the name's sha256 prefix does
+
+    problem = _torchvision_hash_problem(spec, path)
+    if problem:
+        import warnings
+
+        warnings.warn(f"{path}: {problem}", UserWarning, stacklevel=3)
     return model
