@@ -71,7 +71,6 @@ def main(argv=None):
                 book.write_reference(key)
         elif args.command == "check":
             from .check import report
-
             from .provenance import provenance, provenance_lines
 
             print(report())

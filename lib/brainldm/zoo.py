@@ -35,7 +35,8 @@ from pathlib import Path
 from .errors import BrainLDMError, check_choice
 from .settings import models_dir, torch_device, torch_dtype
 
-__all__ = ["ModelSpec", "MODELS", "OPTIONAL", "search", "locate", "how_to_get", "load", "available", "default_device_dtype"]
+__all__ = ["ModelSpec", "MODELS", "OPTIONAL", "search", "locate", "how_to_get", "load", "available",
+           "default_device_dtype"]
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,8 @@ class ModelSpec:
     purpose : str
     load_options : dict
         Extra keyword arguments of ``from_pretrained`` or of the torchvision builder.
+    url : str, optional
+        Where a torchvision-format weights file is published, if not on download.pytorch.org.
     """
 
     repo_id: str
@@ -67,6 +70,7 @@ class ModelSpec:
     purpose: str
     processor_class: str = None
     load_options: dict = field(default_factory=dict)
+    url: str = None
 
     @property
     def filename(self):
@@ -114,7 +118,8 @@ MODELS = {
         "torchvision/efficientnet_b1-c27df63c.pth", "torchvision", "efficientnet_b1", (), "EffNet-B1 distance"),
     "swav-resnet50": ModelSpec(
         # torch hub's facebookresearch/swav resnet50: a torchvision ResNet-50 trunk, keys prefixed "module."
-        "torchvision/swav_800ep_pretrain.pth.tar", "torchvision", "resnet50", (), "SwAV distance"),
+        "torchvision/swav_800ep_pretrain.pth.tar", "torchvision", "resnet50", (), "SwAV distance",
+        url="https://dl.fbaipublicfiles.com/deepcluster/swav_800ep_pretrain.pth.tar"),
 }
 #: models the book runs without (their columns are skipped, with the reason, when they are missing)
 OPTIONAL = ("efficientnet-b1", "swav-resnet50")
@@ -158,7 +163,8 @@ def how_to_get(name, models=None):
     spec = MODELS[check_choice("model", name, MODELS)]
     target = _candidates(spec, models)[0][1]
     if spec.library == "torchvision":
-        return (f"on a machine with network, download {_TORCHVISION_URL}{spec.filename} and copy it here as "
+        url = spec.url or _TORCHVISION_URL + spec.filename
+        return (f"on a machine with network, download {url} and copy it here as "
                 f"{target} (or into torch hub's checkpoints folder)")
     return (f"on a machine with network, run `hf download {spec.repo_id} --local-dir {spec.repo_id}` and copy "
             f"that folder here to {target} (or set BRAINLDM_MODELS to a folder that holds {spec.repo_id}/)")
