@@ -16,7 +16,8 @@ from .errors import check_choice
 IDENTIFICATION_RULES = ("authors", "per_sample", "best_sample")
 
 __all__ = ["two_way_identification", "identification_correlations", "identification_from_correlations",
-           "IDENTIFICATION_RULES", "DISTANCE_COLUMNS", "correlation_distances", "missing_distances", "psnr", "pixcorr", "ssim", "shuffled", "bootstrap_ci",
+           "IDENTIFICATION_RULES", "DISTANCE_COLUMNS", "correlation_distances", "missing_distances", "psnr",
+           "pixcorr", "ssim", "shuffled", "bootstrap_ci",
            "identification_scores", "standard_suite", "score_table", "evaluate_reconstructions",
            "IDENTIFICATION_COLUMNS", "SUITE_COLUMNS", "METHODS"]
 
