@@ -43,3 +43,20 @@ def tiny_models():
     text = TextEncoder()
     parts["scheduler"] = build("scheduler")
     return world_model_set(WorldModels(**parts, text_encoder=text, uncond=text.unconditional()))
+
+
+@pytest.fixture(scope="session")
+def fabricated_nsd(tmp_path_factory):
+    """A fabricated NSD tree (subj01, subj02; 2 sessions of 60 trials) and the tiny models: (root, models).
+
+    Shared by the tests that run NSD chapters and stages; tests that change the models make their own.
+    """
+    from brainldm.datasets.nsd_fabricate import fabricate_nsd
+    from brainldm.testing import save_tiny_models
+
+    root = tmp_path_factory.mktemp("nsd")
+    fabricate_nsd(root, subjects=("subj01", "subj02"), n_sessions=2, trials_per_session=60, n_shared=10,
+                  image_size=32, formats=("hdf5",))
+    models = tmp_path_factory.mktemp("models")
+    save_tiny_models(models)
+    return root, models

@@ -6,23 +6,17 @@ import nbformat
 import pytest
 
 from brainldm import book
-from brainldm.datasets.nsd_fabricate import fabricate_nsd
-from brainldm.testing import save_tiny_models
 
 # every chapter but the world-only ones (the ground truth and the world models' appendix)
 WORLD_ONLY = set(book.WORLD_ONLY)
 # the smoke profile on NSD (chapters/profiles.yml), as `brainldm book --dataset nsd --profile smoke` runs it
-NSD_PARAMETERS = {stem: {"dataset": "nsd", **params} for stem, params in book.profile_parameters("smoke", "nsd").items()}
+NSD_PARAMETERS = {stem: {"dataset": "nsd", **params}
+                  for stem, params in book.profile_parameters("smoke", "nsd").items()}
 
 
 @pytest.fixture(scope="module")
-def nsd_environment(tmp_path_factory):
-    root = tmp_path_factory.mktemp("nsd")
-    fabricate_nsd(root, subjects=("subj01", "subj02"), n_sessions=2, trials_per_session=60, n_shared=10,
-                  image_size=32, formats=("hdf5",))
-    models = tmp_path_factory.mktemp("models")
-    save_tiny_models(models)
-    return root, models, tmp_path_factory.mktemp("data")
+def nsd_environment(fabricated_nsd, tmp_path_factory):
+    return (*fabricated_nsd, tmp_path_factory.mktemp("data"))
 
 
 def test_every_chapter_but_the_world_appendix_has_nsd_parameters():

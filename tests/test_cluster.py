@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 
 from brainldm import book, cluster
-from brainldm.datasets.nsd_fabricate import fabricate_nsd
-from brainldm.testing import run_stage_killed_once, save_tiny_models
+from brainldm.testing import run_stage_killed_once
 
 RECON = {"strength": None, "guidance_scale": None, "num_inference_steps": 2, "n_samples": 1, "seed": 0,
          "protocol": None, "n_images": None}
@@ -61,16 +60,6 @@ def _run(stages, cache, monkeypatch, workers=0, runner=cluster.run_stage):
         local.close()
 
 
-@pytest.fixture(scope="module")
-def nsd(tmp_path_factory):
-    root = tmp_path_factory.mktemp("nsd")
-    fabricate_nsd(root, subjects=("subj01", "subj02"), n_sessions=2, trials_per_session=60, n_shared=10,
-                  image_size=32, formats=("hdf5",))
-    models = tmp_path_factory.mktemp("models")
-    save_tiny_models(models)
-    return root, models
-
-
 def test_the_plan_shares_stages_and_puts_features_first():
     overrides, full = book.chapter_plan("world", "smoke")
     stages = cluster.plan_stages("world", full)
@@ -95,8 +84,8 @@ def test_world_stages_on_a_local_cluster_equal_the_serial_run(tmp_path, monkeypa
     _assert_identical(_entries(tmp_path / "serial"), _entries(tmp_path / "cluster"))
 
 
-def test_nsd_stages_survive_a_killed_worker_and_equal_the_serial_run(nsd, tmp_path, monkeypatch):
-    root, models = nsd
+def test_nsd_stages_survive_a_killed_worker_and_equal_the_serial_run(fabricated_nsd, tmp_path, monkeypatch):
+    root, models = fabricated_nsd
     monkeypatch.setenv("BRAINLDM_NSD_ROOT", str(root))
     monkeypatch.setenv("BRAINLDM_MODELS", str(models))
     monkeypatch.setenv("BRAINLDM_DEVICE", "cpu")
@@ -124,8 +113,8 @@ def _numbers(notebook):
 
 
 @pytest.mark.slow
-def test_chapters_print_the_same_numbers_after_serial_and_cluster_stages(nsd, tmp_path, monkeypatch):
-    root, models = nsd
+def test_chapters_print_the_same_numbers_after_serial_and_cluster_stages(fabricated_nsd, tmp_path, monkeypatch):
+    root, models = fabricated_nsd
     monkeypatch.setenv("BRAINLDM_NSD_ROOT", str(root))
     monkeypatch.setenv("BRAINLDM_MODELS", str(models))
     monkeypatch.setenv("BRAINLDM_DEVICE", "cpu")
@@ -140,10 +129,10 @@ def test_chapters_print_the_same_numbers_after_serial_and_cluster_stages(nsd, tm
 
 
 @pytest.mark.slow
-def test_nsd_smoke_book_on_a_local_cluster(nsd, tmp_path, monkeypatch):
+def test_nsd_smoke_book_on_a_local_cluster(fabricated_nsd, tmp_path, monkeypatch):
     from brainldm import cli
 
-    root, models = nsd
+    root, models = fabricated_nsd
     monkeypatch.setenv("BRAINLDM_NSD_ROOT", str(root))
     monkeypatch.setenv("BRAINLDM_MODELS", str(models))
     monkeypatch.setenv("BRAINLDM_DATA", str(tmp_path / "data"))
