@@ -1,6 +1,7 @@
 # The two commands a fresh machine needs:  make book  (build the book)  and  make test.
-# Each sets up what it needs: Debian packages (inkscape, when apt is usable), the virtual
-# environment .venv with the pinned packages, and the package itself (editable).
+# Each sets up what it needs: Debian packages (inkscape and chromium, when apt is usable), the
+# virtual environment .venv with the pinned packages, and the package itself (editable).
+# make book ends with a browser check of every built page (brainldm check-book).
 
 PYTHON ?= python3
 VENV := .venv
@@ -8,13 +9,19 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 PIP_QUIET := --quiet --disable-pip-version-check
 
-.PHONY: book test test-slow refs env system-packages clean
+.PHONY: book check-book test test-slow refs env system-packages inkscape chromium clean
 
 book: env system-packages
 	$(BIN)/brainldm book
+	$(BIN)/brainldm check-book --if-chromium
+
+# Every built page in headless Chromium: images, console errors, internal links, the WebGL
+# viewer's data, and no stderr residue (progress bars, warnings, venv paths) on any page.
+check-book: env chromium
+	$(BIN)/brainldm check-book
 
 # Two workers, one file (one notebook) each at a time: a notebook's cells share one kernel.
-test: env
+test: env chromium  ## tests/test_browser.py drives chromium
 	$(BIN)/pytest -n 2 --dist loadfile --nbval --nbval-current-env --nbval-sanitize-with tests/sanitize.cfg tests
 
 test-slow: env
@@ -31,14 +38,25 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -c "import brainldm, torch, diffusers, cortex, nbval, myst_nb" >/dev/null
 	rm -f $(VENV)/.installed-* && touch $@
 
+system-packages: inkscape chromium
+
 # ROI outlines and labels on pycortex flatmaps need inkscape. Without apt (or without root)
 # the book still builds and its flatmaps go without ROI outlines and labels.
-system-packages:
+inkscape:
 	@command -v inkscape >/dev/null 2>&1 || { \
 	  if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
 	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq inkscape >/dev/null) \
 	      || echo "brainldm: could not install inkscape: flatmaps will have no ROI outlines or labels"; \
 	  else echo "brainldm: inkscape is not installed and apt is not usable: flatmaps will have no ROI outlines or labels"; fi; }
+
+# The browser check (make book's last step, tests/test_browser.py) drives Debian's chromium
+# through playwright; no browser is downloaded. Without apt (or without root) it is skipped.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	      || echo "brainldm: could not install chromium: the browser check of the book is skipped"; \
+	  else echo "brainldm: chromium is not installed and apt is not usable: the browser check of the book is skipped"; fi; }
 
 clean:
 	rm -rf book/_build book/*.ipynb

@@ -5,6 +5,7 @@
 ``brainldm book --dataset nsd --profile paper --scheduler slurm``   NSD's book on a SLURM cluster
 ``brainldm refs [01 ...]``              rewrite nbval reference notebooks (smoke parameters)
 ``brainldm check``                      which datasets, models and GPU this machine has
+``brainldm check-book``                 open every built page in headless Chromium and check it
 ``brainldm train-world [...]``          retrain the embedded world models
 """
 
@@ -45,11 +46,36 @@ def _parser():
     refs = sub.add_parser("refs", help="rewrite tests/notebooks/ (nbval references, smoke parameters)")
     refs.add_argument("chapters", nargs="*", help="chapters to rewrite (default: all)")
     sub.add_parser("check", help="report which datasets and models are found and whether a GPU is visible")
+    browse = sub.add_parser("check-book", help="open every page of the built book in headless Chromium: images, "
+                                               "console errors, internal links, the WebGL viewer, stderr residue")
+    browse.add_argument("html", nargs="?", default=None,
+                        help="the built HTML (default: book/_build/html of the repository)")
+    browse.add_argument("--chromium", metavar="PATH", help="Chromium executable (default: BRAINLDM_CHROMIUM, "
+                                                           "else Debian's chromium)")
+    browse.add_argument("--timeout", type=float, default=60.0, help="seconds allowed for one page (default 60)")
+    browse.add_argument("--if-chromium", action="store_true",
+                        help="without Chromium, say so and exit 0 instead of failing (make book on a machine "
+                             "without apt)")
+    browse.add_argument("-v", "--verbose", action="store_true", help="one line per page as it is checked")
     train = sub.add_parser("train-world", help="retrain the world models shipped with the package",
                            add_help=False)
     train.add_argument("train_args", nargs=argparse.REMAINDER,
                        help="options of the trainer (brainldm train-world --help)")
     return parser
+
+
+def _check_book(args):
+    from .book import project_root
+    from .browser import check_site, chromium_executable
+
+    html = args.html or str(project_root() / "book" / "_build" / "html")
+    if args.if_chromium and chromium_executable(args.chromium) is None:
+        print("browser check: skipped (Chromium is not installed: apt-get install chromium, or make system-packages "
+              "as root)")
+        return 0
+    report = check_site(html, executable=args.chromium, timeout=args.timeout, log=print if args.verbose else None)
+    print("\n".join(report.lines()))
+    return 0 if report.ok else 1
 
 
 def main(argv=None):
@@ -76,6 +102,8 @@ def main(argv=None):
             print(report())
             print("\nProvenance (what every chapter's page records)")
             print("\n".join(f"  {line}" for line in provenance_lines(provenance())))
+        elif args.command == "check-book":
+            return _check_book(args)
         elif args.command == "train-world":
             from .world_zoo.train import main as train_main
 

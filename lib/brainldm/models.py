@@ -15,6 +15,7 @@ import torch
 
 from .errors import check_choice
 from .ldm import LatentDiffusion, images_to_tensor, to_module
+from .progress import quiet_libraries
 from .settings import torch_device, torch_dtype
 
 __all__ = ["ModelSet", "FeatureNet", "load_models", "world_model_set", "weights_digest", "ClipTextEncoder",
@@ -371,6 +372,7 @@ def load_models(dataset="world", device=None, dtype=None):
         Every module frozen (no weight ever gets a gradient), on ``device`` in ``dtype``.
     """
     check_choice("dataset", dataset, MODEL_SETS)
+    quiet_libraries()  # no "Loading weights" bars or tqdm warnings on chapter pages
     device = torch_device(device)
     dtype = torch_dtype(dtype, device)
     if dataset == "world":

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import BrainLDMError, check_choice
+from .progress import quiet_libraries
 from .settings import models_dir, torch_device, torch_dtype
 
 __all__ = ["ModelSpec", "MODELS", "OPTIONAL", "search", "locate", "how_to_get", "load", "available",
@@ -271,6 +272,7 @@ def load(name, device=None, dtype=None, models=None):
     from safetensors import SafetensorError
 
     spec = MODELS[check_choice("model", name, MODELS)]
+    quiet_libraries()  # no "Loading weights" bars or tqdm warnings on chapter pages
     path = locate(name, models)
     device, dtype = default_device_dtype(device, dtype)
     try:

@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from ..errors import BrainLDMError
+from ..progress import quiet_libraries  # before .models imports diffusers (tqdm's notebook warning)
 from .models import MODEL_CLASSES, TextEncoder
 
 __all__ = ["MODEL_NAMES", "WorldModels", "weights_dir", "load", "load_world_models", "model_card"]
@@ -95,6 +96,7 @@ def load_world_models(weights=None, device="cpu", dtype=torch.float32):
     The networks go to ``device`` in ``dtype``; the frozen text encoder stays on the CPU in
     float32 (``c`` is cast where the U-Net reads it).
     """
+    quiet_libraries()  # no "Loading weights" bars on chapter pages
     models = {name: load(name, weights) for name in MODEL_NAMES}
     for name, model in models.items():
         if isinstance(model, torch.nn.Module):
