@@ -135,7 +135,7 @@ def test_train_world_rejects_unknown_models(tmp_path):
 def test_captions_follow_the_template():
     attrs = {"place": np.array([0]), "size": np.array([2]), "position": np.array([0]),
              "category": np.array([[0, 2, -1]]), "color": np.array([[0, 2, -1]])}
-    assert caption_from_attributes(attrs) == ["A large red face on the left at the beach and a blue house."]
+    assert caption_from_attributes(attrs) == ["A large red face at the beach and a blue house."]
 
 
 def test_captioner_reads_the_image_encoder_layers(scenes):

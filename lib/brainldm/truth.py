@@ -11,8 +11,12 @@ The world's subjects are simulated, so what every analysis should find is known:
   ``z`` and ``c`` (what a decoder with r = 1 would hand the sampler), with the same
   settings and seeds as the brain's reconstructions;
 * **encoding** — each voxel's true tuning class (``ds.truth["tuning"]``) says which
-  feature should win; :mod:`brainldm.encoding` scores its maps against it.
+  feature should win; :mod:`brainldm.encoding` scores its maps against it;
+  :func:`early_cortex_diagnosis` asks why ``z`` does or does not beat ``c`` in early
+  visual cortex (issue 18): on noise-free responses, with feature counts equalised, on
+  the contrast energy early voxels are tuned to, and as the training set grows.
 """
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -24,7 +28,8 @@ from .features import feature_shape, stimulus_features
 from .reconstruct import Reconstruction, check_settings, reconstruct
 from .ridge import DEFAULT_ALPHAS, GroupRidgeCV, correlation_score
 
-__all__ = ["require_truth", "oracle_decoding", "decoding_against_oracle", "oracle_reconstructions"]
+__all__ = ["require_truth", "oracle_decoding", "decoding_against_oracle", "oracle_reconstructions",
+           "EarlyCortexDiagnosis", "early_cortex_diagnosis", "DIAGNOSIS_ROIS", "TRAINING_SIZES"]
 _VERSION = "1"
 
 
@@ -113,3 +118,146 @@ def oracle_reconstructions(ds, models, n_images=None, strength=0.8, guidance_sca
         guidance_scale=guidance_scale, num_inference_steps=num_inference_steps, n_samples=n_samples, seed=seed,
         batch_size=batch_size)))
     return ids, Reconstruction(arrays)
+
+
+# --- why z does or does not beat c in early visual cortex (issue 18) ---------------------
+#: the ROIs of the diagnosis: the early areas one by one, and the ventral stream for contrast
+DIAGNOSIS_ROIS = ("V1", "V2", "V3", "ventral")
+#: training images of the learning curve (NSD has 8,859 per subject)
+TRAINING_SIZES = (700, 1000, 2000, 4000)
+_POSITION_SENTENCE = ("The main object is on the left.", "The main object is in the middle.",
+                      "The main object is on the right.")
+
+
+@dataclass
+class EarlyCortexDiagnosis:
+    """What :func:`early_cortex_diagnosis` measured; every table has ``roi``, ``mean``, ``ci_low``, ``ci_high``.
+
+    Attributes
+    ----------
+    noise_free : pandas DataFrame
+        Test r of encoding models fitted on the *noise-free* responses, one row per
+        ``feature`` and ``roi``: ``z``, ``c``, both reduced to ``n_components`` principal
+        components (``z (PCA k)``, ``c (PCA k)``), and ``c + position`` (each image's
+        captions plus a sentence that states where its main object is).
+    contrast_energy : pandas DataFrame
+        Test r of the same models predicting each voxel's true *low-level drive* (the
+        contrast energy in its pRF, before noise and before mixing with its other
+        drives), plus one-hot ``scene attributes`` (place, categories, colours, size,
+        position, number of objects) and those attributes ``without position and size``.
+    by_training_size : pandas DataFrame
+        ``n_train`` and ``z - c`` on the measured (noisy) responses as the training set
+        grows, with ``z`` and ``c`` (ROI mean r) and a ``verdict``.
+    n_components : int
+    """
+
+    noise_free: object
+    contrast_energy: object
+    by_training_size: object
+    n_components: int
+
+    def crossover(self, roi="V1"):
+        """The smallest training size at which ``z - c`` in ``roi`` is above 0, or None."""
+        rows = self.by_training_size[(self.by_training_size["roi"] == roi) & (self.by_training_size["mean"] > 0)]
+        return int(rows["n_train"].min()) if len(rows) else None
+
+
+def _pca(X, n_train, k):
+    """``X`` standardised on its training rows and projected on their first ``k`` principal axes."""
+    X = np.asarray(X, dtype=np.float64)
+    mean, std = X[:n_train].mean(0), X[:n_train].std(0) + 1e-8
+    X = (X - mean) / std
+    axes = np.linalg.svd(X[:n_train], full_matrices=False)[2][:k]
+    return (X @ axes.T).astype(np.float32)
+
+
+def _attributes_one_hot(scenes, keys):
+    from .world_zoo.models import ATTRIBUTES, scene_attributes
+
+    values = scene_attributes(scenes)
+    return np.concatenate([np.eye(ATTRIBUTES[k], dtype=np.float32)[values[k]] for k in keys], axis=1)
+
+
+def _fit_table(data, features, rois, ds, n_boot, seed):
+    from .encoding import fit_encoders, roi_scores
+
+    results = fit_encoders(data, features, seed=seed, progress=False)
+    return roi_scores(data, results, list(rois), ds, n_boot=n_boot, seed=seed).table()
+
+
+def early_cortex_diagnosis(ds, models, n_train=None, n_components=100, sizes=TRAINING_SIZES, rois=DIAGNOSIS_ROIS,
+                           n_boot=1000, seed=0):
+    """Why ``z`` does or does not predict early visual cortex better than ``c`` on the world.
+
+    Four measurements, each with bootstrap intervals over the test images:
+
+    1. *noise-free responses* — is the gap in what ``z`` and ``c`` carry, or in noise?
+    2. *equal feature counts* — ``c`` has 12 times ``z``'s dimensions; both cut to
+       ``n_components`` principal components (fitted on the training images);
+    3. *contrast energy* — the drive early voxels are tuned to (their pRF's oriented
+       contrast energy, Kay et al. 2013), predicted from ``z``, from ``c``, and from
+       the scene attributes a caption can name, with and without position and size;
+    4. *training size* — ``z - c`` on the measured responses with ``sizes`` training
+       images (the same test images; the world renders as many as asked).
+
+    Parameters
+    ----------
+    ds : WorldDataset
+    models : ModelSet
+    n_train : int, optional
+        Training images of measurements 1–3 (default: as :func:`brainldm.encoding.encoding_data`).
+    n_components : int
+    sizes : sequence of int
+        Training sizes of measurement 4.
+    rois : sequence of str
+    n_boot, seed : int
+
+    Returns
+    -------
+    diagnosis : EarlyCortexDiagnosis
+    """
+    import pandas as pd
+
+    from .datasets.world import brain as brain_model
+    from .encoding import EncodingData, encoding_data, fit_encoders, roi_scores
+
+    require_truth(ds)
+    data = encoding_data(ds, n_train=n_train)
+    ids, n_fit = data.ids, len(data.train_ids)
+    z = stimulus_features(ds, models, "z", ids)
+    c = stimulus_features(ds, models, "c", ids)
+    scenes = ds.scenes(ids)
+    captions = [caps + [_POSITION_SENTENCE[p]] for caps, p in
+                zip(scenes.captions, _attributes_one_hot(scenes, ["position"]).argmax(1))]
+    c_position = models.text_encoder.encode_captions(captions).reshape(len(ids), -1).numpy()
+    k = min(int(n_components), n_fit - 1)
+    features = {"z": z, "c": c, f"z (PCA {k})": _pca(z, n_fit, k), f"c (PCA {k})": _pca(c, n_fit, k),
+                "c + position": c_position}
+
+    def truth_data(Y):
+        return EncodingData(subject=data.subject, train_ids=data.train_ids, Y_train=Y[:n_fit],
+                            test_ids=data.test_ids, Y_test=Y[n_fit:], noise_ceiling=np.full(Y.shape[1], 100.0))
+
+    noise_free = _fit_table(truth_data(ds.true_signal(ids)), features, rois, ds, n_boot, seed)
+    low = brain_model.drives(brain_model.stimulus_features(scenes), ds.truth)[0].astype(np.float32)
+    attributes = {"scene attributes": _attributes_one_hot(
+                      scenes, ["place", "category", "color", "size", "position", "n_objects"]),
+                  "without position and size": _attributes_one_hot(scenes, ["place", "category", "color",
+                                                                             "n_objects"])}
+    energy = _fit_table(truth_data(low), {"z": z, "c": c, **attributes}, rois, ds, n_boot, seed)
+
+    big = type(ds)(subject=ds.subject, seed=ds.seed, n_train=max(sizes), n_test=ds.design.n_test,
+                   n_repeats=ds.design.n_repeats, image_size=ds.image_size, voxel_upsample=ds.voxel_upsample)
+    rows = []
+    for size in sizes:
+        sized = encoding_data(big, n_train=size)
+        feats = {name: stimulus_features(big, models, name, sized.ids) for name in ("z", "c")}
+        scores = roi_scores(sized, fit_encoders(sized, feats, seed=seed, progress=False), list(rois), big,
+                            n_boot=n_boot, seed=seed)
+        table = scores.contrast("z", "c")
+        means = scores.table().pivot(index="roi", columns="feature", values="mean")
+        table["z"], table["c"] = means.loc[table["roi"], "z"].values, means.loc[table["roi"], "c"].values
+        rows.append(table.assign(n_train=size))
+    curve = pd.concat(rows, ignore_index=True)[["n_train", "roi", "z", "c", "mean", "ci_low", "ci_high", "verdict"]]
+    return EarlyCortexDiagnosis(noise_free=noise_free, contrast_energy=energy, by_training_size=curve,
+                                n_components=k)

@@ -55,7 +55,7 @@ def scene_attributes(scenes):
     -------
     attributes : dict of str to int array of shape (n,)
         Keys :data:`ATTRIBUTES`; ``position`` bins the main object's centre into
-        :data:`POSITIONS` as the captions do (< 0.4 left, > 0.6 right).
+        :data:`POSITIONS` (< 0.4 left, > 0.6 right); the captions do not state it.
     """
     x = scenes.x[:, 0]
     return {"place": scenes.place, "category": scenes.category[:, 0], "color": scenes.color[:, 0],
@@ -75,7 +75,8 @@ def caption_from_attributes(attributes):
     Returns
     -------
     captions : list of n str
-        For example "A large red face on the left at the beach and a blue house."
+        For example "A large red face at the beach and a blue house." (the position is
+        predicted but, as in the world's captions, not written).
     """
     captions = []
     for i in range(len(attributes["place"])):
@@ -84,8 +85,7 @@ def caption_from_attributes(attributes):
         others = "".join(
             f" and {_article(COLOR_NAMES[c])} {_NAMES[CATEGORIES[k]]}"
             for k, c in zip(cats[1:], cols[1:]) if k >= 0)
-        position = ("on the left", "in the middle", "on the right")[attributes["position"][i]]
-        captions.append(f"A {SIZES[attributes['size'][i]]} {main} {position} at the "
+        captions.append(f"A {SIZES[attributes['size'][i]]} {main} at the "
                         f"{PLACES[attributes['place'][i]]}{others}.")
     return captions
 

@@ -52,7 +52,8 @@ log = logging.getLogger("brainldm.train_world")
 # stops over-fitting the shared pool. About two hours on one CPU thread in all.
 STEPS = {
     "vae": [(800, 16, 2e-3, None)],
-    "unet": [(2000, 32, 1e-3, None), (1500, 32, 1e-3, None)],
+    # the third stage adapts the U-Net to captions that no longer state positions (issue 18)
+    "unet": [(2000, 32, 1e-3, None), (1500, 32, 1e-3, None), (1500, 32, 5e-4, None)],
     "cnn": [(600, 64, 2e-3, None), (600, 64, 2e-3, None), (2000, 64, 1e-3, 30000)],
     "image_encoder": [(800, 64, 2e-3, None)],
     "captioner": [(1500, 128, 1e-3, None)],
@@ -60,7 +61,7 @@ STEPS = {
 }
 ORDER = ("vae", "unet", "cnn", "image_encoder", "captioner", "depth_estimator")
 CARD = "model_card.json"
-POOL_VERSION = "1"
+POOL_VERSION = "2"  # 2: captions without positions
 
 
 def load_pool(n_images, seed=0, size=64, text_encoder=None):

@@ -14,7 +14,7 @@ __all__ = ["WorldDataset", "CALIBRATION_IDS"]
 
 #: images used only to standardise every voxel's drives (never shown to a subject)
 CALIBRATION_IDS = 300_000_000 + np.arange(512)
-_VERSION = "1"
+_VERSION = "2"  # 2: captions no longer state where the main object is
 _CHUNK = 512
 
 
@@ -70,7 +70,7 @@ class WorldDataset(Dataset):
     @property
     def cache_token(self):
         """What the stimuli depend on, for caches of stimulus features."""
-        return f"world-seed{self.seed}-size{self.image_size}"
+        return f"world-seed{self.seed}-size{self.image_size}-v{_VERSION}"
 
     @property
     def n_voxels(self):
