@@ -111,6 +111,15 @@ def test_without_chromium_the_book_target_skips_with_a_message(tmp_path, capsys,
     assert "Chromium is not installed" in capsys.readouterr().err
 
 
+def test_a_link_out_of_the_site_is_broken_even_if_the_file_exists(tmp_path):
+    site = _site(tmp_path / "html")
+    (tmp_path / "README.md").write_text("outside")
+    page = (site / "good.html").resolve()
+    assert "outside the built book" in browser._check_link(page, "../README.md", site.resolve())
+    assert browser._check_link(page, "sub/other.html#part", site.resolve()) is None
+    assert browser._target(page, "https://example.org/x.html", site) is None
+
+
 def test_a_missing_book_is_an_error(tmp_path, capsys):
     assert main(["check-book", str(tmp_path / "nothing")]) == 2
     assert "there is no built book" in capsys.readouterr().err

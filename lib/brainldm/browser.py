@@ -162,8 +162,7 @@ def _target(page, href, root):
     if not href or href == "#" or _SCHEME.match(href):
         return None
     parts = urlsplit(href)
-    base = page.parent if parts.path else page
-    target = (base / unquote(parts.path)).resolve() if parts.path else page
+    target = (page.parent / unquote(parts.path)).resolve() if parts.path else page
     if parts.path.endswith("/") or target.is_dir():
         target = target / "index.html"
     return target, unquote(parts.fragment)
@@ -191,6 +190,8 @@ def site_pages(root):
 def _check_link(page, href, root):
     """A failure message for a broken internal link, else None."""
     target, fragment = _target(page, href, root)
+    if not target.is_relative_to(root):
+        return f"{href} -> {target} is outside the built book (a published copy would not have it)"
     if not target.is_file():
         return f"{href} -> {_display(target, root)} does not exist"
     if fragment and target.suffix in (".html", ".htm") and fragment not in _parse(target)[0]:
