@@ -171,3 +171,17 @@ def test_summary_line_format():
                                    failures=[browser.Failure("a.html", "broken link", "x -> y does not exist")])
     assert report.lines() == ["FAIL a.html: broken link: x -> y does not exist",
                               "browser check: 1 pages, 2 images, 3 links checked, 1 failures"]
+
+
+def test_the_sphinx_extension_keeps_each_inline_script_once():
+    from sphinx.builders.html._assets import _JavaScript
+
+    from brainldm.sphinx_ext import unique_scripts
+
+    body = 'const THEBE_JS_URL = "x"'
+    scripts = [_JavaScript("_static/doctools.js", priority=200), _JavaScript(None, body=body),
+               _JavaScript("_static/sphinx-thebe.js", **{"async": "async"}), _JavaScript("", body=body),
+               _JavaScript("", body="var togglebuttonSelector = '.toggle';")]
+    assert [(s.filename, s.attributes.get("body")) for s in unique_scripts(scripts)] == [
+        ("_static/doctools.js", None), (None, body), ("_static/sphinx-thebe.js", None),
+        ("", "var togglebuttonSelector = '.toggle';")]
