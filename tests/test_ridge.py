@@ -221,3 +221,86 @@ def test_constant_targets_are_recognised_and_predicted_as_their_constant():
     predicted = model.fit_predict(X, Y, np.arange(40), rng.normal(size=(7, 6)))
     np.testing.assert_array_equal(model.constant_, [False, True, False])
     np.testing.assert_allclose(predicted[:, 1], 0.7, rtol=1e-6)
+
+
+# --- eigenbasis validation and repeated targets (the fast paths of the primal solver) ---------------------------
+@pytest.mark.parametrize("cv, fit_intercept, alphas", [("grouped", True, np.logspace(-1, 7, 9)),
+                                                       ("contiguous", False, np.logspace(-6, 0, 7)),
+                                                       ("grouped", False, np.logspace(-2, 5, 8))])
+def test_eigenbasis_validation_agrees_with_validation_predictions(rng, cv, fit_intercept, alphas):
+    X, Y, ids, _ = simulate(rng, n_images=150, n_features=40, n_targets=12, noise=np.geomspace(0.05, 50, 12))
+    X_test = simulate(np.random.default_rng(1), n_images=30, n_repeats=1, n_features=40)[0]
+    kwargs = dict(alphas=alphas, cv=cv, fit_intercept=fit_intercept, progress=False, device="cpu")
+    fast = GroupRidgeCV(validation="eigenbasis", **kwargs).fit(X, Y, ids)
+    plain = GroupRidgeCV(validation="predictions", **kwargs).fit(X, Y, ids)
+    assert (fast.validation_, plain.validation_) == ("eigenbasis", "predictions")
+    np.testing.assert_allclose(fast.cv_scores_, plain.cv_scores_, atol=1e-4)
+    expected = plain.predict(X_test)
+    np.testing.assert_allclose(fast.predict(X_test), expected, atol=1e-4 * np.abs(expected).max())
+    assert GroupRidgeCV(**kwargs).fit(X, Y, ids).validation_ == "eigenbasis"  # auto: 2 * 40 < n_alphas * n_val
+
+
+def test_eigenbasis_validation_with_equal_and_zero_eigenvalues(rng):
+    """Duplicated features (zero eigenvalues) and an orthogonal design (equal eigenvalues) are merged, not divided by 0."""
+    n = 200
+    Q, _ = np.linalg.qr(rng.standard_normal((n, 6)))
+    base = np.column_stack([Q * np.sqrt(n), rng.standard_normal((n, 4))])
+    X = np.column_stack([base, base[:, :3]]).astype(np.float32)  # 3 duplicated columns
+    Y = (X[:, :8] @ rng.standard_normal((8, 5)) + rng.standard_normal((n, 5))).astype(np.float32)
+    ids = np.arange(n) // 2
+    kwargs = dict(alphas=np.logspace(-3, 4, 8), progress=False, device="cpu")
+    fast = GroupRidgeCV(validation="eigenbasis", **kwargs).fit(X, Y, ids)
+    plain = GroupRidgeCV(validation="predictions", **kwargs).fit(X, Y, ids)
+    assert np.isfinite(fast.cv_scores_).all()
+    np.testing.assert_allclose(fast.cv_scores_, plain.cv_scores_, atol=1e-4)
+    np.testing.assert_allclose(fast.coef_, plain.coef_, atol=1e-4 * np.abs(plain.coef_).max())
+
+
+def test_eigenbasis_fold_scores_equal_the_residuals_of_every_alpha(rng):
+    import torch
+
+    from brainldm.ridge import _EigenbasisFold, _eigh
+
+    X = torch.as_tensor(rng.standard_normal((300, 25)), dtype=torch.float32)
+    Y = X[:, :3] @ torch.randn(3, 7) + torch.randn(300, 7)
+    train, val = slice(60, 300), slice(0, 60)
+    s, V = _eigh(X[train].T @ X[train])
+    fold = _EigenbasisFold(s, V, X[val] @ V, alpha_min=1e-3)
+    B = V.T @ (X[train].T @ Y[train])
+    alphas = torch.as_tensor(np.logspace(-3, 5, 9), dtype=torch.float32)
+    scores = fold.r2(B, (X[val] @ V).T @ Y[val], Y[val], alphas)
+    for i, alpha in enumerate(alphas.double()):
+        W = V.double() @ (B.double() / (s.double() + alpha)[:, None])
+        residual = ((Y[val].double() - X[val].double() @ W) ** 2).sum(0)
+        total = ((Y[val].double() - Y[val].double().mean(0)) ** 2).sum(0)
+        np.testing.assert_allclose(scores[i].numpy(), (1 - residual / total).numpy(), atol=1e-4)
+
+
+def test_cross_product_from_one_row_per_group_when_targets_repeat(rng):
+    import torch
+
+    from brainldm.ridge import _cross_product
+
+    ids = rng.permutation(np.repeat(np.arange(40), 3))
+    Xs = torch.as_tensor(rng.standard_normal((ids.size, 6)), dtype=torch.float32)
+    _, first, inverse = np.unique(ids, return_index=True, return_inverse=True)
+    inverse_t = torch.as_tensor(inverse)
+    repeats = (torch.as_tensor(first), inverse_t, torch.zeros(40, 6).index_add_(0, inverse_t, Xs))
+    Y_images = torch.as_tensor(rng.standard_normal((40, 5)), dtype=torch.float32)
+    Y = Y_images[inverse_t]
+    np.testing.assert_allclose(_cross_product(Xs, Y, repeats, block=7), Xs.T @ Y, rtol=1e-4, atol=1e-4)
+    Y[5, 2] += 1.0  # one trial differs from its image's other trials: the plain product
+    np.testing.assert_array_equal(_cross_product(Xs, Y, repeats), Xs.T @ Y)
+
+
+def test_validation_choice(rng):
+    X, Y, ids, _ = simulate(rng, n_images=100, n_features=30)  # 60 validation samples per fold
+    assert GroupRidgeCV(progress=False).fit(X, Y, ids).validation_ == "eigenbasis"
+    # one alpha: forming its predictions is cheaper than two extra (p, p) products per fold
+    assert GroupRidgeCV(alphas=[1.0], progress=False).fit(X, Y, ids).validation_ == "predictions"
+    X_wide = rng.standard_normal((X.shape[0], 400)).astype(np.float32)
+    assert GroupRidgeCV(progress=False).fit(X_wide, Y, ids).validation_ == "predictions"  # kernel solver
+    with pytest.raises(BrainLDMError, match="primal solver"):
+        GroupRidgeCV(validation="eigenbasis", progress=False).fit(X_wide, Y, ids)
+    with pytest.raises(BrainLDMError, match="unknown validation"):
+        GroupRidgeCV(validation="fast", progress=False).fit(X, Y, ids)

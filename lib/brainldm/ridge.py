@@ -20,6 +20,22 @@ Two equivalent solvers, chosen automatically from the shape of ``X``:
     solutions for every alpha at the cost of a diagonal rescaling.
 ``"kernel"`` (``n_features > n_samples``, encoding from a large feature)
     The same with the linear kernel ``X @ X.T`` in place of the Gram matrix.
+
+Validation errors of every alpha (``validation="eigenbasis"``, the default for the primal
+solver): with ``B = V.T @ X_train.T @ Y`` in a fold's eigenbasis, ``A = X_val @ V``,
+``G = A.T @ A`` and ``d_k = 1 / (s_k + alpha)``, the validation residual sum of squares
+of a target is ``||y_val||**2 - 2 sum_k d_k (A.T y_val)_k b_k + sum_kl d_k d_l b_k G_kl b_l``.
+The last sum is split by partial fractions, ``d_k d_l = (d_k - d_l) / (s_l - s_k)``, into
+``2 sum_k d_k b_k (H b)_k`` with ``H_kl = G_kl / (s_l - s_k)`` (zero where ``s_k = s_l``)
+plus ``sum_k d_k**2 b_k (G b)_k`` over equal eigenvalues: one ``(p, p) @ (p, chunk)``
+product per fold for all alphas together, where forming each alpha's validation
+predictions costs one ``(n_val, p) @ (p, chunk)`` product per alpha. Eigenvalues closer
+than ``1e-6 (s + min(alphas))`` are merged to their mean first (a perturbation far below
+float32's resolution of the Gram matrix) so that no ``s_l - s_k`` is tiny.
+
+Repeated targets: when every sample of a group has the same targets (a decoded feature
+of the image shown on each trial), ``X.T @ Y = (R.T @ X).T @ Y_groups`` with ``R`` the
+(n_samples, n_groups) indicator, which costs ``n_groups`` rows instead of ``n_samples``.
 """
 
 import numpy as np
@@ -46,6 +62,10 @@ CV_SCHEMES = ("grouped", "contiguous")
 #: of 1e-6 when the mean is smaller) is constant: CLIP's first token, the same for every caption
 CONSTANT_TOLERANCE = 1e-6
 TRAIN_ON = ("trials", "averages")
+#: how each alpha's validation error is computed (see the module docstring)
+VALIDATIONS = ("auto", "eigenbasis", "predictions")
+#: eigenvalues of a fold closer than this fraction of ``s + min(alphas)`` are merged (``"eigenbasis"``)
+MERGE_TOLERANCE = 1e-6
 
 
 def contiguous_kfold(n_samples, n_folds=5):
@@ -177,6 +197,13 @@ class GroupRidgeCV(BaseEstimator):
     fit_intercept : bool
         Fit an intercept per target; without one (the authors' himalaya ``RidgeCV``) the
         targets are not centred and predictions have the mean of ``X``'s centred rows.
+    validation : {"auto", "eigenbasis", "predictions"}
+        How each alpha's validation error is computed: ``"eigenbasis"`` evaluates all alphas
+        from one product per fold in the fold's eigenbasis (module docstring; primal solver
+        only), ``"predictions"`` forms every alpha's validation predictions. ``"auto"``: the
+        eigenbasis when it is cheaper and needs no more memory (primal solver,
+        ``2 n_features < n_alphas * n_val`` and ``n_features <= n_val``).
+        Both give the same scores to float32 accuracy.
 
     Attributes
     ----------
@@ -192,6 +219,8 @@ class GroupRidgeCV(BaseEstimator):
         that constant, and excluded from accuracy means by :mod:`brainldm.decoding`.
     solver_ : str
         The solver used, ``"primal"`` or ``"kernel"``.
+    validation_ : str
+        How the validation errors were computed, ``"eigenbasis"`` or ``"predictions"``.
     n_features_in_ : int
 
     Examples
@@ -203,7 +232,9 @@ class GroupRidgeCV(BaseEstimator):
     """
 
     def __init__(self, alphas=DEFAULT_ALPHAS, n_folds=5, train_on="trials", chunk_size=4096,
-                 solver="auto", device=None, random_state=0, progress=True, cv="grouped", fit_intercept=True):
+                 solver="auto", device=None, random_state=0, progress=True, cv="grouped", fit_intercept=True,
+                 validation="auto"):
+        self.validation = validation
         self.cv = cv
         self.fit_intercept = fit_intercept
         self.alphas = alphas
@@ -301,16 +332,27 @@ class GroupRidgeCV(BaseEstimator):
 
         # 1. Standardise X (statistics in float64, data in float32).
         x_mean = X.mean(0, dtype=np.float64)
-        x_std = X.std(0, dtype=np.float64)
-        x_std[x_std == 0] = 1.0
         Xs = X.astype(np.float32)  # a copy, standardised in place
         Xs -= x_mean.astype(np.float32)
-        Xs /= x_std.astype(np.float32)
         Xs = torch.as_tensor(Xs, device=device)
+        x_std = np.sqrt(sum((block * block).sum(0, dtype=torch.float64) for block in Xs.split(4096)).cpu().numpy()
+                        / n_samples)  # no float64 copy of X
+        x_std[x_std == 0] = 1.0
+        Xs /= torch.as_tensor(x_std, dtype=torch.float32, device=device)
 
         # 2. Decompose the Gram (primal) or kernel matrix once per fold and once for all samples.
         self.solver_ = self._choose_solver(n_samples, n_features)
-        fold_parts, full_part = self._decompose(Xs, folds)
+        self.validation_ = self._choose_validation(n_features, min(val.size for _, val in folds), alphas.size)
+        fold_parts, full_part = self._decompose(Xs, folds, alphas.min())
+
+        # 3. Repeated samples of a group: X's rows summed per group, for X.T @ Y of targets that repeat.
+        repeats = None
+        if self.solver_ == "primal":
+            _, first, inverse = np.unique(groups, return_index=True, return_inverse=True)
+            if first.size < n_samples:
+                inverse_t = torch.as_tensor(inverse, device=device)
+                sums = torch.zeros(first.size, n_features, device=device).index_add_(0, inverse_t, Xs)
+                repeats = (torch.as_tensor(first, device=device), inverse_t, sums)
 
         n_targets = Y.shape[1]
         self.best_alphas_ = np.empty(n_targets, dtype=alphas.dtype)
@@ -318,7 +360,7 @@ class GroupRidgeCV(BaseEstimator):
         self.constant_ = np.zeros(n_targets, dtype=bool)
         self.n_features_in_ = n_features
         return {"Xs": Xs, "x_mean": x_mean, "x_std": x_std, "folds": folds, "fold_parts": fold_parts,
-                "full_part": full_part, "alphas": alphas, "Y": Y, "trial_groups": trial_groups}
+                "full_part": full_part, "alphas": alphas, "Y": Y, "trial_groups": trial_groups, "repeats": repeats}
 
     def _fit_chunks(self, state):
         """Per chunk of the targets ``Y``: validation scores of every alpha, best alpha, refit.
@@ -336,7 +378,7 @@ class GroupRidgeCV(BaseEstimator):
             Yc, y_mean, y_std, constant = self._standardised_chunk(state["Y"], cols, state["trial_groups"],
                                                                    Xs.device, self.fit_intercept)
             self.constant_[cols] = constant
-            XtY = Xs.T @ Yc if self.solver_ == "primal" else None
+            XtY = _cross_product(Xs, Yc, state["repeats"]) if self.solver_ == "primal" else None
             scores = torch.zeros(alphas.size, Yc.shape[1], device=Xs.device)
             for part, (train, val) in zip(state["fold_parts"], folds):
                 scores += self._validation_r2(part, Xs, Yc, XtY, train, val, alphas_t)
@@ -351,7 +393,20 @@ class GroupRidgeCV(BaseEstimator):
             return "primal" if n_features <= n_samples else "kernel"
         return self.solver
 
-    def _decompose(self, Xs, folds):
+    def _choose_validation(self, n_features, n_val, n_alphas):
+        check_choice("validation", self.validation, VALIDATIONS)
+        if self.validation == "eigenbasis" and self.solver_ != "primal":
+            raise BrainLDMError('validation="eigenbasis" needs the primal solver (n_features <= n_samples, or '
+                                'solver="primal"); use validation="predictions" or "auto"')
+        if self.validation != "auto":
+            return self.validation
+        # per fold and chunk: eigenbasis two more (p, p) @ (p, chunk) products (V.T @ X_val.T @ Y and H @ B);
+        # predictions one (n_val, p) @ (p, chunk) product per alpha
+        # memory: eigenbasis keeps H (p, p) per fold where predictions keep A (n_val, p)
+        cheaper = 2 * n_features < n_alphas * n_val and n_features <= n_val
+        return "eigenbasis" if self.solver_ == "primal" and cheaper else "predictions"
+
+    def _decompose(self, Xs, folds, alpha_min=0.0):
         """Eigendecompositions of every fold's training Gram (or kernel) matrix and of the full one.
 
         Primal: per fold ``(s, V, A)`` with ``V diag(s) V.T = X_train.T @ X_train`` and
@@ -364,9 +419,10 @@ class GroupRidgeCV(BaseEstimator):
         for train, val in progress_bar(folds, desc=f"ridge: {self.solver_} fold decompositions", show=self.progress):
             val_t = torch.as_tensor(val, device=Xs.device)
             if self.solver_ == "primal":
-                Xv = Xs[val_t]
+                Xv = Xs[_rows(val, Xs.device)]
                 s, V = _eigh(square - Xv.T @ Xv)
-                parts.append((s, V, Xv @ V))
+                A = Xv @ V
+                parts.append(_EigenbasisFold(s, V, A, alpha_min) if self.validation_ == "eigenbasis" else (s, V, A))
             else:
                 train_t = torch.as_tensor(train, device=Xs.device)
                 s, U = _eigh(square[train_t][:, train_t])
@@ -375,6 +431,13 @@ class GroupRidgeCV(BaseEstimator):
 
     def _validation_r2(self, part, Xs, Yc, XtY, train, val, alphas):
         """R^2 of every alpha on one fold's validation samples: shape (n_alphas, chunk)."""
+        if isinstance(part, _EigenbasisFold):
+            rows = _rows(val, Xs.device)
+            Yv = Yc[rows]
+            E = part.V.T @ (Xs[rows].T @ Yv)  # A.T @ Y_val
+            B = part.V.T @ XtY
+            B -= E  # V.T @ X_train.T @ Y_train
+            return part.r2(B, E, Yv, alphas)
         s, basis, A = part
         val_t = torch.as_tensor(val, device=Xs.device)
         Yv = Yc[val_t]
@@ -521,3 +584,72 @@ def _eigh(matrix):
     s = matrix.new_empty(matrix.shape[0])
     torch.linalg.eigh(vectors, out=(s, vectors))
     return s.clamp_(min=0), vectors
+
+
+def _rows(index, device):
+    """Row selector of sorted indices: a slice (a view, no copy) when they are consecutive."""
+    if index.size and index[-1] - index[0] + 1 == index.size:
+        return slice(int(index[0]), int(index[-1]) + 1)
+    return torch.as_tensor(index, device=device)
+
+
+def _cross_product(Xs, Yc, repeats, block=4096):
+    """``Xs.T @ Yc``; from one row per group when every sample of a group has the same targets.
+
+    ``repeats`` is ``(first, inverse, sums)``: the first sample of each group, the group of each
+    sample and ``Xs``'s rows summed per group (or None). Then ``Xs.T @ Yc = sums.T @ Yc[first]``.
+    """
+    if repeats is not None:
+        first, inverse, sums = repeats
+        Y_groups = Yc[first]
+        if all(torch.equal(Yc[a:a + block], Y_groups[inverse[a:a + block]]) for a in range(0, len(Yc), block)):
+            return sums.T @ Y_groups
+    return Xs.T @ Yc
+
+
+class _EigenbasisFold:
+    """One fold's eigendecomposition, prepared to score every alpha without validation predictions.
+
+    With ``s``, ``V`` the eigenpairs of the fold's training Gram matrix, ``A = X_val @ V`` and
+    ``G = A.T @ A``: ``s_merged`` are the eigenvalues with near-equal ones merged (relative
+    :data:`MERGE_TOLERANCE` of ``s + alpha_min``), ``H_kl = G_kl / (s_l - s_k)`` between
+    eigenvalues of different merged values (0 within one), and ``G``'s blocks between equal
+    merged eigenvalues (its diagonal, plus the rare clusters of several eigenvalues).
+    """
+
+    def __init__(self, s, V, A, alpha_min):
+        self.V = V
+        G = A.T @ A
+        s64 = s.double().cpu().numpy()
+        start, cluster = 0, np.empty(s64.size, dtype=np.int64)
+        for k in range(s64.size):  # ascending: a new cluster when s moves beyond the tolerance
+            if s64[k] - s64[start] > MERGE_TOLERANCE * (s64[start] + alpha_min):
+                start = k
+            cluster[k] = start
+        merged = np.bincount(cluster, weights=s64, minlength=s64.size)[cluster] / np.bincount(cluster)[cluster]
+        self.s = torch.as_tensor(merged, device=s.device)  # float64
+        starts, sizes = np.unique(cluster, return_counts=True)
+        self.blocks = [(slice(int(a), int(a + size)), G[a:a + size, a:a + size].clone())
+                       for a, size in zip(starts[sizes > 1], sizes[sizes > 1])]
+        self.g = G.diagonal().clone()
+        self.H = G  # overwritten a block of rows at a time: no (p, p) float64 temporaries
+        for a in range(0, len(G), 1024):
+            gaps = self.s[None, :] - self.s[a:a + 1024, None]
+            same = gaps == 0
+            self.H[a:a + 1024] = torch.where(same, 0.0, G[a:a + 1024].double() / torch.where(same, 1.0, gaps))
+
+    def r2(self, B, E, Yv, alphas):
+        """Validation R^2 of every alpha, shape (n_alphas, chunk), from ``B = V.T @ X_train.T @ Y_train``
+        and ``E = A.T @ Y_val`` (float32 products, float64 sums)."""
+        c = self.H @ B
+        m = B * self.g[:, None]
+        for rows, block in self.blocks:
+            m[rows] = block @ B[rows]
+        d = 1.0 / (self.s[None, :] + alphas.double()[:, None])  # (n_alphas, p)
+        mid = d @ (E * B).double()
+        quad = d @ (2 * B * c).double() + (d * d) @ (B * m).double()
+        n_val = Yv.shape[0]
+        squares = (Yv * Yv).sum(0, dtype=torch.float64)
+        total = squares - Yv.sum(0, dtype=torch.float64) ** 2 / n_val
+        residual = squares - 2 * mid + quad
+        return (1 - residual / total).float()
