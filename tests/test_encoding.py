@@ -84,6 +84,26 @@ def test_variance_partition_gives_unique_variance_to_the_right_block(rng):
     np.testing.assert_allclose(parts["unique A"] + parts["shared"], results["A"].r2)
 
 
+def test_banded_ridge_weights_the_block_that_drives_each_voxel(rng):
+    data, A, B = synthetic(rng, noise=0.5)
+    n = len(data.train_ids)
+    banded = KernelRidgeEncoder(banded=True, n_weights=5).fit([A[:n], B[:n]], data.Y_train)
+    summed = KernelRidgeEncoder().fit([A[:n], B[:n]], data.Y_train)
+    weights = banded.kernel_weights_
+    assert weights.shape == (2, 30)
+    np.testing.assert_allclose(weights.sum(0), 1.0, atol=1e-5)
+    assert weights[0, :10].mean() > 0.8 and weights[1, 10:20].mean() > 0.8  # each voxel's own block
+    np.testing.assert_allclose(summed.kernel_weights_, 0.5)
+    r_banded = banded.score([A[n:], B[n:]], data.Y_test)
+    r_summed = summed.score([A[n:], B[n:]], data.Y_test)
+    assert r_banded[:20].mean() >= r_summed[:20].mean() - 0.01  # one penalty per block never costs much
+    # fit_encoders uses it for joint models, and records the weights
+    results = fit_encoders(data, {"A+B": [A, B]}, progress=False)
+    assert results["A+B"].kernel_weights.shape == (2, 30)
+    assert results["A+B"].kernel_weights[0, :10].mean() > 0.8
+    assert fit_encoders(data, {"A": A}, progress=False)["A"].kernel_weights.shape == (1, 30)
+
+
 def test_permutation_and_parametric_p_values_agree(rng):
     data, A, _ = synthetic(rng)
     para = fit_encoders(data, {"A": A}, progress=False)["A"]

@@ -6,7 +6,8 @@ import torch
 
 from brainldm.errors import BrainLDMError
 from brainldm.features import stimulus_features
-from brainldm.truth import decoding_against_oracle, oracle_decoding, oracle_reconstructions, require_truth
+from brainldm.truth import (decoding_against_oracle, early_cortex_diagnosis, oracle_decoding, oracle_reconstructions,
+                            require_truth)
 
 
 def test_noise_free_responses_decode_better_than_measured_ones(world, tiny_models):
@@ -36,3 +37,22 @@ def test_only_the_world_has_a_truth():
 
     with pytest.raises(BrainLDMError, match="only for the simulated world"):
         require_truth(Measured())
+
+
+def test_early_cortex_diagnosis_measures_what_each_feature_carries(world, tiny_models):
+    diagnosis = early_cortex_diagnosis(world, tiny_models, n_components=8, sizes=(20, 40), n_boot=20)
+    features = set(diagnosis.noise_free["feature"])
+    assert features == {"z", "c", "z (PCA 8)", "c (PCA 8)", "c + position"}
+    assert set(diagnosis.noise_free["roi"]) == {"V1", "V2", "V3", "ventral"}
+    assert set(diagnosis.contrast_energy["feature"]) == {"z", "c", "scene attributes", "without position and size"}
+    for table in (diagnosis.noise_free, diagnosis.contrast_energy, diagnosis.by_training_size):
+        assert np.isfinite(table[["mean", "ci_low", "ci_high"]].to_numpy()).all()
+        assert (table["ci_low"] <= table["mean"]).all() and (table["mean"] <= table["ci_high"]).all()
+    # noise-free responses are predicted better than noisy ones could be: the attributes that
+    # draw the scene predict the contrast energy in V2/V3 pRFs well
+    energy = diagnosis.contrast_energy.set_index(["feature", "roi"])["mean"]
+    assert energy["scene attributes", "V3"] > 0.5
+    curve = diagnosis.by_training_size
+    assert list(curve["n_train"].unique()) == [20, 40]
+    np.testing.assert_allclose(curve["mean"], curve["z"] - curve["c"], atol=1e-9)
+    assert diagnosis.crossover("V1") in (None, 20, 40)

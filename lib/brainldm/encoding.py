@@ -185,6 +185,13 @@ class KernelRidgeEncoder(BaseEstimator):
         Seed of the assignment of groups to folds (``cv`` int).
     chunk_size : int
         Voxels processed at once.
+    banded : bool
+        With several feature blocks: banded ridge, one penalty per block and voxel, fitted
+        by himalaya's ``MultipleKernelRidgeCV`` (random search over ``n_weights`` weightings
+        of the blocks, scored by grouped 5-fold CV). False: the blocks' kernels are summed
+        with equal weights under one penalty.
+    n_weights : int
+        Weightings of the blocks tried by the banded fit.
 
     Attributes
     ----------
@@ -196,6 +203,8 @@ class KernelRidgeEncoder(BaseEstimator):
     device_ : torch.device
         Where the model was fitted.
     n_blocks_ : int
+    kernel_weights_ : float32 array of shape (n_blocks, n_voxels)
+        Each block's share of the kernel per voxel (equal without ``banded``).
 
     Examples
     --------
@@ -203,16 +212,23 @@ class KernelRidgeEncoder(BaseEstimator):
     >>> r = model.score([z_test, c_test], Y_test)  # doctest: +SKIP
     """
 
-    def __init__(self, alphas=DEFAULT_ALPHAS, cv="gcv", device=None, random_state=0, chunk_size=8192):
+    def __init__(self, alphas=DEFAULT_ALPHAS, cv="gcv", device=None, random_state=0, chunk_size=8192,
+                 banded=False, n_weights=21):
         self.alphas = alphas
         self.cv = cv
         self.device = device
         self.random_state = random_state
         self.chunk_size = chunk_size
+        self.banded = banded
+        self.n_weights = n_weights
 
     def _kernel(self, blocks, fit):
         """Sum of the blocks' normalised linear kernels against the training samples: (n, n_train)."""
-        K = None
+        return torch.stack(self._kernels(blocks, fit)).sum(0)
+
+    def _kernels(self, blocks, fit):
+        """Each block's normalised linear kernel against the training samples: list of (n, n_train)."""
+        kernels = []
         for k, block in enumerate(blocks):
             x = torch.as_tensor(np.asarray(block, dtype=np.float32), device=self.device_)
             if fit:
@@ -222,11 +238,10 @@ class KernelRidgeEncoder(BaseEstimator):
                 self._stats.append((mean, std * np.sqrt(x.shape[1])))
             mean, scale = self._stats[k]
             x = (x - mean) / scale
-            part = x @ (x.T if fit else self._train_blocks[k].T)
+            kernels.append((x @ (x.T if fit else self._train_blocks[k].T)).double())
             if fit:
                 self._train_blocks.append(x)
-            K = part if K is None else K + part
-        return K.double()
+        return kernels
 
     def fit(self, X, Y, groups=None):
         """Choose an alpha per voxel and fit.
@@ -256,6 +271,10 @@ class KernelRidgeEncoder(BaseEstimator):
             raise BrainLDMError(f"cv must be 'gcv' or a number of folds >= 2; found {self.cv!r}")
         self.device_ = device = torch_device(self.device)
         self._stats, self._train_blocks = [], []
+        if self.banded and len(blocks) > 1:
+            return self._fit_banded(blocks, Y, alphas, groups)
+        self.banded_model_ = None
+        self.kernel_weights_ = np.full((len(blocks), Y.shape[1]), 1.0 / len(blocks), np.float32)
         K = self._kernel(blocks, fit=True)
         y_mean = Y.mean(0, dtype=np.float64)
         Yc = torch.as_tensor(Y - y_mean.astype(np.float32), device=device)
@@ -278,6 +297,48 @@ class KernelRidgeEncoder(BaseEstimator):
         self.intercept_ = y_mean.astype(np.float32)
         self.best_alphas_ = alphas[best.cpu().numpy()]
         self.cv_scores_ = scores.float().cpu().numpy()
+        self.n_blocks_ = len(blocks)
+        return self
+
+    def _himalaya(self):
+        """himalaya's torch backend on this model's device (``torch_cuda`` on a GPU)."""
+        from himalaya.backend import set_backend
+
+        return set_backend("torch_cuda" if self.device_.type == "cuda" else "torch", on_error="raise")
+
+    def _fit_banded(self, blocks, Y, alphas, groups):
+        """Banded ridge: one penalty per feature block and voxel (himalaya's ``MultipleKernelRidgeCV``).
+
+        The blocks' kernels are weighted by ``gamma`` and ``1 - gamma`` (or, with more than two
+        blocks, by ``n_weights`` Dirichlet draws), and every weighting and alpha is scored by
+        ``cv``-fold cross-validation grouped by image (5 folds when ``cv`` is ``"gcv"``):
+        the random-search solver of Nunez-Elizalde et al. (2019) / Dupré la Tour et al. (2022).
+        """
+        from himalaya.kernel_ridge import MultipleKernelRidgeCV
+
+        backend = self._himalaya()
+        n = len(blocks[0])
+        Ks = torch.stack(self._kernels(blocks, fit=True)).float()
+        if len(blocks) == 2:
+            gamma = np.linspace(0.0, 1.0, int(self.n_weights))[1:-1] if self.n_weights > 2 else np.array([0.5])
+            weights = np.stack([gamma, 1 - gamma], axis=1)
+            weights = np.concatenate([weights, [[1 - 1e-6, 1e-6], [1e-6, 1 - 1e-6]]])
+        else:
+            weights = np.random.default_rng(self.random_state).dirichlet(np.ones(len(blocks)), int(self.n_weights))
+        folds = group_kfold(np.arange(n) if groups is None else groups,
+                            5 if self.cv == "gcv" else int(self.cv), self.random_state)
+        y_mean = Y.mean(0, dtype=np.float64)
+        model = MultipleKernelRidgeCV(kernels="precomputed", solver="random_search", cv=folds,
+                                      random_state=self.random_state, solver_params=dict(
+                                          n_iter=weights, alphas=alphas, progress_bar=False,
+                                          n_targets_batch=int(self.chunk_size)))
+        model.fit(Ks, torch.as_tensor(Y - y_mean.astype(np.float32), device=self.device_))
+        deltas = np.asarray(backend.to_numpy(model.deltas_), np.float64)  # log(weight / alpha), (blocks, voxels)
+        self.banded_model_ = model
+        self.kernel_weights_ = (np.exp(deltas) / np.exp(deltas).sum(0, keepdims=True)).astype(np.float32)
+        self.best_alphas_ = 1.0 / np.exp(deltas).sum(0)
+        self.cv_scores_ = np.asarray(backend.to_numpy(model.cv_scores_), np.float32)
+        self.intercept_ = y_mean.astype(np.float32)
         self.n_blocks_ = len(blocks)
         return self
 
@@ -315,11 +376,14 @@ class KernelRidgeEncoder(BaseEstimator):
 
     def predict(self, X):
         """Predicted responses of new samples: float32 (n, n_voxels)."""
-        if not hasattr(self, "dual_coef_"):
+        if not hasattr(self, "n_blocks_"):
             raise BrainLDMError("this KernelRidgeEncoder is not fitted yet; call fit(X, Y) first")
         blocks = _blocks(X)
         if len(blocks) != self.n_blocks_ or any(b.shape[1] != t.shape[1] for b, t in zip(blocks, self._train_blocks)):
             raise BrainLDMError("X must have the same feature blocks (number and sizes) as in fit")
+        if getattr(self, "banded_model_", None) is not None:
+            Ks = torch.stack(self._kernels(blocks, fit=False)).float()
+            return np.asarray(self._himalaya().to_numpy(self.banded_model_.predict(Ks)), np.float32) + self.intercept_
         K = self._kernel(blocks, fit=False).float()
         return (K @ self.dual_coef_).cpu().numpy() + self.intercept_
 
@@ -392,6 +456,8 @@ class EncodingResult:
     alphas : array of shape (n_voxels,)
         Chosen penalties.
     n_features : int
+    kernel_weights : array of shape (n_blocks, n_voxels), optional
+        Each feature block's share of a joint model's kernel (banded ridge), per voxel.
     """
 
     name: str
@@ -404,6 +470,7 @@ class EncodingResult:
     significant: np.ndarray
     alphas: np.ndarray
     n_features: int
+    kernel_weights: np.ndarray = None
 
 
 def _r2(Y, P):
@@ -415,7 +482,7 @@ def _r2(Y, P):
 
 
 def fit_encoders(data, features, alphas=DEFAULT_ALPHAS, cv="gcv", test="parametric", n_permutations=1000, fdr=0.05,
-                 min_ceiling=1.0, seed=0, device=None, progress=True):
+                 min_ceiling=1.0, seed=0, device=None, progress=True, banded=True):
     """Fit one encoding model per feature, sharing the responses (cached per feature).
 
     Parameters
@@ -439,6 +506,9 @@ def fit_encoders(data, features, alphas=DEFAULT_ALPHAS, cv="gcv", test="parametr
     device : str or torch.device, optional
         See :class:`KernelRidgeEncoder`.
     progress : bool
+    banded : bool
+        A joint model (a list of blocks) gets one penalty per block and voxel (banded
+        ridge, :class:`KernelRidgeEncoder` ``banded``); False sums the blocks' kernels.
 
     Returns
     -------
@@ -461,10 +531,10 @@ def fit_encoders(data, features, alphas=DEFAULT_ALPHAS, cv="gcv", test="parametr
                                 f"({n_train} training then {n_test} test images)")
 
         def compute():
-            model = KernelRidgeEncoder(alphas=alphas, cv=cv, device=device, random_state=seed)
+            model = KernelRidgeEncoder(alphas=alphas, cv=cv, device=device, random_state=seed, banded=banded)
             model.fit([b[:n_train] for b in blocks], data.Y_train, groups=data.train_ids)
             predicted = model.predict([b[n_train:] for b in blocks]).astype(np.float32)
-            out = {"predicted": predicted, "alphas": model.best_alphas_}
+            out = {"predicted": predicted, "alphas": model.best_alphas_, "kernel_weights": model.kernel_weights_}
             if test == "permutation":
                 r = correlation_score(data.Y_test, predicted)
                 out["p"] = _permutation_p(data.Y_test, predicted, r, n_permutations, seed)
@@ -472,7 +542,8 @@ def fit_encoders(data, features, alphas=DEFAULT_ALPHAS, cv="gcv", test="parametr
 
         params = {"data": data_key, "features": [array_digest(b) for b in blocks],
                   "alphas": np.asarray(alphas).tolist(), "cv": cv, "seed": seed,
-                  "test": test, "n_permutations": n_permutations if test == "permutation" else None}
+                  "test": test, "n_permutations": n_permutations if test == "permutation" else None,
+                  "banded": bool(banded and len(blocks) > 1)}
         arrays = cached_arrays("encoding", params, _VERSION, compute)
         predicted = arrays["predicted"]
         r = correlation_score(data.Y_test, predicted)
@@ -484,7 +555,8 @@ def fit_encoders(data, features, alphas=DEFAULT_ALPHAS, cv="gcv", test="parametr
         results[name] = EncodingResult(name=name, predicted=predicted, r=r, r_normalized=r_norm,
                                        r2=_r2(data.Y_test, predicted), p=p, q=q,
                                        significant=np.nan_to_num(q, nan=1.0) <= fdr, alphas=arrays["alphas"],
-                                       n_features=int(sum(b.shape[1] for b in blocks)))
+                                       n_features=int(sum(b.shape[1] for b in blocks)),
+                                       kernel_weights=arrays.get("kernel_weights"))
     return results
 
 
