@@ -52,7 +52,7 @@ import pandas as pd
 from brainldm import viz
 from brainldm.provenance import show_provenance
 from brainldm.world_zoo import load_world_models, model_card
-from brainldm.world_zoo.metrics import evaluate_world_models, held_out_ids
+from brainldm.world_zoo.metrics import cached_evaluation, held_out_ids
 from brainldm.world_zoo.report import (captions_and_depth, quality_table, strength_series,
                                        training_table)
 from brainldm.datasets.world.design import NSD_TEST_IMAGES
@@ -137,8 +137,7 @@ plt.show()
 # number of categories or colours); two-way identification has chance 0.5.
 
 # %%
-quality, images = evaluate_world_models(models, n_eval=n_eval, seed=seed,
-                                        num_inference_steps=num_inference_steps, return_images=True)
+quality, images = cached_evaluation(models, n_eval=n_eval, seed=seed, num_inference_steps=num_inference_steps)
 print(quality_table(**{"this run": quality, "shipped card": card["quality"]}).to_string(na_rep="–"))
 
 # %%

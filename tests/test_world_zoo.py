@@ -219,3 +219,24 @@ def test_basic_metrics_known_answers():
     acc = attribute_accuracy({"a": np.array([1, 2]), "b": np.array([0, 0])},
                              {"a": np.array([1, 2]), "b": np.array([0, 1])})
     assert acc == {"a": 1.0, "b": 0.5, "mean": 0.75}
+
+
+def test_model_quality_is_evaluated_once_per_weights(tmp_path, monkeypatch):
+    """Chapter 90's evaluation is cached by a digest of the weights: a warm build reads it back."""
+    from brainldm.world_zoo import load_world_models
+    from brainldm.world_zoo import metrics
+
+    monkeypatch.setenv("BRAINLDM_DATA", str(tmp_path))
+    calls = []
+    evaluate = metrics.evaluate_world_models
+    monkeypatch.setattr(metrics, "evaluate_world_models", lambda *a, **k: calls.append(1) or evaluate(*a, **k))
+    models = load_world_models()
+    first = metrics.cached_evaluation(models, n_eval=4, num_inference_steps=2)
+    second = metrics.cached_evaluation(models, n_eval=4, num_inference_steps=2)
+    assert len(calls) == 1
+    assert first[0] == second[0] and first[0]["n_eval"] == 4
+    assert set(first[1]) >= {"original", "vae", "text2img", "img2img"}
+    np.testing.assert_array_equal(first[1]["img2img"], second[1]["img2img"])
+    assert first[1]["img2img"].dtype == np.uint8 and first[1]["img2img"].shape[0] == 4
+    metrics.cached_evaluation(models, n_eval=4, num_inference_steps=3)  # other settings: computed again
+    assert len(calls) == 2

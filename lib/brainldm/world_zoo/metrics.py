@@ -12,7 +12,7 @@ from ..evaluate import psnr, two_way_identification
 from ..ldm import LatentDiffusion, images_to_tensor
 from .models import LAYERS, scene_attributes
 
-__all__ = ["HELD_OUT_BASE", "held_out_ids", "top1_retrieval", "attribute_accuracy",
+__all__ = ["cached_evaluation", "HELD_OUT_BASE", "held_out_ids", "top1_retrieval", "attribute_accuracy",
            "depth_correlation", "predict_attributes", "layer_features", "evaluate_world_models"]
 
 HELD_OUT_BASE = 200_000_000
@@ -166,6 +166,36 @@ def evaluate_world_models(models, n_eval=100, seed=0, num_inference_steps=50, gu
         quality["depth2img_r"] = float(np.mean(depth_correlation(made, scenes.depth)))
     quality = _rounded(quality)
     return (quality, images) if return_images else quality
+
+
+def cached_evaluation(models, n_eval=100, seed=0, num_inference_steps=50, guidance_scale=5.0, strength=0.8):
+    """:func:`evaluate_world_models` with its images, computed once per set of weights and settings.
+
+    The key is a digest of every network's parameters (:func:`brainldm.models.weights_digest`),
+    so retrained weights are evaluated again and a warm build reads the result from the cache.
+
+    Returns
+    -------
+    quality : dict
+    images : dict of str to uint8 array (n, H, W, 3)
+    """
+    import json
+
+    from ..cache import cached_arrays
+    from ..models import weights_digest
+
+    nets = [models.vae, models.unet, models.cnn, models.image_encoder, models.captioner, models.depth_estimator]
+    params = {"weights": weights_digest(*nets), "n_eval": n_eval, "seed": seed,
+              "num_inference_steps": num_inference_steps, "guidance_scale": guidance_scale, "strength": strength}
+
+    def compute():
+        quality, images = evaluate_world_models(models, n_eval=n_eval, seed=seed, num_inference_steps=num_inference_steps,
+                                                guidance_scale=guidance_scale, strength=strength, return_images=True)
+        return {"quality": np.array(json.dumps(quality)), **{f"image_{k}": v for k, v in images.items()}}
+
+    arrays = cached_arrays("world_model_quality", params, "1", compute)
+    images = {k[len("image_"):]: np.asarray(v) for k, v in arrays.items() if k.startswith("image_")}
+    return json.loads(str(arrays["quality"])), images
 
 
 def _rounded(value):
