@@ -185,3 +185,24 @@ def test_publish_commits_the_html_to_a_local_gh_pages_branch(tmp_path):
     files = subprocess.run(["git", "-C", str(tmp_path), "ls-tree", "--name-only", "gh-pages"], capture_output=True,
                            text=True, check=True).stdout.split()
     assert files == [".nojekyll", "index.html"] and "gh-pages" in lines[0]
+
+
+def test_a_warm_build_skips_chapters_whose_inputs_are_unchanged(project, monkeypatch):
+    out = project / "book"
+    out.mkdir()
+    params = {"n_images": 3}
+    current, key = book._up_to_date("01_say_hello", params, out, project)
+    assert not current  # never executed
+    (out / "01_say_hello.ipynb").write_text("{}")
+    book._record_execution("01_say_hello", key, out)
+    assert book._up_to_date("01_say_hello", params, out, project) == (True, key)
+    # anything the outputs depend on makes it stale: parameters, the chapter, the BRAINLDM_* settings
+    assert not book._up_to_date("01_say_hello", {"n_images": 4}, out, project)[0]
+    monkeypatch.setenv("BRAINLDM_DTYPE", "bfloat16")
+    assert not book._up_to_date("01_say_hello", params, out, project)[0]
+    monkeypatch.delenv("BRAINLDM_DTYPE")
+    assert book._up_to_date("01_say_hello", params, out, project)[0]
+    (project / "chapters" / "01_say_hello.py").write_text(CHAPTER + "\nprint('changed')\n")
+    assert not book._up_to_date("01_say_hello", params, out, project)[0]
+    (out / ".executed" / "01_say_hello.json").write_text("not json")  # a damaged record means: run again
+    assert not book._up_to_date("01_say_hello", params, out, project)[0]

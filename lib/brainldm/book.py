@@ -8,9 +8,18 @@ into ``book/NN_verb_object.ipynb`` and turns a failing cell into one
 :func:`build_book` runs every chapter of a dataset's book with a profile's parameters
 (``chapters/profiles.yml``), optionally spread over a Dask cluster (:mod:`brainldm.cluster`), and
 then builds ``<output>/_build/html`` with Jupyter Book without executing anything again.
+
+A warm build re-executes only what changed: beside each executed notebook,
+``<output>/.executed/<chapter>.json`` records the digest of everything its outputs depend
+on (:func:`execution_key`: the chapter's source, its parameters, the package's source, the
+world models' weights and the ``BRAINLDM_*`` settings). A chapter whose key is unchanged
+and whose notebook exists is not run again.
 """
 
 import ast
+import functools
+import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -22,7 +31,7 @@ from .errors import BrainLDMError, ParameterError
 
 __all__ = ["project_root", "list_chapters", "find_chapter", "chapter_parameters", "parse_parameters",
            "run_chapter", "build_book", "smoke_parameters", "write_reference", "profiles", "profile_parameters",
-           "book_chapters", "chapter_plan", "WORLD_ONLY", "PROFILES"]
+           "book_chapters", "chapter_plan", "execution_key", "WORLD_ONLY", "PROFILES"]
 
 
 def project_root():
@@ -292,6 +301,55 @@ def chapter_plan(dataset="world", profile="default", subjects=None, device=None,
     return overrides, full
 
 
+@functools.lru_cache(maxsize=1)
+def _package_digest():
+    """Digest of the package's Python source and the world models' weights (their card and files)."""
+    package = Path(__file__).resolve().parent
+    digest = hashlib.sha256()
+    files = sorted(p for p in package.rglob("*") if p.is_file() and p.suffix in (".py", ".json", ".safetensors", ".yml")
+                   and "__pycache__" not in p.parts)
+    for path in files:
+        digest.update(str(path.relative_to(package)).encode())
+        stat = path.stat()
+        if path.suffix == ".safetensors":  # large: size and the first megabyte
+            with open(path, "rb") as handle:
+                digest.update(f"{stat.st_size}".encode() + handle.read(1 << 20))
+        else:
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def execution_key(stem, parameters, root=None):
+    """What an executed chapter's outputs depend on, as one digest.
+
+    The chapter's source, its parameter overrides, ``chapters/profiles.yml``, the package's source
+    and weights (:func:`_package_digest`), and every ``BRAINLDM_*`` environment variable.
+    """
+    root = Path(root) if root else project_root()
+    path = find_chapter(stem, root)
+    settings = {k: v for k, v in sorted(os.environ.items()) if k.startswith("BRAINLDM_")}
+    payload = {"chapter": hashlib.sha256(path.read_bytes()).hexdigest(), "parameters": parameters,
+               "package": _package_digest(), "settings": settings}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _up_to_date(stem, parameters, out, root):
+    """(is the executed notebook current, its key); the key is recorded after a successful run."""
+    key = execution_key(stem, parameters, root)
+    record = out / ".executed" / f"{stem}.json"
+    try:
+        current = (out / f"{stem}.ipynb").exists() and json.loads(record.read_text())["key"] == key
+    except (OSError, ValueError, KeyError):
+        current = False
+    return current, key
+
+
+def _record_execution(stem, key, out):
+    folder = out / ".executed"
+    folder.mkdir(exist_ok=True)
+    (folder / f"{stem}.json").write_text(json.dumps({"key": key}))
+
+
 def _chapter_title(stem, root):
     for cell in _read_notebook(find_chapter(stem, root)).cells:
         if cell.cell_type == "markdown":
@@ -356,7 +414,7 @@ def _publish(html, root, log):
 
 
 def build_book(root=None, log=print, execute=True, dataset="world", profile="default", output=None, subjects=None,
-               device=None, dtype=None, scheduler=None, slurm_config=None, publish=False):
+               device=None, dtype=None, scheduler=None, slurm_config=None, publish=False, rerun=False):
     """Execute every chapter of ``dataset``'s book, then build its HTML without re-executing.
 
     Parameters
@@ -386,6 +444,8 @@ def build_book(root=None, log=print, execute=True, dataset="world", profile="def
         The SLURM settings (``slurm.yml``) for ``scheduler="slurm"``.
     publish : bool
         Commit the HTML to the local ``gh-pages`` branch with ghp-import (pushing is yours).
+    rerun : bool
+        Execute every chapter even when its recorded :func:`execution_key` is unchanged.
 
     Returns
     -------
@@ -405,16 +465,23 @@ def build_book(root=None, log=print, execute=True, dataset="world", profile="def
         overrides, full = chapter_plan(dataset, profile, subjects, device, dtype, root)
         saved = os.environ.get("BRAINLDM_PROFILE")
         os.environ["BRAINLDM_PROFILE"] = profile
+        keys, stale = {}, []
+        for stem in chapters:
+            current, keys[stem] = _up_to_date(stem, overrides[stem], out, root)
+            if current and not rerun:
+                log(f"{stem:<28} up to date (inputs unchanged; --rerun executes it again)")
+            else:
+                stale.append(stem)
         client = cluster = None
         try:
-            if scheduler:
+            if scheduler and stale:
                 from . import cluster as scale
 
                 client, cluster = scale.connect(scheduler, slurm_config, log=log)
-                scale.run_stages(scale.plan_stages(dataset, full), client, log=log)
+                scale.run_stages(scale.plan_stages(dataset, {stem: full[stem] for stem in stale}), client, log=log)
                 environ = scale.brainldm_environment()
                 futures = [client.submit(_run_on_worker, stem, overrides[stem], str(out), str(root), environ,
-                                         key=f"chapter-{stem}-{time.time_ns()}", pure=False) for stem in chapters]
+                                         key=f"chapter-{stem}-{time.time_ns()}", pure=False) for stem in stale]
                 try:
                     for lines in client.gather(futures):
                         for line in lines:
@@ -424,8 +491,12 @@ def build_book(root=None, log=print, execute=True, dataset="world", profile="def
                 except Exception as error:
                     raise BrainLDMError(f"a chapter failed on the cluster: {type(error).__name__}: {error}") from None
             else:
-                for stem in chapters:
+                for stem in stale:
                     run_chapter(stem, overrides[stem], out, root, log=log)
+                    _record_execution(stem, keys[stem], out)
+            if scheduler and stale:
+                for stem in stale:
+                    _record_execution(stem, keys[stem], out)
         finally:
             if client is not None:
                 client.close()

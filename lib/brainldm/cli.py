@@ -27,6 +27,8 @@ def _parser():
     run.add_argument("-o", "--output-dir", help="folder for the executed notebook (default: book/)")
     book = sub.add_parser("book", help="execute every chapter of a dataset's book, then build the HTML")
     book.add_argument("--no-execute", action="store_true", help="build from the notebooks already in the output folder")
+    book.add_argument("--rerun", action="store_true",
+                      help="execute every chapter, even those whose inputs are unchanged since their last run")
     book.add_argument("--dataset", default="world", choices=("world", "nsd"),
                       help="world (default) or nsd; world-only chapters get a page saying why they are absent")
     book.add_argument("--profile", default="default", choices=("default", "smoke", "paper"),
@@ -91,7 +93,8 @@ def main(argv=None):
         elif args.command == "book":
             book.build_book(execute=not args.no_execute, dataset=args.dataset, profile=args.profile,
                             output=args.output, subjects=args.subjects, device=args.device, dtype=args.dtype,
-                            scheduler=args.scheduler, slurm_config=args.slurm_config, publish=args.publish)
+                            scheduler=args.scheduler, slurm_config=args.slurm_config, publish=args.publish,
+                            rerun=args.rerun)
         elif args.command == "refs":
             for key in args.chapters or [p.stem for p in book.list_chapters()]:
                 book.write_reference(key)
