@@ -206,8 +206,8 @@ print(f"corr(r_z, r_zc) over voxels = {np.corrcoef(results['z'].r[shared], resul
 # - On the world, `c` out-predicts `z` in ventral cortex, as in the paper, and `z` out-predicts `c`
 #   in V2 and V3. In V1 the verdict depends on the training set: with the world's default 700
 #   training images `c` is ahead or tied (section 3 prints the verdicts of this run).
-# - Why, measured in chapter 14 (section 5): on the *noise-free* responses `z` and `c` predict V1
-#   about equally, and `z` is far ahead in V2 and V3, so the gap is not in what `z` carries. The
+# - Why, measured in chapter 14 (section 5): on the *noise-free* responses `z` predicts V1 better
+#   than `c`, and V2 and V3 far better, so the gap is not in what `z` carries. The
 #   world's images are drawn from a few attributes (place, objects, colours, sizes), and those
 #   attributes alone predict much of the contrast energy in a V1 pRF; `c` names them, so its
 #   V1-relevant information is low-dimensional and a ridge learns it from few noisy images.

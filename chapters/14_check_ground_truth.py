@@ -180,7 +180,8 @@ print(pd.DataFrame(rows).round(3).to_string(index=False))
 # %% [markdown]
 # ## 5. Early visual cortex: what `z` and `c` carry, and how much data each needs
 # The paper's first encoding result is that `z` predicts early visual cortex (V1–V3) best. On the
-# world with chapter 9's 700 training images, `z` wins V2 but not V1. Four measurements say why:
+# world with chapter 9's 700 training images, `z` wins V2 and V3 but not V1. Four measurements say
+# why:
 # 1. **Noise-free responses**: encoding models fitted on the simulated responses without noise.
 #    If `z` and `c` tie here, the gap in chapter 9 comes from the noise and the sample, not from
 #    what the features carry.
