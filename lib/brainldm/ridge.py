@@ -201,8 +201,8 @@ class GroupRidgeCV(BaseEstimator):
         How each alpha's validation error is computed: ``"eigenbasis"`` evaluates all alphas
         from one product per fold in the fold's eigenbasis (module docstring; primal solver
         only), ``"predictions"`` forms every alpha's validation predictions. ``"auto"``: the
-        eigenbasis when it is cheaper and needs no more memory (primal solver,
-        ``2 n_features < n_alphas * n_val`` and ``n_features <= n_val``).
+        eigenbasis when it is cheaper and at most doubles the folds' memory (primal solver,
+        ``n_features < n_alphas * n_val`` and ``n_features <= n_val``).
         Both give the same scores to float32 accuracy.
 
     Attributes
@@ -400,10 +400,10 @@ class GroupRidgeCV(BaseEstimator):
                                 'solver="primal"); use validation="predictions" or "auto"')
         if self.validation != "auto":
             return self.validation
-        # per fold and chunk: eigenbasis two more (p, p) @ (p, chunk) products (V.T @ X_val.T @ Y and H @ B);
-        # predictions one (n_val, p) @ (p, chunk) product per alpha
-        # memory: eigenbasis keeps H (p, p) per fold where predictions keep A (n_val, p)
-        cheaper = 2 * n_features < n_alphas * n_val and n_features <= n_val
+        # per fold and chunk, beside A.T @ Y_val and V.T @ X_train.T @ Y: eigenbasis one (p, p) @ (p, chunk)
+        # product (H @ B), predictions one (n_val, p) @ (p, chunk) product per alpha; memory: eigenbasis keeps
+        # H (p, p) per fold beside V (p, p) and A (n_val, p), so at most doubles them when p <= n_val
+        cheaper = n_features < n_alphas * n_val and n_features <= n_val
         return "eigenbasis" if self.solver_ == "primal" and cheaper else "predictions"
 
     def _decompose(self, Xs, folds, alpha_min=0.0):
@@ -414,13 +414,29 @@ class GroupRidgeCV(BaseEstimator):
         and ``A = K[val, train] @ U``. In both, the validation prediction for alpha is
         ``A @ (B / (s + alpha))`` where ``B`` is ``V.T @ X_train.T @ Y`` or ``U.T @ Y_train``.
         """
-        square = Xs.T @ Xs if self.solver_ == "primal" else Xs @ Xs.T
+        val_grams = None
+        if self.validation_ == "eigenbasis":
+            # the folds partition the samples: the Gram matrix is the sum of the validation ones (K (p, p)
+            # matrices, no larger than Xs since p <= n_val here), which saves its own product
+            val_grams = [Xs[_rows(val, Xs.device)].T @ Xs[_rows(val, Xs.device)] for _, val in folds]
+            square = val_grams[0].clone()
+            for gram in val_grams[1:]:
+                square += gram
+        else:
+            square = Xs.T @ Xs if self.solver_ == "primal" else Xs @ Xs.T
         parts = []
-        for train, val in progress_bar(folds, desc=f"ridge: {self.solver_} fold decompositions", show=self.progress):
+        for k, (train, val) in enumerate(progress_bar(folds, desc=f"ridge: {self.solver_} fold decompositions",
+                                                      show=self.progress)):
             val_t = torch.as_tensor(val, device=Xs.device)
             if self.solver_ == "primal":
                 Xv = Xs[_rows(val, Xs.device)]
-                s, V = _eigh(square - Xv.T @ Xv)
+                if val_grams is not None:
+                    gram, val_grams[k] = val_grams[k], None
+                else:
+                    gram = Xv.T @ Xv
+                gram.neg_().add_(square)  # the training Gram matrix, in place
+                s, V = _eigh(gram)
+                del gram
                 A = Xv @ V
                 parts.append(_EigenbasisFold(s, V, A, alpha_min) if self.validation_ == "eigenbasis" else (s, V, A))
             else:
@@ -432,9 +448,8 @@ class GroupRidgeCV(BaseEstimator):
     def _validation_r2(self, part, Xs, Yc, XtY, train, val, alphas):
         """R^2 of every alpha on one fold's validation samples: shape (n_alphas, chunk)."""
         if isinstance(part, _EigenbasisFold):
-            rows = _rows(val, Xs.device)
-            Yv = Yc[rows]
-            E = part.V.T @ (Xs[rows].T @ Yv)  # A.T @ Y_val
+            Yv = Yc[_rows(val, Xs.device)]
+            E = part.A.T @ Yv  # V.T @ X_val.T @ Y_val
             B = part.V.T @ XtY
             B -= E  # V.T @ X_train.T @ Y_train
             return part.r2(B, E, Yv, alphas)
@@ -618,7 +633,7 @@ class _EigenbasisFold:
     """
 
     def __init__(self, s, V, A, alpha_min):
-        self.V = V
+        self.V, self.A = V, A
         G = A.T @ A
         s64 = s.double().cpu().numpy()
         start, cluster = 0, np.empty(s64.size, dtype=np.int64)
