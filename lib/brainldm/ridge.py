@@ -493,12 +493,14 @@ class GroupRidgeCV(BaseEstimator):
                 "remove or impute them before fitting."
             )
         y_mean = Yc.mean(0, dtype=np.float64)
-        y_std = Yc.std(0, dtype=np.float64)
+        Yc = torch.as_tensor(Yc, device=device)
+        mean32 = torch.as_tensor(y_mean, dtype=torch.float32, device=device)
+        squares = sum(((block - mean32) ** 2).sum(0, dtype=torch.float64) for block in Yc.split(4096))
+        y_std = np.sqrt(squares.cpu().numpy() / len(Yc))  # no float64 copy of the chunk
         constant = y_std <= CONSTANT_TOLERANCE * np.maximum(np.abs(y_mean), 1e-6)
         y_std[constant] = 1.0
         if not center:
             y_mean = np.where(constant, y_mean, 0.0)
-        Yc = torch.as_tensor(Yc, device=device)
         Yc -= torch.as_tensor(y_mean, dtype=torch.float32, device=device)
         Yc[:, torch.as_tensor(constant, device=device)] = 0.0
         Yc /= torch.as_tensor(y_std, dtype=torch.float32, device=device)
@@ -661,10 +663,11 @@ class _EigenbasisFold:
         for rows, block in self.blocks:
             m[rows] = block @ B[rows]
         d = 1.0 / (self.s[None, :] + alphas.double()[:, None])  # (n_alphas, p)
-        mid = d @ (E * B).double()
-        quad = d @ (2 * B * c).double() + (d * d) @ (B * m).double()
+        c -= E  # -2 sum_k d_k E_k B_k + 2 sum_k d_k B_k (H B)_k = 2 sum_k d_k B_k (H B - E)_k
+        c *= B
+        m *= B
         n_val = Yv.shape[0]
         squares = (Yv * Yv).sum(0, dtype=torch.float64)
         total = squares - Yv.sum(0, dtype=torch.float64) ** 2 / n_val
-        residual = squares - 2 * mid + quad
+        residual = squares + 2 * (d @ c.double()) + (d * d) @ m.double()
         return (1 - residual / total).float()
