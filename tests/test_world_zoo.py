@@ -11,9 +11,9 @@ from brainldm.ldm import images_to_tensor, prepare_depth
 from brainldm.world_zoo import MODEL_NAMES, load, model_card, weights_dir
 from brainldm.world_zoo import train as T
 from brainldm.world_zoo.metrics import (attribute_accuracy, depth_correlation, held_out_ids,
-                                        top1_retrieval)
-from brainldm.world_zoo.models import (ATTRIBUTES, MODEL_CLASSES, Captioner, build,
-                                       caption_from_attributes, scene_attributes)
+                                        inception_accuracy, top1_retrieval)
+from brainldm.world_zoo.models import (ATTRIBUTES, INCEPTION_ATTRIBUTES, MODEL_CLASSES, Captioner,
+                                       WorldInception, build, caption_from_attributes, scene_attributes)
 
 
 @pytest.fixture(scope="module")
@@ -43,6 +43,43 @@ def test_shipped_weights_are_small_and_documented():
     assert set(card["models"]) == set(T.ORDER)
     assert card["pool"]["n_leaked_test_images"] > 0
     assert "quality" in card
+
+
+def test_the_inception_analogue_is_shipped_trained_and_documented():
+    """A second classifier of its own (multi-branch, batch norm) on held-out images: place and category."""
+    model = load("inception")
+    assert isinstance(model, WorldInception) and not model.training
+    assert not any(m.training for m in model.modules())  # batch norm reads its running statistics
+    scenes = render_scenes(held_out_ids(200), seed=0)
+    accuracy = inception_accuracy(model, scenes.images, scene_attributes(scenes))
+    assert set(accuracy) == {"place", "category", "mean"}
+    assert accuracy["place"] >= 0.9 and accuracy["category"] >= 0.9
+    entry = model_card()["models"]["inception"]
+    assert entry["params"] == sum(p.numel() for p in model.parameters())
+    assert entry["loss_last"] < entry["loss_first"]
+
+
+def test_world_inception_column_reads_its_own_network():
+    """The world's Inception column is the Inception analogue's pooled features, not the CNN's late layer."""
+    from brainldm.models import world_model_set
+    from brainldm.world_zoo import load_world_models
+
+    world = load_world_models()
+    assert isinstance(world.inception, WorldInception)
+    models = world_model_set(world)
+    net = models.feature_nets["inception"]
+    assert net.layers == ("late",) and "CNN" not in net.name
+    images = render_scenes(held_out_ids(6), seed=0).images
+    features = net(images)["late"]
+    with torch.no_grad():
+        expected = world.inception.forward_layers(images_to_tensor(images))["late"].numpy()
+    np.testing.assert_allclose(features, expected, rtol=1e-5, atol=1e-5)
+    cnn_late = models.feature_nets["cnn"](images, ["late"])["late"]
+    assert features.shape != cnn_late.shape or not np.allclose(features, cnn_late)
+    # image-to-image similarity differs between the two networks (two metrics, not one twice)
+    def similarity(x):
+        return np.corrcoef(x)[np.triu_indices(len(x), 1)]
+    assert np.corrcoef(similarity(features), similarity(cnn_late))[0, 1] < 0.999
 
 
 def test_unknown_or_missing_models_raise_a_clear_error(tmp_path):
@@ -98,6 +135,39 @@ def test_cnn_training_lowers_the_loss(scenes):
     losses = T.train_cnn(build("cnn", tiny=True), images_to_tensor(scenes.images), labels, 12, 12,
                          5e-3, _gen())
     assert _lowered(losses)
+
+
+def test_inception_builds_with_its_layers(scenes):
+    torch.manual_seed(0)
+    full = build("inception")
+    assert 100_000 < sum(p.numel() for p in full.parameters()) < 1_000_000
+    pixels = images_to_tensor(scenes.images[:3])
+    layers = full.eval().forward_layers(pixels)
+    assert layers["early"].shape == (3, 64, 16, 16) and layers["middle"].shape == (3, 128, 16, 16)
+    assert layers["late"].shape == (3, 256)
+    logits = full(pixels)
+    assert {k: v.shape[1] for k, v in logits.items()} == INCEPTION_ATTRIBUTES
+    # every branch of a block contributes its share of the channels
+    block = full.blocks[0]
+    widths = [branch(layers["early"]).shape[1] for branch in
+              (block.branch1, block.branch3, block.branch5, block.branch_pool)]
+    assert widths == [32, 48, 32, 16]
+    tiny = build("inception", tiny=True)
+    assert tiny.forward_layers(pixels)["late"].shape == (3, 16)
+
+
+def test_inception_training_lowers_the_loss(scenes):
+    torch.manual_seed(0)
+    attrs = scene_attributes(scenes)
+    labels = {k: torch.as_tensor(attrs[k], dtype=torch.long) for k in INCEPTION_ATTRIBUTES}
+    losses = T.train_inception(build("inception", tiny=True), scenes.images, labels, 16, 12, 5e-3, _gen())
+    assert _lowered(losses)
+
+
+def test_inception_is_last_in_the_training_order():
+    """``--resume --models inception`` trains it alone; the other models keep their order."""
+    assert T.ORDER[-1] == "inception" and "inception" in T.STEPS
+    assert T.ORDER[:-1] == ("vae", "unet", "cnn", "image_encoder", "captioner", "depth_estimator")
 
 
 def test_image_encoder_training_lowers_the_loss(scenes):

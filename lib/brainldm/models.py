@@ -195,14 +195,23 @@ def world_model_set(m):
     def cnn_forward(pixels):
         return m.cnn.forward_layers(to_module(pixels, m.cnn))
 
+    def inception_forward(pixels):
+        return {"late": m.inception.forward_layers(to_module(pixels, m.inception))["late"]}
+
+    if getattr(m, "inception", None) is not None:  # batch norm must read its running statistics
+        m.inception.eval().requires_grad_(False)
+        inception = FeatureNet("world Inception analogue (pooled features)", inception_forward, ("late",),
+                               m.inception.config.image_size, device=device)
+    else:  # hand-made sets without it (tiny test models): the CNN's late layer, as before
+        inception = FeatureNet("world CNN late layer (Inception stand-in)", cnn_forward, ("late",),
+                               m.cnn.config.image_size, device=device)
     size = m.image_encoder.config.image_size
     nets = {
         "clip": FeatureNet("world image encoder (CLIP analogue)", clip_forward,
                            ("early", "middle", "late", "embedding"), size, device=device),
         "cnn": FeatureNet("world CNN (AlexNet analogue)", cnn_forward, ("early", "middle", "late"),
                           m.cnn.config.image_size, device=device),
-        "inception": FeatureNet("world CNN late layer (Inception analogue)", cnn_forward, ("late",),
-                                m.cnn.config.image_size, device=device),
+        "inception": inception,
     }
     return ModelSet("world", ldm, m.text_encoder, m.uncond, size, nets,
                     extras={"captioner": m.captioner, "image_encoder": m.image_encoder,

@@ -20,7 +20,7 @@ from .models import MODEL_CLASSES, TextEncoder
 __all__ = ["MODEL_NAMES", "WorldModels", "weights_dir", "load", "load_world_models", "model_card"]
 
 MODEL_NAMES = ("vae", "unet", "scheduler", "text_encoder", "image_encoder", "cnn", "captioner",
-               "depth_estimator")
+               "depth_estimator", "inception")
 
 
 def weights_dir():
@@ -77,6 +77,9 @@ class WorldModels:
     depth_estimator : DepthEstimator
     uncond : tensor of shape (1, tokens, dim)
         ``c`` of the empty caption, for classifier-free guidance.
+    inception : WorldInception or None
+        The Inception analogue (:func:`load_world_models` always loads it; None only in
+        hand-made sets, whose Inception column then falls back to the CNN's late layer).
     """
 
     vae: object
@@ -88,6 +91,7 @@ class WorldModels:
     captioner: object
     depth_estimator: object
     uncond: torch.Tensor
+    inception: object = None
 
 
 def load_world_models(weights=None, device="cpu", dtype=torch.float32):

@@ -10,10 +10,11 @@ import torch
 from ..datasets.world.scenes import CATEGORIES, COLOR_NAMES, render_scenes
 from ..evaluate import psnr, two_way_identification
 from ..ldm import LatentDiffusion, images_to_tensor
-from .models import LAYERS, scene_attributes
+from .models import INCEPTION_ATTRIBUTES, LAYERS, scene_attributes
 
 __all__ = ["cached_evaluation", "HELD_OUT_BASE", "held_out_ids", "top1_retrieval", "attribute_accuracy",
-           "depth_correlation", "predict_attributes", "layer_features", "evaluate_world_models"]
+           "depth_correlation", "predict_attributes", "inception_accuracy", "layer_features",
+           "evaluate_world_models"]
 
 HELD_OUT_BASE = 200_000_000
 
@@ -77,6 +78,25 @@ def predict_attributes(cnn, images):
     return {k: v.argmax(1).numpy() for k, v in logits.items()}
 
 
+def inception_accuracy(inception, images, true):
+    """The Inception analogue's accuracy on what it learned (the place and the main object's category).
+
+    Parameters
+    ----------
+    inception : brainldm.world_zoo.models.WorldInception
+    images : uint8 array (n, H, W, 3)
+    true : dict of str to int array (n,)
+        :func:`~brainldm.world_zoo.models.scene_attributes` of the images.
+
+    Returns
+    -------
+    accuracy : dict of str to float
+        ``place``, ``category`` and their ``mean``.
+    """
+    predicted = predict_attributes(inception, images)
+    return attribute_accuracy({k: predicted[k] for k in INCEPTION_ATTRIBUTES}, true)
+
+
 @torch.no_grad()
 def layer_features(model, images):
     """Flattened early, middle and late activations: dict of str to array (n, features)."""
@@ -102,9 +122,10 @@ def evaluate_world_models(models, n_eval=100, seed=0, num_inference_steps=50, gu
     Returns
     -------
     quality : dict
-        ``vae_psnr``; ``cnn_accuracy`` (per attribute and mean); ``text2img_category`` and
+        ``vae_psnr``; ``cnn_accuracy`` (per attribute and mean); ``inception_accuracy`` (place,
+        category and mean; when ``models`` has the Inception analogue); ``text2img_category`` and
         ``text2img_color`` (the CNN's accuracy on text→image samples) with their chance
-        levels; ``img2img_identification`` (per CNN and image-encoder layer);
+        levels; ``img2img_identification`` (per CNN, image-encoder and Inception layer);
         ``retrieval_top1`` with chance; ``captioner_accuracy``; ``depth_r``; ``depth2img_r``
         (depth of depth-conditioned samples vs the conditioning depth).
     images : dict of str to uint8 array (n, H, W, 3)
@@ -127,6 +148,9 @@ def evaluate_world_models(models, n_eval=100, seed=0, num_inference_steps=50, gu
     # CNN: attributes of the real images.
     predicted = predict_attributes(models.cnn, scenes.images)
     quality["cnn_accuracy"] = attribute_accuracy(predicted, true)
+    inception = getattr(models, "inception", None)
+    if inception is not None:
+        quality["inception_accuracy"] = inception_accuracy(inception, scenes.images, true)
     # Text → image from held-out captions; does the CNN see the main object's category and colour?
     gen = torch.Generator().manual_seed(seed)
     images["text2img"] = ldm.decode(ldm.text2img(c, generator=gen, **sample))
@@ -138,7 +162,8 @@ def evaluate_world_models(models, n_eval=100, seed=0, num_inference_steps=50, gu
     gen = torch.Generator().manual_seed(seed + 1)
     images["img2img"] = ldm.decode(ldm.img2img(z, c, strength=strength, generator=gen, **sample))
     quality["img2img_identification"] = {}
-    for name, net in (("cnn", models.cnn), ("image_encoder", models.image_encoder)):
+    nets = [("cnn", models.cnn), ("image_encoder", models.image_encoder)]
+    for name, net in nets + ([("inception", inception)] if inception is not None else []):
         orig, new = layer_features(net, scenes.images), layer_features(net, images["img2img"])
         for layer in LAYERS:
             quality["img2img_identification"][f"{name}_{layer}"] = float(
@@ -185,6 +210,8 @@ def cached_evaluation(models, n_eval=100, seed=0, num_inference_steps=50, guidan
     from ..models import weights_digest
 
     nets = [models.vae, models.unet, models.cnn, models.image_encoder, models.captioner, models.depth_estimator]
+    if getattr(models, "inception", None) is not None:
+        nets.append(models.inception)
     params = {"weights": weights_digest(*nets), "n_eval": n_eval, "seed": seed,
               "num_inference_steps": num_inference_steps, "guidance_scale": guidance_scale, "strength": strength}
 
@@ -193,7 +220,7 @@ def cached_evaluation(models, n_eval=100, seed=0, num_inference_steps=50, guidan
                                                 guidance_scale=guidance_scale, strength=strength, return_images=True)
         return {"quality": np.array(json.dumps(quality)), **{f"image_{k}": v for k, v in images.items()}}
 
-    arrays = cached_arrays("world_model_quality", params, "1", compute)
+    arrays = cached_arrays("world_model_quality", params, "2", compute)  # 2: inception_accuracy
     images = {k[len("image_"):]: np.asarray(v) for k, v in arrays.items() if k.startswith("image_")}
     return json.loads(str(arrays["quality"])), images
 

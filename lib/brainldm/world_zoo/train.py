@@ -38,18 +38,19 @@ from ..datasets.world.design import POOL_BASE, is_leaked, zoo_pool_ids
 from ..datasets.world.scenes import CATEGORIES, COLOR_NAMES, MAX_OBJECTS, render_scenes
 from ..ldm import images_to_tensor, prepare_depth
 from ..progress import progress_bar
-from .models import ATTRIBUTES, Captioner, TextEncoder, build, scene_attributes
+from .models import ATTRIBUTES, INCEPTION_ATTRIBUTES, Captioner, TextEncoder, build, scene_attributes
 
 __all__ = ["STEPS", "main", "load_pool", "train_vae", "vae_scaling_factor", "encode_latents",
-           "train_unet", "train_cnn", "render_pool", "train_image_encoder", "captioner_targets",
-           "train_captioner", "train_depth_estimator", "update_model_card"]
+           "train_unet", "train_cnn", "train_inception", "render_pool", "train_image_encoder",
+           "captioner_targets", "train_captioner", "train_depth_estimator", "update_model_card"]
 
 log = logging.getLogger("brainldm.train_world")
 
 # Each model's recipe: stages of (steps, batch size, learning rate, fresh pool images).
 # A stage's pool of None is the shared pool (--n-images, with the leaked test images);
 # the CNN's last stage sees 30,000 fresh images, rendered without captions, so that it
-# stops over-fitting the shared pool. About two hours on one CPU thread in all.
+# stops over-fitting the shared pool. The Inception analogue learns the place and the category
+# from the same 30,000 fresh images (flipped at random). About two hours on one CPU thread in all.
 STEPS = {
     "vae": [(800, 16, 2e-3, None)],
     # the third stage adapts the U-Net to captions that no longer state positions (issue 18)
@@ -58,8 +59,9 @@ STEPS = {
     "image_encoder": [(800, 64, 2e-3, None)],
     "captioner": [(1500, 128, 1e-3, None)],
     "depth_estimator": [(400, 16, 3e-3, None)],
+    "inception": [(2000, 64, 2e-3, 30000)],
 }
-ORDER = ("vae", "unet", "cnn", "image_encoder", "captioner", "depth_estimator")
+ORDER = ("vae", "unet", "cnn", "image_encoder", "captioner", "depth_estimator", "inception")
 CARD = "model_card.json"
 POOL_VERSION = "2"  # 2: captions without positions
 
@@ -230,6 +232,32 @@ def train_cnn(cnn, images, labels, steps, batch_size, lr, generator):
         return _attribute_loss(cnn(images[index]), labels, index)
 
     return _optimise(cnn, loss_fn, len(images), steps, batch_size, lr, generator, "cnn")
+
+
+def train_inception(model, images, labels, steps, batch_size, lr, generator, label_smoothing=0.1,
+                    flip=0.5):
+    """Train the Inception analogue on its attributes, with label smoothing and random flips.
+
+    Another objective than :func:`train_cnn`'s: only the attributes in ``labels`` (the place
+    and the category, :data:`~brainldm.world_zoo.models.INCEPTION_ATTRIBUTES`), cross-entropy
+    with ``label_smoothing``, and each image mirrored left-right with probability ``flip``
+    (neither attribute depends on the side).
+
+    Parameters
+    ----------
+    images : tensor (N, 3, H, W) in [-1, 1], or uint8 array (N, H, W, 3)
+        Uint8 images are converted batch by batch.
+    labels : dict of str to long tensor (N,)
+    """
+    def loss_fn(index):
+        x = images_to_tensor(images[index.numpy()]) if isinstance(images, np.ndarray) else images[index]
+        mirror = torch.rand(len(index), generator=generator) < flip
+        x = torch.where(mirror.view(-1, 1, 1, 1), x.flip(-1), x)
+        logits = model(x)
+        return sum(F.cross_entropy(logits[k], labels[k][index], label_smoothing=label_smoothing)
+                   for k in logits)
+
+    return _optimise(model, loss_fn, len(images), steps, batch_size, lr, generator, "inception")
 
 
 def train_image_encoder(encoder, pixels, sentences, steps, batch_size, lr, generator):
@@ -474,6 +502,14 @@ def _train_stage(name, model, pool, pixels, out, text_encoder, steps, batch_size
             images, labels = pool["images"], scene_attributes(SimpleNamespace(**pool))
         labels = {key: torch.as_tensor(labels[key], dtype=torch.long) for key in ATTRIBUTES}
         return train_cnn(model, images, labels, steps, batch_size, lr, generator)
+    if name == "inception":
+        if n_fresh:
+            fresh = render_pool(n_fresh, seed, size=pool["images"].shape[1])
+            images, labels = fresh["images"], {key: fresh[key] for key in INCEPTION_ATTRIBUTES}
+        else:
+            images, labels = pool["images"], scene_attributes(SimpleNamespace(**pool))
+        labels = {key: torch.as_tensor(labels[key], dtype=torch.long) for key in INCEPTION_ATTRIBUTES}
+        return train_inception(model, images, labels, steps, batch_size, lr, generator)
     if name == "image_encoder":
         return train_image_encoder(model, pixels, torch.from_numpy(pool["sentences"]), steps, batch_size, lr,
                                    generator)
