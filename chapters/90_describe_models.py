@@ -88,7 +88,8 @@ print(f"captions: 5 per image, {pool['text_max_length']} tokens each")
 # | `unet` | diffusers `UNet2DConditionModel`, 4 latent + 1 depth channel | noise prediction on `z`, 10% text and 50% depth dropped | SD 1.4 / SD 2 depth |
 # | `scheduler` | diffusers `DDIMScheduler` (SD's betas) | — | SD's DDIM |
 # | `image_encoder` | convolutional encoder, early / middle / late layers | InfoNCE against caption sentence embeddings | CLIP image encoder |
-# | `cnn` | convolutional classifier, early / middle / late layers | place, main object's category, colour, size, position, number of objects | AlexNet / Inception |
+# | `cnn` | convolutional classifier (GroupNorm, SiLU), early / middle / late layers | place, main object's category, colour, size, position, number of objects | AlexNet |
+# | `inception` | multi-branch blocks (1×1, 3×3, two 3×3, pool-projection; batch norm, ReLU), pooled features | place and main object's category, label smoothing, flips | Inception-v3 |
 # | `captioner` | MLP on the image encoder's middle and late layers | attributes of up to three objects, then a caption template | BLIP |
 # | `depth_estimator` | small U-Net | per-pixel depth (L1) | DPT |
 #

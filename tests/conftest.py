@@ -39,7 +39,7 @@ def tiny_models():
 
     torch.manual_seed(0)
     parts = {name: build(name, tiny=True).eval() for name in
-             ("vae", "unet", "image_encoder", "cnn", "captioner", "depth_estimator")}
+             ("vae", "unet", "image_encoder", "cnn", "inception", "captioner", "depth_estimator")}
     text = TextEncoder()
     parts["scheduler"] = build("scheduler")
     return world_model_set(WorldModels(**parts, text_encoder=text, uncond=text.unconditional()))

@@ -198,13 +198,9 @@ def world_model_set(m):
     def inception_forward(pixels):
         return {"late": m.inception.forward_layers(to_module(pixels, m.inception))["late"]}
 
-    if getattr(m, "inception", None) is not None:  # batch norm must read its running statistics
-        m.inception.eval().requires_grad_(False)
-        inception = FeatureNet("world Inception analogue (pooled features)", inception_forward, ("late",),
-                               m.inception.config.image_size, device=device)
-    else:  # hand-made sets without it (tiny test models): the CNN's late layer, as before
-        inception = FeatureNet("world CNN late layer (Inception stand-in)", cnn_forward, ("late",),
-                               m.cnn.config.image_size, device=device)
+    m.inception.eval().requires_grad_(False)  # batch norm must read its running statistics
+    inception = FeatureNet("world Inception analogue (pooled features)", inception_forward, ("late",),
+                           m.inception.config.image_size, device=device)
     size = m.image_encoder.config.image_size
     nets = {
         "clip": FeatureNet("world image encoder (CLIP analogue)", clip_forward,
