@@ -137,3 +137,30 @@ def test_nsd_scale_reads_the_extensions_benchmark_json(tmp_path):
     assert code == 0
     assert result["extensions_peak_gb"] == 1.5
     assert result["extensions_result"]["quick"] is True
+
+
+# --- benchmarks/ridge.py ----------------------------------------------------------------------------------------
+def test_ridge_quick_reports_speed_memory_agreement_and_gemm_share(tmp_path):
+    """The quick mode runs ours, himalaya's torch backend and the authors' recipe; its last line is the JSON summary."""
+    pytest.importorskip("himalaya")
+    done = subprocess.run([sys.executable, str(BENCHMARKS / "ridge.py"), "--quick", "--data-dir", str(tmp_path)],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    for key in ("speedup", "memory_ratio", "agreement", "gemm_share", "speedup_cpu", "gemm_gflops_per_s"):
+        assert isinstance(result[key], float) and result[key] > 0, key
+    assert {"ours", "himalaya_torch", "takagi"} <= set(result["methods"])
+    assert result["agreement"] >= 0.999  # the same problem: same alphas, folds and predictions
+    for feature in ("z", "c"):
+        for method in result["methods"]:
+            row = result["features"][feature][method]
+            assert row["agreement"] >= 0.999 and 0 < row["gemm_share"] < 1.5, (feature, method)
+    if result["cuda_skipped"]:
+        assert "himalaya_torch_cuda skipped: " + result["cuda_skipped"] in done.stdout
+    assert "ours     = sum_folds (6 n_v p^2)" in done.stdout  # the operation counts are printed with the table
+    # an interrupted run resumes from its saved measurements
+    again = subprocess.run([sys.executable, str(BENCHMARKS / "ridge.py"), "--quick", "--data-dir", str(tmp_path),
+                            "--reuse", "--methods", "ours,takagi"], capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert again.stdout.count("reusing the measurement") == 4
+    assert json.loads(again.stdout.strip().splitlines()[-1])["speedup"] == pytest.approx(result["speedup"])
