@@ -43,7 +43,7 @@ from .structural import LAYERS, optimise_latents, pooled_layers, structure_loss
 __all__ = ["REPORT_ROIS", "METHODS", "TARGETS", "SETTINGS", "settings_for", "extension_targets", "decode_extensions",
            "ExtensionRun", "identification_table", "table1_summary", "paired_differences", "compare_with_paper",
            "format_changes", "plot_changes"]
-_VERSION = "1"
+_VERSION = "2"  # 2: the captioner writes no positions (cached captions of version 1 do)
 
 #: the ROIs the report decodes captions, GAN features and depth from (NSD ``streams``)
 REPORT_ROIS = ("early", "ventral", "midventral", "midlateral", "lateral", "parietal")
