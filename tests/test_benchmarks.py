@@ -164,3 +164,23 @@ def test_ridge_quick_reports_speed_memory_agreement_and_gemm_share(tmp_path):
     assert again.returncode == 0, again.stderr[-3000:]
     assert again.stdout.count("reusing the measurement") == 4
     assert json.loads(again.stdout.strip().splitlines()[-1])["speedup"] == pytest.approx(result["speedup"])
+
+
+def test_chapter_profiles_run_each_chapter_as_a_script_with_the_profile_parameters(tmp_path):
+    profiler = _module("profile_chapters")
+    script = profiler.chapter_script("04_decode_captions", {"n_shown": 2, "dataset_options": {"n_train": 60}})
+    assert "n_shown = 2" in script and "dataset_options = {'n_train': 60}" in script
+    assert "n_shown = 6" not in script  # the chapter's own default is replaced, not repeated
+    assert script.startswith("import matplotlib\nmatplotlib.use('Agg')")
+    compile(script, "04_decode_captions.py", "exec")  # a valid script
+    # the profile of a tiny script names the brainldm functions by cumulative time
+    tiny = tmp_path / "tiny.py"
+    tiny.write_text("from brainldm.world_zoo.models import caption_from_attributes\n"
+                    "import numpy as np\n"
+                    "caption_from_attributes({'place': np.array([0]), 'size': np.array([1]),"
+                    " 'position': np.array([0]), 'category': np.array([[0, -1, -1]]),"
+                    " 'color': np.array([[0, -1, -1]])})\n")
+    seconds = profiler.profile_run(tiny, tmp_path / "tiny.prof", tmp_path / "data", tmp_path)
+    assert seconds > 0
+    top = profiler.top_functions(tmp_path / "tiny.prof", 50)
+    assert any("caption_from_attributes" in name for name, _ in top)
