@@ -476,6 +476,16 @@ def render_pool(n_images, seed=0, size=64):
                          POOL_VERSION, compute)
 
 
+def _classifier_data(pool, n_fresh, seed, keys):
+    """A classifier's images and long labels ``keys``: ``n_fresh`` fresh images, else the shared pool."""
+    if n_fresh:
+        fresh = render_pool(n_fresh, seed, size=pool["images"].shape[1])
+        images, labels = fresh["images"], {key: fresh[key] for key in keys}
+    else:
+        images, labels = pool["images"], scene_attributes(SimpleNamespace(**pool))
+    return images, {key: torch.as_tensor(labels[key], dtype=torch.long) for key in keys}
+
+
 def _train_stage(name, model, pool, pixels, out, text_encoder, steps, batch_size, lr, n_fresh, generator, seed):
     """One stage of ``name``'s recipe; returns the losses."""
     from . import load
@@ -495,20 +505,10 @@ def _train_stage(name, model, pool, pixels, out, text_encoder, steps, batch_size
         scheduler.save_pretrained(out / "scheduler")
         return losses
     if name == "cnn":
-        if n_fresh:
-            fresh = render_pool(n_fresh, seed, size=pool["images"].shape[1])
-            images, labels = fresh["images"], {key: fresh[key] for key in ATTRIBUTES}
-        else:
-            images, labels = pool["images"], scene_attributes(SimpleNamespace(**pool))
-        labels = {key: torch.as_tensor(labels[key], dtype=torch.long) for key in ATTRIBUTES}
+        images, labels = _classifier_data(pool, n_fresh, seed, ATTRIBUTES)
         return train_cnn(model, images, labels, steps, batch_size, lr, generator)
     if name == "inception":
-        if n_fresh:
-            fresh = render_pool(n_fresh, seed, size=pool["images"].shape[1])
-            images, labels = fresh["images"], {key: fresh[key] for key in INCEPTION_ATTRIBUTES}
-        else:
-            images, labels = pool["images"], scene_attributes(SimpleNamespace(**pool))
-        labels = {key: torch.as_tensor(labels[key], dtype=torch.long) for key in INCEPTION_ATTRIBUTES}
+        images, labels = _classifier_data(pool, n_fresh, seed, INCEPTION_ATTRIBUTES)
         return train_inception(model, images, labels, steps, batch_size, lr, generator)
     if name == "image_encoder":
         return train_image_encoder(model, pixels, torch.from_numpy(pool["sentences"]), steps, batch_size, lr,
