@@ -322,8 +322,9 @@ def _package_digest():
 def execution_key(stem, parameters, root=None):
     """What an executed chapter's outputs depend on, as one digest.
 
-    The chapter's source, its parameter overrides, ``chapters/profiles.yml``, the package's source
-    and weights (:func:`_package_digest`), and every ``BRAINLDM_*`` environment variable.
+    The chapter's source, its parameter overrides (a profile's parameters among them), the
+    package's source and weights (:func:`_package_digest`), and every ``BRAINLDM_*`` environment
+    variable.
     """
     root = Path(root) if root else project_root()
     path = find_chapter(stem, root)
@@ -486,6 +487,8 @@ def build_book(root=None, log=print, execute=True, dataset="world", profile="def
                     for lines in client.gather(futures):
                         for line in lines:
                             log(line)
+                    for stem in stale:
+                        _record_execution(stem, keys[stem], out)
                 except BrainLDMError:
                     raise
                 except Exception as error:
@@ -493,9 +496,6 @@ def build_book(root=None, log=print, execute=True, dataset="world", profile="def
             else:
                 for stem in stale:
                     run_chapter(stem, overrides[stem], out, root, log=log)
-                    _record_execution(stem, keys[stem], out)
-            if scheduler and stale:
-                for stem in stale:
                     _record_execution(stem, keys[stem], out)
         finally:
             if client is not None:

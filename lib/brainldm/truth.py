@@ -227,8 +227,10 @@ def early_cortex_diagnosis(ds, models, n_train=None, n_components=100, sizes=TRA
     z = stimulus_features(ds, models, "z", ids)
     c = stimulus_features(ds, models, "c", ids)
     scenes = ds.scenes(ids)
+    from .world_zoo.models import scene_attributes
+
     captions = [caps + [_POSITION_SENTENCE[p]] for caps, p in
-                zip(scenes.captions, _attributes_one_hot(scenes, ["position"]).argmax(1))]
+                zip(scenes.captions, scene_attributes(scenes)["position"])]
     c_position = models.text_encoder.encode_captions(captions).reshape(len(ids), -1).numpy()
     k = min(int(n_components), n_fit - 1)
     features = {"z": z, "c": c, f"z (PCA {k})": _pca(z, n_fit, k), f"c (PCA {k})": _pca(c, n_fit, k),
@@ -248,10 +250,14 @@ def early_cortex_diagnosis(ds, models, n_train=None, n_components=100, sizes=TRA
 
     big = type(ds)(subject=ds.subject, seed=ds.seed, n_train=max(sizes), n_test=ds.design.n_test,
                    n_repeats=ds.design.n_repeats, image_size=ds.image_size, voxel_upsample=ds.voxel_upsample)
+    every = encoding_data(big, n_train=max(sizes))  # features of all images once; each size takes its rows
+    n_big = len(every.train_ids)
+    all_feats = {name: stimulus_features(big, models, name, every.ids) for name in ("z", "c")}
     rows = []
     for size in sizes:
         sized = encoding_data(big, n_train=size)
-        feats = {name: stimulus_features(big, models, name, sized.ids) for name in ("z", "c")}
+        keep = np.r_[0:size, n_big:n_big + len(sized.test_ids)]
+        feats = {name: values[keep] for name, values in all_feats.items()}
         scores = roi_scores(sized, fit_encoders(sized, feats, seed=seed, progress=False), list(rois), big,
                             n_boot=n_boot, seed=seed)
         table = scores.contrast("z", "c")
