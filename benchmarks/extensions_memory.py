@@ -4,7 +4,7 @@ On NSD one subject has 24,980 single training trials of 8,859 images and 982 tes
 and every image has 2,817,792 extension targets: BLIP's ViT features (443,136), DPT-large's
 hidden states (2,363,392) and AlexNet's pooled early, middle and late layers (11,264). Held
 in memory per trial that is about 585 GB. The book decodes them with
-:func:`brainldm.decoding.decode_tables` (what :func:`brainldm.extensions.decode_extensions`
+:func:`brainldm.fit.decoding.decode_tables` (what :func:`brainldm.generate.extensions.decode_extensions`
 calls once the feature tables are cached): the targets are memory-mapped tables with one
 row per image, the ridge fit runs a chunk of targets at a time on the fold decompositions
 of ``X`` computed once, and predictions are written to a memory-mapped file as they come.
@@ -78,7 +78,7 @@ def n_trials(n_images):
 
 def ridge_constants():
     """Chunk size, folds and alphas of the fit the book runs (GroupRidgeCV's defaults)."""
-    from brainldm.ridge import DEFAULT_ALPHAS, GroupRidgeCV
+    from brainldm.fit.ridge import DEFAULT_ALPHAS, GroupRidgeCV
 
     model = GroupRidgeCV()
     return {"chunk": int(model.chunk_size), "folds": int(model.n_folds), "alphas": len(DEFAULT_ALPHAS)}
@@ -155,8 +155,8 @@ def decode_point(folder, n_voxels, n_test, seed=0):
     """In this (child) process: betas for the fabricated tables, then the book's streamed decoding."""
     os.environ["BRAINLDM_CACHE"] = str(folder / "cache")
     os.environ.setdefault("TQDM_DISABLE", "1")
-    from brainldm.decoding import decode_tables
-    from brainldm.extensions import REPORT_ROIS
+    from brainldm.fit.decoding import decode_tables
+    from brainldm.generate.extensions import REPORT_ROIS
 
     base = _status_gb("VmRSS")
     factors = np.load(folder / "factors.npy")

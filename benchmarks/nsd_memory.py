@@ -2,7 +2,7 @@
 
 Fabricates full-size sessions of subj01 (81 x 104 x 83 voxels x 750 trials, int16:
 about 1 GB uncompressed, in both ``.hdf5`` and ``.nii.gz``), reads it through
-:class:`brainldm.datasets.nsd.NSDDataset` in a fresh process per format, and measures
+:class:`brainldm.data.datasets.nsd.NSDDataset` in a fresh process per format, and measures
 the peak resident memory (``ru_maxrss``) before and after reading. The streaming cost
 of a session does not grow with the number of sessions, so the peak for the 37 public
 sessions is the measured baseline + streaming overhead + the 37-session result.
@@ -36,7 +36,7 @@ def measure(root, fmt, cache):
 
     os.environ["BRAINLDM_CACHE"] = str(cache)
     os.environ["TQDM_DISABLE"] = "1"
-    from brainldm.datasets import load_dataset
+    from brainldm.data.datasets import load_dataset
 
     data = load_dataset("nsd", subject="subj01", root=root, betas_format=fmt)
     baseline = _maxrss_mb()
@@ -65,7 +65,7 @@ def main(argv=None):
         if not (root / "nsddata/experiments/nsd/nsd_expdesign.mat").exists():
             # in its own process: a child inherits its parent's peak RSS, which must stay small
             start = time.perf_counter()
-            subprocess.run([sys.executable, "-m", "brainldm.datasets.nsd_fabricate", str(root),
+            subprocess.run([sys.executable, "-m", "brainldm.data.datasets.nsd_fabricate", str(root),
                             "--sessions", str(args.sessions), "--trials-per-session", str(TRIALS),
                             "--shape", *map(str, SHAPE), "--shared", "6", "--image-size", "8"],
                            check=True, capture_output=True)

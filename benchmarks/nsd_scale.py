@@ -16,7 +16,7 @@ mismatches float16 has on CUDA). Nothing is downloaded.
     each U-Net call and the VAE decode under ``torch.utils.checkpoint`` (what the package
     runs), and without (``..._no_checkpoint``).
 (c) ``img2img_batched_speedup``: seconds per sample of
-    :func:`brainldm.reconstruct.reconstruct` with one sample per batch over seconds per
+    :func:`brainldm.generate.reconstruction.reconstruct` with one sample per batch over seconds per
     sample with every (image, sample) row of the run in one batch (real U-Net and VAE in
     bf16, at 256 px so that it fits the time budget).
 
@@ -55,7 +55,7 @@ GB = 1e9
 #: MindDiffuser's stage 2 at Takagi's settings on NSD
 STEPS, STRENGTH, GUIDANCE = 50, 0.8, 5.0
 RUN_STEPS = int(STEPS * STRENGTH)  # 40 DDIM steps run, two U-Net rows each (guidance)
-#: CLIP layers the stage-2 loss matches (brainldm.models: hidden_states[n // 3] and [2n // 3] of n = 24)
+#: CLIP layers the stage-2 loss matches (brainldm.models.loading: hidden_states[n // 3] and [2n // 3] of n = 24)
 CLIP_EARLY, CLIP_MIDDLE = 8, 16
 
 
@@ -274,7 +274,7 @@ def extensions_memory(script, quick, timeout=None):
 # --- (b) MindDiffuser stage 2 --------------------------------------------------------------------------
 
 def _clip_pixels(pixels):
-    """[-1, 1] pixels (n, 3, H, W) as CLIP ViT-L/14's normalised 224 px input (as brainldm.models does)."""
+    """[-1, 1] pixels (n, 3, H, W) as CLIP ViT-L/14's normalised 224 px input (as brainldm.models.loading does)."""
     mean = torch.tensor([0.48145466, 0.4578275, 0.40821073]).view(1, 3, 1, 1)
     std = torch.tensor([0.26862954, 0.26130258, 0.27577711]).view(1, 3, 1, 1)
     pixels = torch.nn.functional.interpolate(pixels, size=(224, 224), mode="bilinear", antialias=True,
@@ -477,7 +477,7 @@ def refine_memory(unet, vae, clip, steps_measured, backward=True, package_check=
 def _package_sampler_check(unet, vae, z, c, stage, modules):
     """Does brainldm's own differentiable sampler run in bf16, and what does one checkpointed step keep?"""
     try:
-        from brainldm.ldm import LatentDiffusion
+        from brainldm.models.ldm import LatentDiffusion
 
         ldm = LatentDiffusion(vae, unet, _architectures().ddim_scheduler())
         if "checkpoint" not in __import__("inspect").signature(ldm.sample).parameters:
@@ -496,9 +496,9 @@ def _package_sampler_check(unet, vae, z, c, stage, modules):
 # --- (c) img2img seconds per sample --------------------------------------------------------------------
 
 def img2img_speed(unet, vae, n_images, n_samples, num_inference_steps, repeats, size=256, sampler_alone=True):
-    """Seconds per sample of brainldm.reconstruct.reconstruct (X_zc), one row per batch vs all rows in one."""
-    from brainldm.ldm import LatentDiffusion
-    from brainldm.reconstruct import reconstruct
+    """Seconds per sample of brainldm.generate.reconstruction.reconstruct (X_zc), one row per batch vs all rows in one."""
+    from brainldm.models.ldm import LatentDiffusion
+    from brainldm.generate.reconstruction import reconstruct
 
     ldm = LatentDiffusion(vae, unet, _architectures().ddim_scheduler())
     side = size // 8
@@ -656,7 +656,7 @@ def main(argv=None):
 
     if "c" in args.only:
         images, samples, steps, repeats = (2, 2, 5, 2) if args.quick else (4, 2, 10, 4)
-        log(f"(c) img2img via brainldm.reconstruct.reconstruct at 256 px, {images} images x {samples} samples, "
+        log(f"(c) img2img via brainldm.generate.reconstruction.reconstruct at 256 px, {images} images x {samples} samples, "
             f"{int(steps * STRENGTH)} of {steps} DDIM steps")
         result.update(img2img_speed(unet, vae, images, samples, steps, repeats, sampler_alone=not args.quick))
         if "img2img_error" in result:

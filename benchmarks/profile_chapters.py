@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def chapter_script(stem, parameters):
     """A chapter's code cells as one script, its ``parameters`` cell replaced by ``parameters``."""
-    from brainldm.book import _read_notebook, chapter_parameters, find_chapter
+    from brainldm.book.build import _read_notebook, chapter_parameters, find_chapter
 
     notebook = _read_notebook(find_chapter(stem, ROOT))
     values = {**chapter_parameters(notebook), **parameters}
@@ -68,7 +68,7 @@ def top_functions(prof, n):
 
 
 def main(argv=None):
-    from brainldm.book import book_chapters, chapter_plan
+    from brainldm.book.build import book_chapters, chapter_plan
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--chapters", nargs="*", help="chapter numbers or names (default: every chapter)")

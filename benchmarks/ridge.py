@@ -159,7 +159,7 @@ def _to_numpy(array):
 
 def make_model(method, ids):
     """The estimator of ``method`` and the extra arguments of its ``fit``."""
-    from brainldm.ridge import GroupRidgeCV, contiguous_kfold
+    from brainldm.fit.ridge import GroupRidgeCV, contiguous_kfold
 
     if method in ("takagi", "himalaya_torch", "himalaya_torch_cuda"):
         from himalaya.backend import set_backend

@@ -17,7 +17,7 @@
 # [Natural Scenes Dataset](https://naturalscenesdataset.org) (NSD; Allen et al. 2022): eight people
 # each saw up to 10,000 COCO images three times in a 7-tesla scanner; 1,000 images were shared
 # by all. This chapter shows what one subject's data look like through the interface every
-# later chapter uses, `brainldm.datasets.load_dataset`.
+# later chapter uses, `brainldm.data.datasets.load_dataset`.
 #
 # ## Overview
 # 1. The stimuli: images, their captions and depth maps.
@@ -44,10 +44,10 @@ n_examples = 8  # stimuli shown
 import matplotlib.pyplot as plt
 import numpy as np
 
-from brainldm import viz
-from brainldm.datasets import load_dataset
-from brainldm.provenance import show_provenance
-from brainldm.stats import noise_ceiling_table
+from brainldm.figures import viz
+from brainldm.data.datasets import load_dataset
+from brainldm.book.run_record import show_provenance
+from brainldm.data.noise import noise_ceiling_table
 
 # %%
 ds = load_dataset(dataset, subject=subject, **dataset_options)

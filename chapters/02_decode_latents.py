@@ -37,7 +37,7 @@ dataset_options = {}  # passed to load_dataset
 n_images = None  # reconstruct the first n test images (None: all)
 n_shown = 6  # test images shown in the figures
 strength = None  # img2img settings; None: Takagi's on NSD (0.8, 5.0, 50 steps, 5 samples),
-guidance_scale = None  # fewer steps and samples on the world (see brainldm.reconstruct.SETTINGS)
+guidance_scale = None  # fewer steps and samples on the world (see brainldm.generate.reconstruction.SETTINGS)
 num_inference_steps = None
 n_samples = None
 seed = 0
@@ -52,12 +52,12 @@ dtype = None  # "float16", "bfloat16", "float32"; None: BRAINLDM_DTYPE, else flo
 import matplotlib.pyplot as plt
 import numpy as np
 
-from brainldm import viz
-from brainldm.datasets import load_dataset
-from brainldm.decoding import decoding_table
-from brainldm.models import describe_placement, load_models
-from brainldm.provenance import show_provenance
-from brainldm.reconstruct import brain_reconstructions, settings_for
+from brainldm.figures import viz
+from brainldm.data.datasets import load_dataset
+from brainldm.fit.decoding import decoding_table
+from brainldm.models.loading import describe_placement, load_models
+from brainldm.book.run_record import show_provenance
+from brainldm.generate.reconstruction import brain_reconstructions, settings_for
 
 # %%
 ds = load_dataset(dataset, subject=subject, **dataset_options)

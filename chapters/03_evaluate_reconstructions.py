@@ -35,7 +35,7 @@ dataset = "world"
 subjects = ["subj01", "subj02", "subj05", "subj07"]
 dataset_options = {}
 n_images = None  # None: every test image
-strength = None  # None: the settings of chapter 2 (brainldm.reconstruct.SETTINGS)
+strength = None  # None: the settings of chapter 2 (brainldm.generate.reconstruction.SETTINGS)
 guidance_scale = None
 num_inference_steps = None
 n_samples = None
@@ -54,13 +54,13 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from brainldm.datasets import load_dataset
-from brainldm.evaluate import DISTANCE_COLUMNS, evaluate_reconstructions, missing_distances
-from brainldm.fidelity import protocol_effects
-from brainldm.models import describe_placement, load_models
-from brainldm.provenance import show_provenance
-from brainldm.reconstruct import brain_reconstructions, settings_for
-from brainldm.reference import TABLE1_COLUMNS, table1
+from brainldm.data.datasets import load_dataset
+from brainldm.evaluate.metrics import DISTANCE_COLUMNS, evaluate_reconstructions, missing_distances
+from brainldm.book.fidelity import protocol_effects
+from brainldm.models.loading import describe_placement, load_models
+from brainldm.book.run_record import show_provenance
+from brainldm.generate.reconstruction import brain_reconstructions, settings_for
+from brainldm.figures.reference import TABLE1_COLUMNS, table1
 
 # %%
 models = load_models(dataset, device=device, dtype=dtype)

@@ -42,9 +42,9 @@ subject = "subj01"
 dataset_options = {}  # passed to load_dataset
 n_images = None  # the first n test images; None: 50 on the world, all on NSD; 0: all
 n_shown = 6  # test images shown in the figures
-n_samples = None  # samples per image; None: 1 on the world, 5 on NSD (brainldm.extensions.SETTINGS)
+n_samples = None  # samples per image; None: 1 on the world, 5 on NSD (brainldm.generate.extensions.SETTINGS)
 baseline_samples = None  # samples of chapter 2's cached baseline; None: chapter 2's default
-num_inference_steps = None  # None: the baseline's (brainldm.reconstruct.SETTINGS)
+num_inference_steps = None  # None: the baseline's (brainldm.generate.reconstruction.SETTINGS)
 seed = 0
 device = None  # torch device, e.g. "cuda:1"; None: BRAINLDM_DEVICE, else cuda if present, else cpu
 dtype = None  # "float16", "bfloat16", "float32"; None: BRAINLDM_DTYPE, else float16 on cuda, float32 on cpu
@@ -57,14 +57,14 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from brainldm import viz
-from brainldm.captions import attribute_table, caption_scores
-from brainldm.datasets import load_dataset
-from brainldm.evaluate import score_table
-from brainldm.extensions import ExtensionRun, format_changes, identification_table, paired_differences, plot_changes
-from brainldm.models import describe_placement, load_models
-from brainldm.provenance import show_provenance
-from brainldm.reference import table1_by_subject
+from brainldm.figures import viz
+from brainldm.features.captions import attribute_table, caption_scores
+from brainldm.data.datasets import load_dataset
+from brainldm.evaluate.metrics import score_table
+from brainldm.generate.extensions import ExtensionRun, format_changes, identification_table, paired_differences, plot_changes
+from brainldm.models.loading import describe_placement, load_models
+from brainldm.book.run_record import show_provenance
+from brainldm.figures.reference import table1_by_subject
 
 pd.set_option("display.max_colwidth", 70)
 pd.set_option("display.width", 200)
@@ -130,7 +130,7 @@ print(quality.round(3).to_string(index=False))
 
 # %%
 if dataset == "world":
-    from brainldm.world_zoo.models import scene_attributes
+    from brainldm.models.world.nets import scene_attributes
 
     table = attribute_table({"decoded": run.caption_model.attributes(run.features("caption")),
                              "seen image": run.caption_model.attributes(run.features("caption", "true"))},

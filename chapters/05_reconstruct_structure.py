@@ -39,7 +39,7 @@ subject = "subj01"
 dataset_options = {}
 n_images = None  # the first n test images; None: 50 on the world, all on NSD; 0: all
 n_shown = 6
-iterations = None  # Adam steps; None: 3 on the world, 200 on NSD (brainldm.extensions.SETTINGS)
+iterations = None  # Adam steps; None: 3 on the world, 200 on NSD (brainldm.generate.extensions.SETTINGS)
 lr = None  # Adam's learning rate; None: 0.1 on the world, 0.05 on NSD
 layer_weights = None  # e.g. {"early": 1.0, "middle": 1.0, "late": 1.0} (the default)
 pool = None  # spatial layers are decoded on a pool x pool grid; None: 4 on the world, 8 on NSD
@@ -58,13 +58,13 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from brainldm import viz
-from brainldm.datasets import load_dataset
-from brainldm.evaluate import evaluate_reconstructions
-from brainldm.extensions import ExtensionRun, format_changes, identification_table, paired_differences, plot_changes
-from brainldm.models import describe_placement, load_models
-from brainldm.provenance import show_provenance
-from brainldm.reference import table1_by_subject
+from brainldm.figures import viz
+from brainldm.data.datasets import load_dataset
+from brainldm.evaluate.metrics import evaluate_reconstructions
+from brainldm.generate.extensions import ExtensionRun, format_changes, identification_table, paired_differences, plot_changes
+from brainldm.models.loading import describe_placement, load_models
+from brainldm.book.run_record import show_provenance
+from brainldm.figures.reference import table1_by_subject
 
 # %%
 ds = load_dataset(dataset, subject=subject, **dataset_options)

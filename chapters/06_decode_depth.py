@@ -35,7 +35,7 @@
 #
 # A note on conventions: the world's depth maps and estimator give *distance* (0 near), DPT and SD 2
 # depth *inverse depth* (large near). Each decoded map is converted once, by
-# `brainldm.depth.convert_depth`, into the convention of the model it conditions; the figures show
+# `brainldm.features.depth.convert_depth`, into the convention of the model it conditions; the figures show
 # every map as inverse depth (bright = near).
 
 # %% tags=["parameters"]
@@ -60,14 +60,14 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from brainldm import viz
-from brainldm.datasets import load_dataset
-from brainldm.depth import convert_depth, depth_generator, depth_scores, true_depth
-from brainldm.evaluate import score_table
-from brainldm.extensions import ExtensionRun, format_changes, identification_table, paired_differences, plot_changes
-from brainldm.models import describe_placement, load_models
-from brainldm.provenance import show_provenance
-from brainldm.reference import table1_by_subject
+from brainldm.figures import viz
+from brainldm.data.datasets import load_dataset
+from brainldm.features.depth import convert_depth, depth_generator, depth_scores, true_depth
+from brainldm.evaluate.metrics import score_table
+from brainldm.generate.extensions import ExtensionRun, format_changes, identification_table, paired_differences, plot_changes
+from brainldm.models.loading import describe_placement, load_models
+from brainldm.book.run_record import show_provenance
+from brainldm.figures.reference import table1_by_subject
 
 # %%
 ds = load_dataset(dataset, subject=subject, **dataset_options)

@@ -38,7 +38,7 @@ dataset = "world"  # "world" or "nsd"
 subjects = ["subj01", "subj02", "subj05", "subj07"]
 dataset_options = {}
 n_images = None  # the first n test images; None: 50 on the world, all on NSD; 0: all
-n_samples = None  # None: 1 on the world, 5 on NSD (brainldm.extensions.SETTINGS)
+n_samples = None  # None: 1 on the world, 5 on NSD (brainldm.generate.extensions.SETTINGS)
 baseline_samples = None  # samples of chapter 2's cached baseline; None: chapter 2's default
 iterations = None  # +G Adam steps; None: 3 on the world, 200 on NSD
 num_inference_steps = None
@@ -53,11 +53,10 @@ dtype = None  # "float16", "bfloat16", "float32"; None: BRAINLDM_DTYPE, else flo
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from brainldm.datasets import load_dataset
-from brainldm.extensions import (METHODS, ExtensionRun, compare_with_paper, format_changes, identification_table,
-                                 paired_differences, plot_changes, table1_summary)
-from brainldm.models import describe_placement, load_models
-from brainldm.provenance import show_provenance
+from brainldm.data.datasets import load_dataset
+from brainldm.generate.extensions import METHODS, ExtensionRun, compare_with_paper, format_changes, identification_table, paired_differences, plot_changes, table1_summary
+from brainldm.models.loading import describe_placement, load_models
+from brainldm.book.run_record import show_provenance
 
 pd.set_option("display.width", 200)
 

@@ -49,7 +49,7 @@ pool = 8  # each layer's map average-pooled to pool x pool before decoding and m
 roi = ["early", "midventral", "midlateral", "midparietal"]  # where the low-level features are decoded from
 oracle = True  # also run stage 2 towards the seen images' true features
 n_shown = 6
-strength = None  # img2img settings; None: the settings of chapter 2 (brainldm.reconstruct.SETTINGS)
+strength = None  # img2img settings; None: the settings of chapter 2 (brainldm.generate.reconstruction.SETTINGS)
 guidance_scale = None
 num_inference_steps = None
 n_samples = None
@@ -65,11 +65,12 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from brainldm import minddiffuser, viz
-from brainldm.datasets import load_dataset
-from brainldm.models import describe_placement, load_models
-from brainldm.provenance import show_provenance
-from brainldm.reconstruct import brain_reconstructions, settings_for
+from brainldm.generate import minddiffuser
+from brainldm.figures import viz
+from brainldm.data.datasets import load_dataset
+from brainldm.models.loading import describe_placement, load_models
+from brainldm.book.run_record import show_provenance
+from brainldm.generate.reconstruction import brain_reconstructions, settings_for
 
 # %%
 ds = load_dataset(dataset, subject=subject, **dataset_options)

@@ -37,7 +37,7 @@ dataset = "world"  # "world" or "nsd"
 subject = "subj01"  # any of the dataset's subjects
 dataset_options = {}  # passed to load_dataset
 n_train = None  # training images of the encoders; None: 700 on the world, all on NSD
-strength = None  # img2img settings of z_c; None: brainldm.ldm_features.ENCODING_SETTINGS
+strength = None  # img2img settings of z_c; None: brainldm.features.unet.ENCODING_SETTINGS
 guidance_scale = None
 num_inference_steps = None
 n_boot = 1000  # bootstrap resamples of the test images for the confidence intervals
@@ -53,15 +53,15 @@ dtype = None  # "float16", "bfloat16", "float32"; None: BRAINLDM_DTYPE, else flo
 import numpy as np
 import pandas as pd
 
-from brainldm import maps, viz
-from brainldm.anatomy import STREAMS
-from brainldm.datasets import load_dataset
-from brainldm.encoding import (best_feature, encoding_data, fit_encoders, roi_medians, roi_scores, truth_agreement,
-                               variance_partition)
-from brainldm.features import stimulus_features
-from brainldm.ldm_features import encoding_settings_for, ldm_features
-from brainldm.models import describe_placement, load_models
-from brainldm.provenance import show_provenance
+from brainldm.figures import maps
+from brainldm.figures import viz
+from brainldm.data.anatomy import STREAMS
+from brainldm.data.datasets import load_dataset
+from brainldm.fit.encoding import best_feature, encoding_data, fit_encoders, roi_medians, roi_scores, truth_agreement, variance_partition
+from brainldm.features.stimulus import stimulus_features
+from brainldm.features.unet import encoding_settings_for, ldm_features
+from brainldm.models.loading import describe_placement, load_models
+from brainldm.book.run_record import show_provenance
 
 # %%
 ds = load_dataset(dataset, subject=subject, **dataset_options)
@@ -83,7 +83,7 @@ print("z_c settings:", settings)
 # image averaged). The feature's dimensions are standardised; the fit is kernel ridge regression,
 # whose cost depends on the number of images rather than of feature dimensions, so `c`
 # (thousands of dimensions) is as cheap as `z`. Each voxel's penalty is chosen among 29 values by
-# generalised cross-validation over training images (`brainldm.encoding`). Accuracy is Pearson's
+# generalised cross-validation over training images (`brainldm.fit.encoding`). Accuracy is Pearson's
 # r between prediction and response over the test images; a voxel counts as predicted when r > 0
 # survives a one-sided t-test at a false discovery rate of 5 % (Benjamini–Hochberg over voxels).
 #

@@ -35,7 +35,7 @@ subject = "subj01"
 dataset_options = {}
 n_train = None  # training images of the encoders; None: 700 on the world, all on NSD
 strengths = [0.4, 0.8, 1.0]  # img2img strengths (multiples of 1 / num_inference_steps); 1.0 ignores z
-guidance_scale = None  # None: brainldm.ldm_features.ENCODING_SETTINGS
+guidance_scale = None  # None: brainldm.features.unet.ENCODING_SETTINGS
 num_inference_steps = None
 n_boot = 1000
 fdr = 0.05
@@ -51,14 +51,14 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from brainldm import maps
-from brainldm.anatomy import STREAMS
-from brainldm.datasets import load_dataset
-from brainldm.encoding import encoding_data, fit_encoders, roi_scores
-from brainldm.features import stimulus_features
-from brainldm.ldm_features import encoding_settings_for, ldm_features
-from brainldm.models import describe_placement, load_models
-from brainldm.provenance import show_provenance
+from brainldm.figures import maps
+from brainldm.data.anatomy import STREAMS
+from brainldm.data.datasets import load_dataset
+from brainldm.fit.encoding import encoding_data, fit_encoders, roi_scores
+from brainldm.features.stimulus import stimulus_features
+from brainldm.features.unet import encoding_settings_for, ldm_features
+from brainldm.models.loading import describe_placement, load_models
+from brainldm.book.run_record import show_provenance
 
 # %%
 ds = load_dataset(dataset, subject=subject, **dataset_options)
@@ -140,7 +140,7 @@ print(pd.Series({f"from {s:.1f}": int((first == k).sum()) for k, s in enumerate(
 
 # %%
 if hasattr(ds, "truth"):
-    from brainldm.datasets.world.brain import TUNING_CLASSES
+    from brainldm.data.datasets.world.brain import TUNING_CLASSES
 
     tuning = np.array(TUNING_CLASSES)[ds.truth["tuning"]]
     table = pd.DataFrame({cls: [np.nanmean(g[(tuning == cls) & predicted]) for g in gain]

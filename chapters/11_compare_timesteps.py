@@ -34,7 +34,7 @@ dataset = "world"
 subject = "subj01"
 dataset_options = {}
 n_train = None  # training images of the encoders; None: 700 on the world, all on NSD
-strength = None  # img2img settings; None: brainldm.ldm_features.ENCODING_SETTINGS (as chapter 9)
+strength = None  # img2img settings; None: brainldm.features.unet.ENCODING_SETTINGS (as chapter 9)
 guidance_scale = None
 num_inference_steps = None
 n_boot = 1000
@@ -53,14 +53,14 @@ import numpy as np
 import pandas as pd
 from IPython.display import HTML, display
 
-from brainldm import maps
-from brainldm.anatomy import STREAMS
-from brainldm.datasets import load_dataset
-from brainldm.encoding import encoding_data, fit_encoders, roi_scores
-from brainldm.features import stimulus_features
-from brainldm.ldm_features import STAGES, encoding_settings_for, ldm_features
-from brainldm.models import describe_placement, load_models
-from brainldm.provenance import show_provenance
+from brainldm.figures import maps
+from brainldm.data.anatomy import STREAMS
+from brainldm.data.datasets import load_dataset
+from brainldm.fit.encoding import encoding_data, fit_encoders, roi_scores
+from brainldm.features.stimulus import stimulus_features
+from brainldm.features.unet import STAGES, encoding_settings_for, ldm_features
+from brainldm.models.loading import describe_placement, load_models
+from brainldm.book.run_record import show_provenance
 
 # %%
 ds = load_dataset(dataset, subject=subject, **dataset_options)
@@ -127,7 +127,7 @@ fig = maps.brain_maps(ds, stage_maps, cmap="RdBu_r", vmin=-0.15, vmax=0.15, ncol
 
 # %%
 if hasattr(ds, "truth"):
-    from brainldm.datasets.world.brain import TUNING_CLASSES
+    from brainldm.data.datasets.world.brain import TUNING_CLASSES
 
     tuning = np.array(TUNING_CLASSES)[ds.truth["tuning"]]
     predicted = np.stack([res.significant for res in results.values()]).any(0)

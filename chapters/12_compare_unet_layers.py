@@ -31,14 +31,14 @@
 # Chapter 9 (its img2img run recorded the activations). How they are recorded and reduced:
 # a forward hook on each block keeps its output for the conditional input, average-pooled over
 # space to a 4 × 4 grid (512 to 1,024 numbers per image on the world, 5,120 to 20,480 with
-# SD 1.4), see `brainldm.ldm_features`.
+# SD 1.4), see `brainldm.features.unet`.
 
 # %% tags=["parameters"]
 dataset = "world"
 subject = "subj01"
 dataset_options = {}
 n_train = None  # training images of the encoders; None: 700 on the world, all on NSD
-strength = None  # img2img settings; None: brainldm.ldm_features.ENCODING_SETTINGS (as chapter 9)
+strength = None  # img2img settings; None: brainldm.features.unet.ENCODING_SETTINGS (as chapter 9)
 guidance_scale = None
 num_inference_steps = None
 n_boot = 500
@@ -55,13 +55,13 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from brainldm import maps
-from brainldm.anatomy import STREAMS
-from brainldm.datasets import load_dataset
-from brainldm.encoding import best_feature, encoding_data, fit_encoders, roi_scores
-from brainldm.ldm_features import STAGES, encoding_settings_for, layer_depths, ldm_features
-from brainldm.models import describe_placement, load_models
-from brainldm.provenance import show_provenance
+from brainldm.figures import maps
+from brainldm.data.anatomy import STREAMS
+from brainldm.data.datasets import load_dataset
+from brainldm.fit.encoding import best_feature, encoding_data, fit_encoders, roi_scores
+from brainldm.features.unet import STAGES, encoding_settings_for, layer_depths, ldm_features
+from brainldm.models.loading import describe_placement, load_models
+from brainldm.book.run_record import show_provenance
 
 # %%
 ds = load_dataset(dataset, subject=subject, **dataset_options)
@@ -144,7 +144,7 @@ print(pd.DataFrame({stage: [(w == k).mean() for k in range(len(layers))] for sta
 
 # %%
 if hasattr(ds, "truth"):
-    from brainldm.datasets.world.brain import TUNING_CLASSES
+    from brainldm.data.datasets.world.brain import TUNING_CLASSES
 
     tuning = np.array(TUNING_CLASSES)[ds.truth["tuning"]]
     depth_of = np.array([depth[layer] for layer in layers])

@@ -51,7 +51,7 @@ overlap_ids = None  # NSD: a text/CSV file of overlapping image ids (the authors
 overlap_id_kind = "nsd"  # "nsd" (0-based 73k ids), "nsd1" (1-based 73KID) or "coco"
 pool_images = None  # a folder, .npy or .npz of the generative model's training images, if you have them
 n_examples = 6
-strength = None  # None: the reconstruction settings of chapter 2 (brainldm.reconstruct.SETTINGS)
+strength = None  # None: the reconstruction settings of chapter 2 (brainldm.generate.reconstruction.SETTINGS)
 guidance_scale = None
 num_inference_steps = None
 n_samples = None
@@ -67,12 +67,13 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from brainldm import overlap, viz
-from brainldm.datasets import load_dataset
-from brainldm.models import describe_placement, load_models
-from brainldm.provenance import show_provenance
-from brainldm.reconstruct import brain_reconstructions, settings_for
-from brainldm.stats import mean_sd
+from brainldm.generate import overlap
+from brainldm.figures import viz
+from brainldm.data.datasets import load_dataset
+from brainldm.models.loading import describe_placement, load_models
+from brainldm.book.run_record import show_provenance
+from brainldm.generate.reconstruction import brain_reconstructions, settings_for
+from brainldm.data.noise import mean_sd
 
 # %%
 models = load_models(dataset, device=device, dtype=dtype)

@@ -36,7 +36,7 @@ subject = "subj01"  # decoding and encoding are checked on this subject
 subjects = ["subj01", "subj02", "subj05", "subj07"]  # reconstructions are checked on these
 dataset_options = {}
 n_images = None  # None: every test image
-strength = None  # None: the settings of chapter 2 (brainldm.reconstruct.SETTINGS)
+strength = None  # None: the settings of chapter 2 (brainldm.generate.reconstruction.SETTINGS)
 guidance_scale = None
 num_inference_steps = None
 n_samples = None
@@ -53,14 +53,15 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from brainldm import stats, viz
-from brainldm.datasets import load_dataset
-from brainldm.encoding import TUNING_OF_FEATURE, truth_agreement, voxel_scores
-from brainldm.evaluate import IDENTIFICATION_COLUMNS, evaluate_reconstructions
-from brainldm.models import describe_placement, load_models
-from brainldm.provenance import show_provenance
-from brainldm.reconstruct import brain_reconstructions, settings_for
-from brainldm.truth import decoding_against_oracle, early_cortex_diagnosis, oracle_reconstructions
+from brainldm.data import noise as stats
+from brainldm.figures import viz
+from brainldm.data.datasets import load_dataset
+from brainldm.fit.encoding import TUNING_OF_FEATURE, truth_agreement, voxel_scores
+from brainldm.evaluate.metrics import IDENTIFICATION_COLUMNS, evaluate_reconstructions
+from brainldm.models.loading import describe_placement, load_models
+from brainldm.book.run_record import show_provenance
+from brainldm.generate.reconstruction import brain_reconstructions, settings_for
+from brainldm.evaluate.truth import decoding_against_oracle, early_cortex_diagnosis, oracle_reconstructions
 
 # %%
 ds = load_dataset("world", subject=subject, **dataset_options)

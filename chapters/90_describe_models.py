@@ -49,14 +49,13 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from brainldm import viz
-from brainldm.provenance import show_provenance
-from brainldm.world_zoo import load_world_models, model_card
-from brainldm.world_zoo.metrics import cached_evaluation, held_out_ids
-from brainldm.world_zoo.report import (captions_and_depth, quality_table, strength_series,
-                                       training_table)
-from brainldm.datasets.world.design import NSD_TEST_IMAGES
-from brainldm.datasets.world.scenes import render_scenes
+from brainldm.figures import viz
+from brainldm.book.run_record import show_provenance
+from brainldm.models.world import load_world_models, model_card
+from brainldm.training.metrics import cached_evaluation, held_out_ids
+from brainldm.training.report import captions_and_depth, quality_table, strength_series, training_table
+from brainldm.data.datasets.world.design import NSD_TEST_IMAGES
+from brainldm.data.datasets.world.scenes import render_scenes
 
 # %%
 card = model_card()
@@ -105,7 +104,7 @@ print(f"total: {table['parameters (M)'].sum():.1f} M parameters, {table['size (M
       f"{table['minutes'].sum():.0f} minutes of training")
 
 # %% [markdown]
-# Some models are trained in stages (`brainldm.world_zoo.train.STEPS`): each stage restarts the
+# Some models are trained in stages (`brainldm.training.train.STEPS`): each stage restarts the
 # optimiser and its learning-rate schedule from the previous stage's weights, and the CNN's last
 # stage sees 30,000 fresh images instead of the shared pool, on which it had begun to over-fit.
 # `brainldm train-world` replays every stage; the card lists them, and a curve shows the last one.

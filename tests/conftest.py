@@ -23,7 +23,7 @@ def rng():
 @pytest.fixture(scope="session")
 def world():
     """A small world subject (40 training and 10 test images), shared by the tests."""
-    from brainldm.datasets import load_dataset
+    from brainldm.data.datasets import load_dataset
 
     return load_dataset("world", subject="subj01", n_train=40, n_test=10)
 
@@ -33,9 +33,9 @@ def tiny_models():
     """The world model set's classes with tiny random weights (fast; the pipeline, not quality)."""
     import torch
 
-    from brainldm.models import world_model_set
-    from brainldm.world_zoo import WorldModels
-    from brainldm.world_zoo.models import TextEncoder, build
+    from brainldm.models.loading import world_model_set
+    from brainldm.models.world import WorldModels
+    from brainldm.models.world.nets import TextEncoder, build
 
     torch.manual_seed(0)
     parts = {name: build(name, tiny=True).eval() for name in
@@ -51,8 +51,8 @@ def fabricated_nsd(tmp_path_factory):
 
     Shared by the tests that run NSD chapters and stages; tests that change the models make their own.
     """
-    from brainldm.datasets.nsd_fabricate import fabricate_nsd
-    from brainldm.testing import save_tiny_models
+    from brainldm.data.datasets.nsd_fabricate import fabricate_nsd
+    from brainldm.testing.fixtures import save_tiny_models
 
     root = tmp_path_factory.mktemp("nsd")
     fabricate_nsd(root, subjects=("subj01", "subj02"), n_sessions=2, trials_per_session=60, n_shared=10,

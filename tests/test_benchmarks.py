@@ -175,7 +175,7 @@ def test_chapter_profiles_run_each_chapter_as_a_script_with_the_profile_paramete
     compile(script, "04_decode_captions.py", "exec")  # a valid script
     # the profile of a tiny script names the brainldm functions by cumulative time
     tiny = tmp_path / "tiny.py"
-    tiny.write_text("from brainldm.world_zoo.models import caption_from_attributes\n"
+    tiny.write_text("from brainldm.models.world.nets import caption_from_attributes\n"
                     "import numpy as np\n"
                     "caption_from_attributes({'place': np.array([0]), 'size': np.array([1]),"
                     " 'position': np.array([0]), 'category': np.array([[0, -1, -1]]),"

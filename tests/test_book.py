@@ -3,7 +3,8 @@
 import nbformat
 import pytest
 
-from brainldm import book, cli
+from brainldm.book import build as book
+from brainldm.book import cli
 from brainldm.errors import BrainLDMError
 
 CHAPTER = '''\
@@ -154,7 +155,7 @@ def test_every_profile_names_real_chapters_and_parameters():
 def test_provenance_is_recorded_and_gathered(tmp_path, capsys):
     import json
 
-    from brainldm.provenance import MIME, collect_provenance, provenance, provenance_lines, provenance_page
+    from brainldm.book.run_record import MIME, collect_provenance, provenance, provenance_lines, provenance_page
 
     record = provenance("world", ["subj01"], seeds={"seed": 3}, profile="smoke")
     assert len(record["git_commit"] or "") == 40 and record["git_dirty"] in (True, False)

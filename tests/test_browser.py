@@ -1,4 +1,4 @@
-"""The browser check of the built book (brainldm.browser) on a tiny fake site.
+"""The browser check of the built book (brainldm.book.browser) on a tiny fake site.
 
 One good page and one bad page: the bad one has a broken image, a link to a missing file, a link
 to a missing anchor, a console error and a progress bar left in its text. The checker must find
@@ -10,8 +10,8 @@ import base64
 
 import pytest
 
-from brainldm import browser
-from brainldm.cli import main
+from brainldm.book import browser
+from brainldm.book.cli import main
 
 # a 1x1 PNG
 PNG = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR4nGNgYPj/HwADAgH/e4RXxQAA"
@@ -152,7 +152,7 @@ def test_residue_patterns_catch_stderr_left_on_a_page(text):
 
 @pytest.mark.parametrize("text", [
     "Accuracy 50 % | chance 10 %", "the U-Net's 4 down blocks", "identification: 92% (chance 1%)",
-    "| model | 2-way % |", "the package's weights load from brainldm/world_zoo/weights",
+    "| model | 2-way % |", "the package's weights load from brainldm/models/world/weights",
 ])
 def test_residue_patterns_leave_ordinary_text(text):
     assert [what for what, pattern in browser.RESIDUE if pattern.search(text)] == []
@@ -176,7 +176,7 @@ def test_summary_line_format():
 def test_the_sphinx_extension_keeps_each_inline_script_once():
     from sphinx.builders.html._assets import _JavaScript
 
-    from brainldm.sphinx_ext import unique_scripts
+    from brainldm.book.sphinx_ext import unique_scripts
 
     body = 'const THEBE_JS_URL = "x"'
     scripts = [_JavaScript("_static/doctools.js", priority=200), _JavaScript(None, body=body),

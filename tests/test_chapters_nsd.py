@@ -5,7 +5,7 @@ import re
 import nbformat
 import pytest
 
-from brainldm import book
+from brainldm.book import build as book
 
 # every chapter but the world-only ones (the ground truth and the world models' appendix)
 WORLD_ONLY = set(book.WORLD_ONLY)
@@ -58,7 +58,7 @@ def test_chapter_runs_on_fabricated_nsd(chapter, dtype, nsd_environment, tmp_pat
 def test_load_models_nsd_honours_the_dtype_variable(nsd_environment, monkeypatch):
     import torch
 
-    from brainldm.models import load_models
+    from brainldm.models.loading import load_models
 
     _, models, _ = nsd_environment
     monkeypatch.setenv("BRAINLDM_MODELS", str(models))

@@ -3,7 +3,7 @@
 import nbformat
 import pytest
 
-from brainldm import book
+from brainldm.book import build as book
 
 ENCODING_CHAPTERS = ("09_encode_latents", "10_compare_noise_levels", "11_compare_timesteps", "12_compare_unet_layers")
 

@@ -4,9 +4,10 @@ import huggingface_hub.constants
 import pytest
 import torch
 
-from brainldm import cli, zoo
-from brainldm.check import report
-from brainldm.datasets.nsd_fabricate import fabricate_nsd
+from brainldm.book import cli
+from brainldm.models import zoo
+from brainldm.book.check import report
+from brainldm.data.datasets.nsd_fabricate import fabricate_nsd
 
 
 @pytest.fixture(autouse=True)

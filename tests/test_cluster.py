@@ -7,8 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from brainldm import book, cluster
-from brainldm.testing import run_stage_killed_once
+from brainldm.book import build as book
+from brainldm.book import cluster
+from brainldm.testing.fixtures import run_stage_killed_once
 
 RECON = {"strength": None, "guidance_scale": None, "num_inference_steps": 2, "n_samples": 1, "seed": 0,
          "protocol": None, "n_images": None}
@@ -130,7 +131,7 @@ def test_chapters_print_the_same_numbers_after_serial_and_cluster_stages(fabrica
 
 @pytest.mark.slow
 def test_nsd_smoke_book_on_a_local_cluster(fabricated_nsd, tmp_path, monkeypatch):
-    from brainldm import cli
+    from brainldm.book import cli
 
     root, models = fabricated_nsd
     monkeypatch.setenv("BRAINLDM_NSD_ROOT", str(root))

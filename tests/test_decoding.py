@@ -4,12 +4,12 @@ import numpy as np
 import pytest
 import torch
 
-from brainldm.cache import cached_memmaps
-from brainldm.decoding import decode, decode_tables, decoding_table
+from brainldm.data.cache import cached_memmaps
+from brainldm.fit.decoding import decode, decode_tables, decoding_table
 from brainldm.errors import BrainLDMError
-from brainldm.features import resize_images, stimulus_features
-from brainldm.reconstruct import reconstruct
-from brainldm.ridge import GroupRidgeCV, correlation_score
+from brainldm.features.stimulus import resize_images, stimulus_features
+from brainldm.generate.reconstruction import reconstruct
+from brainldm.fit.ridge import GroupRidgeCV, correlation_score
 
 
 def test_features_have_the_model_shapes_and_are_cached(world, tiny_models):
@@ -142,7 +142,7 @@ def test_streamed_decoding_equals_the_in_memory_fit_and_reuses_its_cache(rng, tm
 
 
 def test_constant_dimensions_are_left_out_of_the_mean_and_named(rng):
-    from brainldm.decoding import Decoded
+    from brainldm.fit.decoding import Decoded
 
     r = np.array([0.5, 0.3, np.nan, 0.1])
     d = Decoded(feature="c", roi="ventral", ids=np.arange(3), predicted=np.zeros((3, 4)), true=np.zeros((3, 4)),

@@ -7,11 +7,11 @@ import pytest
 import torch
 from torch.overrides import TorchFunctionMode
 
-from brainldm import minddiffuser as md
-from brainldm.reconstruct import reconstruct
+from brainldm.generate import minddiffuser as md
+from brainldm.generate.reconstruction import reconstruct
 from brainldm.settings import torch_device, torch_dtype
 from brainldm.errors import BrainLDMError
-from brainldm.structural import optimise_latents, pooled_layers
+from brainldm.generate.structural import optimise_latents, pooled_layers
 
 PACKAGE = str(Path(md.__file__).parent)
 HOST = {"cpu", "numpy", "item", "tolist"}
@@ -109,7 +109,7 @@ def test_device_and_dtype_come_from_the_argument_then_the_environment(monkeypatc
 
 
 def test_world_models_run_in_bfloat16(monkeypatch):
-    from brainldm.models import load_models
+    from brainldm.models.loading import load_models
 
     models = load_models("world", device="cpu", dtype="bfloat16")
     images = np.random.default_rng(0).integers(0, 256, (2, models.resolution, models.resolution, 3), np.uint8)
@@ -148,7 +148,7 @@ def test_img2img_runs_at_the_generation_size_from_z_decoded_smaller(tiny_models)
 def test_the_authors_noise_compvis_level_and_shared_across_images(tiny_models, monkeypatch):
     from diffusers import DDIMScheduler
 
-    from brainldm.protocol import Protocol
+    from brainldm.fit.protocol import Protocol
 
     ldm = tiny_models.ldm
     sd = DDIMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012, steps_offset=1,

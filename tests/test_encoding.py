@@ -3,10 +3,9 @@
 import numpy as np
 import pytest
 
-from brainldm.encoding import (DEFAULT_ALPHAS, EncodingData, KernelRidgeEncoder, best_feature, bh_fdr, encoding_data,
-                               fit_encoders, roi_scores, truth_agreement, variance_partition)
+from brainldm.fit.encoding import DEFAULT_ALPHAS, EncodingData, KernelRidgeEncoder, best_feature, bh_fdr, encoding_data, fit_encoders, roi_scores, truth_agreement, variance_partition
 from brainldm.errors import BrainLDMError
-from brainldm.ridge import GroupRidgeCV
+from brainldm.fit.ridge import GroupRidgeCV
 
 
 def synthetic(rng, n_train=120, n_test=60, n_voxels=30, noise=1.0):
@@ -157,8 +156,8 @@ def test_errors_say_what_to_fix(rng):
 
 def test_bootstrap_scores_equal_direct_resampling(rng):
     """Weighted sums give the r and R² of each resample, even for nearly constant predictions."""
-    from brainldm.encoding import _boot_scores, _boot_weights
-    from brainldm.ridge import correlation_score
+    from brainldm.fit.encoding import _boot_scores, _boot_weights
+    from brainldm.fit.ridge import correlation_score
 
     Y = rng.standard_normal((50, 4)) * 10 + 100
     P = 100 + 1e-3 * (Y - 100) + 1e-4 * rng.standard_normal((50, 4))  # shrunk predictions

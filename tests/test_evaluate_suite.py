@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from brainldm.evaluate import bootstrap_ci, pixcorr, score_table, shuffled, ssim, two_way_identification
+from brainldm.evaluate.metrics import bootstrap_ci, pixcorr, score_table, shuffled, ssim, two_way_identification
 
 
 def _images(rng, n=6, size=16):

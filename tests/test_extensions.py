@@ -5,18 +5,16 @@ import pandas as pd
 import pytest
 import torch
 
-from brainldm import extensions
-from brainldm.captions import (BlipCaptionModel, WorldCaptionModel, attribute_accuracy, caption_model,
-                               caption_scores)
-from brainldm.depth import (CONDITIONING_CONVENTION, DPTDepthModel, WorldDepthModel, convert_depth, depth_generator,
-                            depth_scores, true_depth)
+from brainldm.generate import extensions
+from brainldm.features.captions import BlipCaptionModel, WorldCaptionModel, attribute_accuracy, caption_model, caption_scores
+from brainldm.features.depth import CONDITIONING_CONVENTION, DPTDepthModel, WorldDepthModel, convert_depth, depth_generator, depth_scores, true_depth
 from brainldm.errors import BrainLDMError
-from brainldm.features import resize_images
-from brainldm.ldm import LatentDiffusion, images_to_tensor, prepare_depth
-from brainldm.models import FeatureNet, LazyExtras, ModelSet
-from brainldm.ridge import correlation_score
-from brainldm.structural import optimise_latents, pooled_layers, structure_loss
-from brainldm.world_zoo.models import build
+from brainldm.features.stimulus import resize_images
+from brainldm.models.ldm import LatentDiffusion, images_to_tensor, prepare_depth
+from brainldm.models.loading import FeatureNet, LazyExtras, ModelSet
+from brainldm.fit.ridge import correlation_score
+from brainldm.generate.structural import optimise_latents, pooled_layers, structure_loss
+from brainldm.models.world.nets import build
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +91,7 @@ def test_depth_scores_know_a_perfect_and_a_mirrored_decoder(rng):
 def test_dpt_depth_from_its_own_representation_is_its_estimate(images):
     from transformers import DPTImageProcessor
 
-    from brainldm.testing import TINY, tiny_dpt
+    from brainldm.testing.fixtures import TINY, tiny_dpt
 
     torch.manual_seed(0)
     model = DPTDepthModel(tiny_dpt().eval(), DPTImageProcessor(size={"height": TINY, "width": TINY}))
@@ -122,7 +120,7 @@ def test_world_captions_from_features_equal_the_captioners(tiny_world, images):
 def test_blip_caption_model_decodes_from_given_vit_features(images):
     from transformers import BlipImageProcessor, BlipProcessor
 
-    from brainldm.testing import TINY, bert_tokenizer, tiny_blip
+    from brainldm.testing.fixtures import TINY, bert_tokenizer, tiny_blip
 
     torch.manual_seed(0)
     processor = BlipProcessor(image_processor=BlipImageProcessor(size={"height": TINY, "width": TINY}),
@@ -273,7 +271,7 @@ def test_table1_summary_and_comparison_with_the_paper():
 
 
 def test_the_reports_per_subject_table_averages_to_its_mean_row():
-    from brainldm.reference import table1, table1_by_subject
+    from brainldm.figures.reference import table1, table1_by_subject
 
     means = table1_by_subject().groupby(level="method", sort=False).mean()
     np.testing.assert_allclose(means.loc[table1().index], table1(), atol=0.0006)  # the report rounds to 3 digits

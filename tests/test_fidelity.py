@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from brainldm.testing import save_tiny_models
+from brainldm.testing.fixtures import save_tiny_models
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +21,7 @@ def nsd_models(tmp_path_factory):
 
 
 def test_nsd_models_follow_the_authors_layers_and_never_clip(nsd_models, monkeypatch):
-    from brainldm.models import load_models
+    from brainldm.models.loading import load_models
 
     monkeypatch.setenv("BRAINLDM_MODELS", str(nsd_models))
     models = load_models("nsd", device="cpu", dtype="float32")
@@ -53,7 +53,7 @@ def test_the_ddim_noise_schedule_is_compvis_formula():
 
 
 def test_protocols_differ_where_the_table_says():
-    from brainldm.protocol import PROTOCOLS, protocol_for
+    from brainldm.fit.protocol import PROTOCOLS, protocol_for
 
     authors, ours = PROTOCOLS["authors"], PROTOCOLS["brainldm"]
     assert (authors.shared_noise, authors.init_latent, authors.noise_level, authors.ridge) == (
@@ -68,8 +68,8 @@ def test_blip_features_follow_the_authors_input():
     import torch
     from transformers import BlipImageProcessor, BlipProcessor
 
-    from brainldm.captions import BlipCaptionModel
-    from brainldm.testing import TINY, bert_tokenizer, tiny_blip
+    from brainldm.features.captions import BlipCaptionModel
+    from brainldm.testing.fixtures import TINY, bert_tokenizer, tiny_blip
 
     torch.manual_seed(0)
     model = tiny_blip().eval()
@@ -95,8 +95,8 @@ def test_the_suites_distances_are_computed_when_their_weights_exist(nsd_models, 
     import torch
     import torchvision
 
-    from brainldm.evaluate import correlation_distances, missing_distances
-    from brainldm.models import load_models
+    from brainldm.evaluate.metrics import correlation_distances, missing_distances
+    from brainldm.models.loading import load_models
 
     monkeypatch.setenv("BRAINLDM_MODELS", str(nsd_models))
     without = load_models("nsd", device="cpu", dtype="float32")

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from brainldm.errors import BrainLDMError
-from brainldm.ldm import LatentDiffusion, images_to_tensor, prepare_depth, tensor_to_images
-from brainldm.world_zoo.models import build
+from brainldm.models.ldm import LatentDiffusion, images_to_tensor, prepare_depth, tensor_to_images
+from brainldm.models.world.nets import build
 
 
 @pytest.fixture(scope="module")

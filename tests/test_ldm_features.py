@@ -5,9 +5,9 @@ import pytest
 import torch
 
 from brainldm.errors import BrainLDMError
-from brainldm.ldm import LatentDiffusion
-from brainldm.ldm_features import ENCODING_SETTINGS, denoising_features, ldm_features, stage_steps, unet_layers
-from brainldm.world_zoo.models import build
+from brainldm.models.ldm import LatentDiffusion
+from brainldm.features.unet import ENCODING_SETTINGS, denoising_features, ldm_features, stage_steps, unet_layers
+from brainldm.models.world.nets import build
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +80,7 @@ def test_bad_layers_and_steps_are_named(ldm, inputs):
 
 
 def test_world_features_are_cached_and_follow_the_ids(world):
-    from brainldm.models import load_models
+    from brainldm.models.loading import load_models
 
     models = load_models("world")
     ids = world.image_ids("test")[:6]

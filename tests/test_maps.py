@@ -7,7 +7,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from brainldm import maps
+from brainldm.figures import maps
 from brainldm.errors import BrainLDMError
 
 matplotlib.use("Agg")

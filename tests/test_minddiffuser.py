@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from brainldm import minddiffuser as md
+from brainldm.generate import minddiffuser as md
 from brainldm.errors import BrainLDMError
 
 

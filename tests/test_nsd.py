@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 import scipy.io
 
-from brainldm.datasets import load_dataset, nsd
-from brainldm.datasets.nsd_fabricate import N_REPEATS, fabricate_nsd, fabricated_caption, known_raw_betas
+from brainldm.data.datasets import load_dataset, nsd
+from brainldm.data.datasets.nsd_fabricate import N_REPEATS, fabricate_nsd, fabricated_caption, known_raw_betas
 from brainldm.errors import BrainLDMError
 
 SESSIONS, TRIALS, SHAPE = 3, 30, (12, 14, 10)

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from brainldm import overlap
+from brainldm.generate import overlap
 from brainldm.errors import BrainLDMError
-from brainldm.models import FeatureNet
+from brainldm.models.loading import FeatureNet
 
 
 def _images(n, size=32, seed=0):
@@ -31,7 +31,7 @@ def test_phash_is_stable_under_resizing_and_separates_different_images():
     hashes = overlap.phash(images)
     assert hashes.shape == (6, 64) and hashes.dtype == bool
     assert hashes.sum(1).min() >= 16  # about half the bits are set (median split)
-    from brainldm.features import resize_images
+    from brainldm.features.stimulus import resize_images
 
     again = overlap.phash(resize_images(resize_images(images, 48), 32))
     same = np.diag(overlap.hamming_distances(hashes, again))
@@ -174,7 +174,7 @@ class _ToyModels:
 
 
 def test_rescore_without_recomputes_among_the_remaining_images():
-    from brainldm.evaluate import identification_scores
+    from brainldm.evaluate.metrics import identification_scores
 
     models = _ToyModels()
     seen = _images(8)
@@ -201,9 +201,9 @@ def test_rescore_without_recomputes_among_the_remaining_images():
 
 
 def test_world_pool_holds_the_leaked_test_images():
-    from brainldm.datasets.world.design import NSD_TEST_IMAGES, is_leaked
-    from brainldm.datasets.world.scenes import render_scenes
-    from brainldm.world_zoo import model_card
+    from brainldm.data.datasets.world.design import NSD_TEST_IMAGES, is_leaked
+    from brainldm.data.datasets.world.scenes import render_scenes
+    from brainldm.models.world import model_card
 
     card = model_card()["pool"]
     leaked = np.flatnonzero(is_leaked(np.arange(NSD_TEST_IMAGES), card["seed"]))

@@ -9,8 +9,8 @@ import warnings
 import pytest
 from tqdm import TqdmWarning
 
-from brainldm import progress
-from brainldm.progress import progress_bar, progress_shown, quiet_libraries
+from brainldm.data import progress
+from brainldm.data.progress import progress_bar, progress_shown, quiet_libraries
 
 
 class _Terminal(io.StringIO):

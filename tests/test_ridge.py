@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 from sklearn.linear_model import Ridge
 
-from brainldm.cache import ColumnBlocks
+from brainldm.data.cache import ColumnBlocks
 from brainldm.errors import BrainLDMError
-from brainldm.ridge import GroupRidgeCV, correlation_score, group_kfold
+from brainldm.fit.ridge import GroupRidgeCV, correlation_score, group_kfold
 
 
 def simulate(rng, n_images=200, n_repeats=3, n_features=30, n_targets=8, noise=0.5, offset=3.0):
@@ -187,7 +187,7 @@ def test_the_authors_recipe_equals_standardscaler_and_ridge_without_intercept():
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from brainldm.ridge import GroupRidgeCV
+    from brainldm.fit.ridge import GroupRidgeCV
 
     rng = np.random.default_rng(3)
     X = rng.normal(size=(60, 8)) * rng.uniform(0.5, 3, 8) + 2.0
@@ -204,7 +204,7 @@ def test_the_authors_recipe_equals_standardscaler_and_ridge_without_intercept():
 def test_contiguous_folds_are_sklearns_unshuffled_kfold():
     from sklearn.model_selection import KFold
 
-    from brainldm.ridge import contiguous_kfold
+    from brainldm.fit.ridge import contiguous_kfold
 
     for (train, val), (t2, v2) in zip(contiguous_kfold(23, 5), KFold(5).split(np.zeros(23))):
         np.testing.assert_array_equal(train, t2)
@@ -212,7 +212,7 @@ def test_contiguous_folds_are_sklearns_unshuffled_kfold():
 
 
 def test_constant_targets_are_recognised_and_predicted_as_their_constant():
-    from brainldm.ridge import GroupRidgeCV
+    from brainldm.fit.ridge import GroupRidgeCV
 
     rng = np.random.default_rng(4)
     X = rng.normal(size=(40, 6))
@@ -261,7 +261,7 @@ def test_eigenbasis_validation_with_equal_and_zero_eigenvalues(rng):
 def test_eigenbasis_fold_scores_equal_the_residuals_of_every_alpha(rng):
     import torch
 
-    from brainldm.ridge import _EigenbasisFold, _eigh
+    from brainldm.fit.ridge import _EigenbasisFold, _eigh
 
     X = torch.as_tensor(rng.standard_normal((300, 25)), dtype=torch.float32)
     Y = X[:, :3] @ torch.randn(3, 7) + torch.randn(300, 7)
@@ -281,7 +281,7 @@ def test_eigenbasis_fold_scores_equal_the_residuals_of_every_alpha(rng):
 def test_cross_product_from_one_row_per_group_when_targets_repeat(rng):
     import torch
 
-    from brainldm.ridge import _cross_product
+    from brainldm.fit.ridge import _cross_product
 
     ids = rng.permutation(np.repeat(np.arange(40), 3))
     Xs = torch.as_tensor(rng.standard_normal((ids.size, 6)), dtype=torch.float32)

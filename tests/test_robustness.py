@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from brainldm import cache
+from brainldm.data import cache
 from brainldm.errors import BrainLDMError
 
 # --- the cache: damaged, foreign, unwritable entries; concurrent writers ---------------------
@@ -115,7 +115,7 @@ def test_entries_follow_the_umask_and_stale_temporaries_are_cleaned(tmp_path):
 
 _WRITER = """
 import sys, time, numpy as np
-from brainldm import cache
+from brainldm.data import cache
 def compute():
     open(sys.argv[2], "a").write("computed\\n")
     time.sleep(1.0)
@@ -135,7 +135,7 @@ def test_one_writer_per_key_across_processes(tmp_path):
 _WORLD = """
 import warnings
 warnings.simplefilter("error", UserWarning)
-from brainldm.datasets import load_dataset
+from brainldm.data.datasets import load_dataset
 ds = load_dataset("world", subject="subj01", n_train=20, n_test=5)
 betas, ids = ds.betas("train")
 print(betas.shape, float(betas.sum()))
@@ -164,7 +164,7 @@ def test_two_processes_build_a_fresh_world_cache_at_once(tmp_path):
 
 
 def test_incomplete_pycortex_copy_is_redone(tmp_path, monkeypatch):
-    from brainldm import anatomy
+    from brainldm.data import anatomy
 
     anatomy.import_cortex()
     bundled = anatomy.bundled_filestore() / anatomy.SUBJECT
@@ -178,7 +178,7 @@ def test_incomplete_pycortex_copy_is_redone(tmp_path, monkeypatch):
 # --- NSD files: damaged, converted or inconsistent inputs are errors that name the file -------
 @pytest.fixture(scope="module")
 def nsd_master(tmp_path_factory):
-    from brainldm.datasets.nsd_fabricate import fabricate_nsd
+    from brainldm.data.datasets.nsd_fabricate import fabricate_nsd
 
     root = tmp_path_factory.mktemp("nsd") / "nsd"
     fabricate_nsd(root, subjects=("subj01",), n_sessions=2, trials_per_session=30, n_shared=6, image_size=8,
@@ -201,13 +201,13 @@ def _betas_path(root, session=1):
 
 
 def _load(root, **options):
-    from brainldm.datasets import load_dataset
+    from brainldm.data.datasets import load_dataset
 
     return load_dataset("nsd", subject="subj01", root=root, **options)
 
 
 def test_flipped_bytes_in_gzipped_betas_are_an_error_and_change_the_cache_key(nsd_root):
-    from brainldm.datasets import nsd
+    from brainldm.data.datasets import nsd
     from brainldm.errors import DataError
 
     path = _betas_path(nsd_root)
@@ -350,7 +350,7 @@ def test_bad_sessions_are_parameter_errors(nsd_root, sessions):
     ("dtype", "float64", "'dtype'"),
 ])
 def test_bad_chapter_parameters_are_refused_before_any_work(name, text, message):
-    from brainldm import book
+    from brainldm.book import build as book
     from brainldm.errors import ParameterError
 
     defaults = {"dataset": "world", "subject": "subj01", "dataset_options": {}, "fdr": 0.05, "n_boot": 1000,
@@ -361,7 +361,7 @@ def test_bad_chapter_parameters_are_refused_before_any_work(name, text, message)
 
 
 def test_chapter_overrides_and_good_values_pass():
-    from brainldm import book
+    from brainldm.book import build as book
 
     defaults = {"dataset": "world", "n_images": None, "guidance_scale": None, "strengths": [0.4, 0.8]}
     assert book.parse_parameters({"n_images": "0"}, defaults, "04_decode_captions") == {"n_images": 0}
@@ -375,7 +375,7 @@ def test_chapter_overrides_and_good_values_pass():
 def test_every_chapter_default_and_smoke_and_profile_parameter_passes():
     import jupytext
 
-    from brainldm import book
+    from brainldm.book import build as book
 
     smoke = book.smoke_parameters()
     for path in book.list_chapters():
@@ -392,7 +392,7 @@ def test_every_chapter_default_and_smoke_and_profile_parameter_passes():
     ({"image_size": 50}, "multiple of 16"),
 ])
 def test_load_dataset_checks_its_options(options, message):
-    from brainldm.datasets import load_dataset
+    from brainldm.data.datasets import load_dataset
     from brainldm.errors import ParameterError
 
     with pytest.raises(ParameterError, match=message):
@@ -410,7 +410,7 @@ def test_load_dataset_checks_its_options(options, message):
 ])
 def test_check_parameter(value, kwargs, ok):
     from brainldm.errors import ParameterError
-    from brainldm.validate import check_parameter
+    from brainldm.book.parameters import check_parameter
 
     if ok:
         check_parameter("x", value, **kwargs)
@@ -429,7 +429,7 @@ def _project(tmp_path, source):
 
 
 def test_dead_kernel_names_chapter_and_cell(tmp_path, monkeypatch, capsys):
-    from brainldm import cli
+    from brainldm.book import cli
 
     project = _project(tmp_path, "import os\nos.kill(os.getpid(), 9)")
     monkeypatch.setenv("BRAINLDM_ROOT", str(project))
@@ -439,7 +439,7 @@ def test_dead_kernel_names_chapter_and_cell(tmp_path, monkeypatch, capsys):
 
 
 def test_unwritable_output_folder_is_one_line(tmp_path, monkeypatch, capsys):
-    from brainldm import cli
+    from brainldm.book import cli
 
     project = _project(tmp_path, "pass")
     monkeypatch.setenv("BRAINLDM_ROOT", str(project))
@@ -458,7 +458,7 @@ def tiny_model_folder(tmp_path_factory):
     import torchvision
     from diffusers import StableDiffusionImg2ImgPipeline
 
-    from brainldm.testing import stable_diffusion_parts
+    from brainldm.testing.fixtures import stable_diffusion_parts
 
     folder = tmp_path_factory.mktemp("models")
     torch.manual_seed(0)
@@ -478,7 +478,7 @@ def isolated_models(tmp_path, monkeypatch):
 
 
 def test_check_runs_every_found_model_once(tiny_model_folder, isolated_models):
-    from brainldm import check
+    from brainldm.book import check
 
     assert check.verify_model("sd-v1-4", tiny_model_folder) == []
     # random weights under the published file name: the sha256 in the name gives them away; the network runs
@@ -491,7 +491,8 @@ def test_check_runs_every_found_model_once(tiny_model_folder, isolated_models):
 def test_a_tokenizer_without_its_vocabulary_is_reported(tiny_model_folder, isolated_models, tmp_path):
     import shutil
 
-    from brainldm import check, zoo
+    from brainldm.book import check
+    from brainldm.models import zoo
 
     models = tmp_path / "models"
     shutil.copytree(tiny_model_folder / "CompVis", models / "CompVis")
@@ -509,7 +510,7 @@ def test_a_tokenizer_without_its_vocabulary_is_reported(tiny_model_folder, isola
 
 @pytest.mark.parametrize("damage", ["truncate", "garbage"])
 def test_a_tampered_torchvision_file_is_one_error(tiny_model_folder, isolated_models, tmp_path, damage):
-    from brainldm import zoo
+    from brainldm.models import zoo
 
     models = tmp_path / "models"
     (models / "torchvision").mkdir(parents=True)
@@ -523,7 +524,7 @@ def test_a_tampered_torchvision_file_is_one_error(tiny_model_folder, isolated_mo
 def test_a_broken_world_weights_folder_is_one_error(tmp_path):
     import shutil
 
-    from brainldm import world_zoo
+    from brainldm.models import world as world_zoo
 
     weights = tmp_path / "weights"
     shutil.copytree(world_zoo.weights_dir() / "vae", weights / "vae")
@@ -537,7 +538,7 @@ def test_a_broken_world_weights_folder_is_one_error(tmp_path):
 
 @pytest.mark.parametrize("call", ["fit_encoders", "roi_scores"])
 def test_encoding_functions_check_their_statistics_parameters(call):
-    from brainldm import encoding
+    from brainldm.fit import encoding
     from brainldm.errors import ParameterError
 
     with pytest.raises(ParameterError, match="fdr" if call == "fit_encoders" else "n_boot"):
@@ -548,7 +549,8 @@ def test_encoding_functions_check_their_statistics_parameters(call):
 
 
 def test_damaged_torchvision_weights_that_still_load_are_flagged(tiny_model_folder, isolated_models, tmp_path):
-    from brainldm import check, zoo
+    from brainldm.book import check
+    from brainldm.models import zoo
 
     models = tmp_path / "models"
     (models / "torchvision").mkdir(parents=True)

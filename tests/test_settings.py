@@ -3,7 +3,8 @@ from pathlib import Path
 
 import numpy as np
 
-from brainldm import cache, settings
+from brainldm.data import cache
+from brainldm import settings
 
 
 def test_resolver_prefers_argument_then_environment_then_home(monkeypatch, tmp_path):

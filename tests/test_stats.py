@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from brainldm.stats import average_repeats, ncsnr_from_repeats, noise_ceiling
+from brainldm.data.noise import average_repeats, ncsnr_from_repeats, noise_ceiling
 
 
 def test_average_repeats_groups_rows_by_id():

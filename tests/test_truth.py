@@ -5,9 +5,8 @@ import pytest
 import torch
 
 from brainldm.errors import BrainLDMError
-from brainldm.features import stimulus_features
-from brainldm.truth import (decoding_against_oracle, early_cortex_diagnosis, oracle_decoding, oracle_reconstructions,
-                            require_truth)
+from brainldm.features.stimulus import stimulus_features
+from brainldm.evaluate.truth import decoding_against_oracle, early_cortex_diagnosis, oracle_decoding, oracle_reconstructions, require_truth
 
 
 def test_noise_free_responses_decode_better_than_measured_ones(world, tiny_models):
@@ -25,10 +24,12 @@ def test_oracle_reconstructions_use_the_true_features_of_the_test_images(world, 
     size = tiny_models.resolution
     assert recon["X_z"].shape == (3, size, size, 3)
     assert recon["X_zc"].shape == recon["X_c"].shape == (3, 2, size, size, 3)
-    # X_z is the VAE's reconstruction of the seen image from its true latent
+    # X_z is the VAE's reconstruction of the seen image from its true latent (up to one grey level:
+    # a batch decoded on another thread count rounds a few pixels the other way)
     z = stimulus_features(world, tiny_models, "z", ids)
-    np.testing.assert_array_equal(recon["X_z"], tiny_models.ldm.decode(
-        torch.from_numpy(z.reshape((-1,) + tiny_models.latent_shape()))))
+    expected = tiny_models.ldm.decode(torch.from_numpy(z.reshape((-1,) + tiny_models.latent_shape())))
+    np.testing.assert_allclose(recon["X_z"].astype(int), expected.astype(int), atol=1, rtol=0)
+    assert (recon["X_z"] != expected).mean() < 1e-3
 
 
 def test_only_the_world_has_a_truth():

@@ -1,10 +1,10 @@
 import numpy as np
 import pytest
 
-from brainldm.anatomy import ROI_NAMES, STREAMS
-from brainldm.datasets import SUBJECTS, load_dataset
-from brainldm.datasets.world import CATEGORIES, COLOR_NAMES, PLACES, is_leaked, render_scenes, zoo_pool_ids
-from brainldm.datasets.world.design import WorldDesign
+from brainldm.data.anatomy import ROI_NAMES, STREAMS
+from brainldm.data.datasets import SUBJECTS, load_dataset
+from brainldm.data.datasets.world import CATEGORIES, COLOR_NAMES, PLACES, is_leaked, render_scenes, zoo_pool_ids
+from brainldm.data.datasets.world.design import WorldDesign
 from brainldm.errors import BrainLDMError
 
 

@@ -4,16 +4,14 @@ import numpy as np
 import pytest
 import torch
 
-from brainldm.datasets.world.scenes import render_scenes
+from brainldm.data.datasets.world.scenes import render_scenes
 from brainldm.errors import BrainLDMError
-from brainldm.evaluate import psnr, two_way_identification
-from brainldm.ldm import images_to_tensor, prepare_depth
-from brainldm.world_zoo import MODEL_NAMES, load, model_card, weights_dir
-from brainldm.world_zoo import train as T
-from brainldm.world_zoo.metrics import (attribute_accuracy, depth_correlation, held_out_ids,
-                                        inception_accuracy, top1_retrieval)
-from brainldm.world_zoo.models import (ATTRIBUTES, INCEPTION_ATTRIBUTES, MODEL_CLASSES, Captioner,
-                                       WorldInception, build, caption_from_attributes, scene_attributes)
+from brainldm.evaluate.metrics import psnr, two_way_identification
+from brainldm.models.ldm import images_to_tensor, prepare_depth
+from brainldm.models.world import MODEL_NAMES, load, model_card, weights_dir
+from brainldm.training import train as T
+from brainldm.training.metrics import attribute_accuracy, depth_correlation, held_out_ids, inception_accuracy, top1_retrieval
+from brainldm.models.world.nets import ATTRIBUTES, INCEPTION_ATTRIBUTES, MODEL_CLASSES, Captioner, WorldInception, build, caption_from_attributes, scene_attributes
 
 
 @pytest.fixture(scope="module")
@@ -61,8 +59,8 @@ def test_the_inception_analogue_is_shipped_trained_and_documented():
 
 def test_world_inception_column_reads_its_own_network():
     """The world's Inception column is the Inception analogue's pooled features, not the CNN's late layer."""
-    from brainldm.models import world_model_set
-    from brainldm.world_zoo import load_world_models
+    from brainldm.models.loading import world_model_set
+    from brainldm.models.world import load_world_models
 
     world = load_world_models()
     assert isinstance(world.inception, WorldInception)
@@ -223,7 +221,7 @@ def test_attributes_cover_what_the_cnn_predicts(scenes):
 
 
 def test_held_out_images_are_outside_the_pool_and_the_subjects():
-    from brainldm.datasets.world.design import POOL_BASE, SUBJECT_BASE, zoo_pool_ids
+    from brainldm.data.datasets.world.design import POOL_BASE, SUBJECT_BASE, zoo_pool_ids
 
     ids = held_out_ids(100)
     assert not np.isin(ids, zoo_pool_ids(6000)).any()
@@ -293,8 +291,8 @@ def test_basic_metrics_known_answers():
 
 def test_model_quality_is_evaluated_once_per_weights(tmp_path, monkeypatch):
     """Chapter 90's evaluation is cached by a digest of the weights: a warm build reads it back."""
-    from brainldm.world_zoo import load_world_models
-    from brainldm.world_zoo import metrics
+    from brainldm.models.world import load_world_models
+    from brainldm.training import metrics
 
     monkeypatch.setenv("BRAINLDM_DATA", str(tmp_path))
     calls = []

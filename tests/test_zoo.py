@@ -10,9 +10,9 @@ import torchvision
 from diffusers import StableDiffusionDepth2ImgPipeline, StableDiffusionImg2ImgPipeline, UNet2DConditionModel
 from transformers import BlipForConditionalGeneration, BlipProcessor, CLIPModel, CLIPProcessor, DPTForDepthEstimation, DPTImageProcessor
 
-from brainldm import zoo
+from brainldm.models import zoo
 from brainldm.errors import BrainLDMError
-from brainldm.testing import TINY, save_tiny_models
+from brainldm.testing.fixtures import TINY, save_tiny_models
 
 @pytest.fixture(scope="module")
 def saved_models(tmp_path_factory):

@@ -1,6 +1,6 @@
 """brainldm: reconstruct what a person saw from fMRI with a latent diffusion model."""
 
-from .settings import enforce_offline as _enforce_offline
+from brainldm.settings import enforce_offline as _enforce_offline
 
 _enforce_offline()
 

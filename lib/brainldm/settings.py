@@ -84,7 +84,7 @@ def torch_device(device=None):
     """
     import torch
 
-    from .errors import BrainLDMError
+    from brainldm.errors import BrainLDMError
 
     value = device if device not in (None, "") else os.environ.get("BRAINLDM_DEVICE") or None
     if value is None:
@@ -116,7 +116,7 @@ def torch_dtype(dtype=None, device=None):
     """
     import torch
 
-    from .errors import BrainLDMError
+    from brainldm.errors import BrainLDMError
 
     value = dtype if dtype not in (None, "") else os.environ.get("BRAINLDM_DTYPE") or None
     if value is None:

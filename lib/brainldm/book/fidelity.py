@@ -1,0 +1,82 @@
+"""What the authors' protocol hides: the same reconstructions scored, or drawn, the authors' way and ours.
+
+Two choices of Takagi & Nishimoto's code (:mod:`brainldm.fit.protocol`) can move identification
+without any change to the decoders:
+
+* **shared noise**: every image is reconstructed in its own process seeded with 42, so sample
+  k of every image starts from the same noise. Two-way identification compares an image's
+  reconstruction with the other images' reconstructions; when those share their noise, what
+  the noise puts into every image cancels out of the comparison.
+* **how samples are counted**: the authors average the correlations over the 5 samples before
+  counting wins; per-sample counting, and picking each image's best sample, are the other
+  natural readings of "identification with 5 samples".
+
+:func:`protocol_effects` measures both on one subject, with paired bootstrap CIs over images.
+"""
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+
+from brainldm.evaluate.metrics import IDENTIFICATION_COLUMNS, bootstrap_ci, identification_scores
+from brainldm.fit.protocol import protocol_for
+from brainldm.generate.reconstruction import brain_reconstructions
+
+__all__ = ["protocol_effects"]
+
+#: (label, protocol changes, identification rule) of each variant; the first is the reference
+VARIANTS = (
+    ("independent noise, mean of samples (authors' rule)", {"shared_noise": False}, "authors"),
+    ("shared noise (authors' seeding), mean of samples", {"shared_noise": True}, "authors"),
+    ("independent noise, wins per sample", {"shared_noise": False}, "per_sample"),
+    ("independent noise, best sample of each image", {"shared_noise": False}, "best_sample"),
+)
+
+
+def protocol_effects(ds, models, settings, n_images=None, seed=0, protocol=None, columns=None):
+    """Identification of the same decoded ``z`` and ``c`` under each of :data:`VARIANTS`.
+
+    Parameters
+    ----------
+    ds : Dataset
+    models : ModelSet
+    settings : dict
+        ``strength``, ``guidance_scale``, ``num_inference_steps``, ``n_samples``
+        (:func:`brainldm.generate.reconstruction.settings_for`); use several samples.
+    n_images : int, optional
+    seed : int
+    protocol : Protocol or str, optional
+        The base protocol whose noise sharing is varied (default the dataset's).
+    columns : dict, optional
+        Identification columns (default :data:`brainldm.evaluate.metrics.IDENTIFICATION_COLUMNS`).
+
+    Returns
+    -------
+    table : pandas DataFrame
+        One row per (variant, column): ``mean`` identification of ``X_zc``, and the paired
+        ``change`` from the first variant with its 95% bootstrap CI over images;
+        ``attrs["n_images"]`` is the number of images.
+    """
+    base = protocol_for(protocol, ds.name)
+    columns = columns or IDENTIFICATION_COLUMNS
+    per_image, cache = {}, {}
+    for label, changes, rule in VARIANTS:
+        protocol_k = dataclasses.replace(base, **changes)
+        if protocol_k not in cache:
+            ids, recon, _ = brain_reconstructions(ds, models, n_images=n_images, seed=seed, protocol=protocol_k,
+                                                  which=("X_z", "X_zc"), **settings)
+            cache[protocol_k] = (ds.images(ids), recon["X_zc"], {})
+        seen, gen, seen_features = cache[protocol_k]
+        per_image[label] = identification_scores(models, seen, gen, columns, seen_features, rule)
+    reference = VARIANTS[0][0]
+    rows = []
+    for label, _, _ in VARIANTS:
+        for column in columns:
+            values = np.asarray(per_image[label][column])
+            change, low, high = bootstrap_ci(values - np.asarray(per_image[reference][column]))
+            rows.append({"variant": label, "column": column, "mean": float(values.mean()), "change": change,
+                         "ci_low": low, "ci_high": high})
+    table = pd.DataFrame(rows)
+    table.attrs["n_images"] = len(values)
+    return table

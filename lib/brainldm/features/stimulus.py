@@ -1,0 +1,71 @@
+"""Stimulus features of the LDM, computed once per dataset, subject, split and model, and cached.
+
+* ``z`` — the VAE latent of the stimulus resized to the model set's resolution
+  (Takagi resizes NSD images to 320 px: a 4 × 40 × 40 latent with SD 1.4);
+* ``c`` — the text embedding of the image's captions, averaged over captions.
+
+Features are returned flattened, one row per image, in the order of the ids
+asked for; :meth:`brainldm.models.loading.ModelSet.latent_shape` and ``c_shape`` give
+back their shapes.
+"""
+
+import numpy as np
+import torch
+
+from brainldm.data.cache import cache_key, cached_arrays
+from brainldm.errors import check_choice
+
+__all__ = ["FEATURES", "stimulus_features", "resize_images", "feature_shape"]
+
+FEATURES = ("z", "c")
+_VERSION = "1"
+
+
+def resize_images(images, size):
+    """Resize uint8 images (n, H, W, 3) to ``size`` × ``size`` (antialiased bilinear)."""
+    images = np.asarray(images)
+    if images.shape[1:3] == (size, size):
+        return images
+    pixels = torch.from_numpy(images).permute(0, 3, 1, 2).float()
+    pixels = torch.nn.functional.interpolate(pixels, size=(size, size), mode="bilinear", antialias=True,
+                                             align_corners=False)
+    return pixels.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+
+
+def feature_shape(models, feature):
+    """The unflattened shape of one image's ``feature``."""
+    check_choice("feature", feature, FEATURES)
+    return models.latent_shape() if feature == "z" else models.c_shape()
+
+
+def _compute(ds, models, feature, ids, batch_size):
+    out = []
+    for start in range(0, len(ids), batch_size):
+        part = ids[start:start + batch_size]
+        if feature == "z":
+            values = models.ldm.encode(resize_images(ds.images(part), models.resolution))
+        else:
+            values = models.text_encoder.encode_captions(ds.captions(part))
+        out.append(values.flatten(1).float().numpy())
+    return {"features": np.concatenate(out) if out else np.zeros((0, int(np.prod(feature_shape(models, feature))))),
+            "ids": np.asarray(ids)}
+
+
+def stimulus_features(ds, models, feature, ids, batch_size=64):
+    """Flattened ``feature`` of the images ``ids`` of dataset ``ds``: float32 (n, d), cached.
+
+    Parameters
+    ----------
+    ds : Dataset
+    models : ModelSet
+    feature : {"z", "c"}
+    ids : int array of shape (n,)
+    batch_size : int
+    """
+    check_choice("feature", feature, FEATURES)
+    ids = np.asarray(ids, dtype=np.int64)
+    uniq, inverse = np.unique(ids, return_inverse=True)
+    params = {"dataset": ds.name, "stimuli": ds.cache_token, "model": models.cache_token,
+              "feature": feature, "resolution": models.resolution, "ids": cache_key("ids", uniq.tolist(), "")}
+    arrays = cached_arrays("features", params, _VERSION, lambda: _compute(ds, models, feature, uniq, batch_size))
+    return arrays["features"][inverse]

@@ -1,0 +1,217 @@
+"""Reconstruction from decoded latents, as Takagi & Nishimoto (CVPR 2023) do it.
+
+1. ``X_z``: the decoded image latent ``z`` through the VAE decoder.
+2. ``X_zc``: ``X_z`` re-encoded, noised to ``strength`` and denoised by the U-Net
+   conditioned on the decoded text embedding ``c`` (img2img).
+3. ``X_c``: generated from pure noise conditioned on ``c`` alone.
+
+Each image gets ``n_samples`` samples; the noise of sample ``k`` of image ``i``
+comes from a ``torch.Generator`` seeded with ``(seed, k, i)`` (:func:`sample_noise`),
+so every result is reproducible, sample ``k`` of one run equals sample ``k`` of a run
+with more samples, and the batch size (samples of several images run as one batch on
+the model's device) changes nothing but speed.
+"""
+
+import dataclasses
+
+import numpy as np
+import torch
+
+from brainldm.data.cache import array_digest, cached_arrays
+from brainldm.errors import BrainLDMError
+from brainldm.features.stimulus import resize_images
+from brainldm.models.ldm import check_sampling
+from brainldm.fit.protocol import Protocol, protocol_for
+from brainldm.data.progress import progress_bar
+
+__all__ = ["Reconstruction", "SETTINGS", "settings_for", "check_settings", "reconstruct", "brain_reconstructions",
+           "sample_noise"]
+_VERSION = "3"  # 2: noise per (image, sample), samples batched; 3: protocols
+
+#: Takagi's settings on NSD (DDIM 50 steps, strength 0.8, guidance 5, 5 samples per image);
+#: fewer steps and samples on the world, so that the book builds on a CPU
+SETTINGS = {
+    "nsd": {"strength": 0.8, "guidance_scale": 5.0, "num_inference_steps": 50, "n_samples": 5},
+    "world": {"strength": 0.8, "guidance_scale": 5.0, "num_inference_steps": 10, "n_samples": 2},
+}
+
+
+def settings_for(dataset, **overrides):
+    """:data:`SETTINGS` of ``dataset`` with the ``overrides`` that are not None."""
+    return {**SETTINGS[dataset], **{k: v for k, v in overrides.items() if v is not None}}
+
+
+class Reconstruction(dict):
+    """Reconstructed images: ``X_z`` (n, H, W, 3), ``X_c`` and ``X_zc`` (n, samples, H, W, 3), uint8."""
+
+
+def check_settings(strength, n_samples, num_inference_steps):
+    """Raise a clear error for settings that cannot make a reconstruction."""
+    check_sampling(strength, num_inference_steps)
+    if int(n_samples) < 1:
+        raise BrainLDMError(f"n_samples must be at least 1, got {n_samples}; Takagi draws 5 per image")
+
+
+def _check_shapes(ldm, z, c, uncond):
+    h, w = z.shape[-2:] if z is not None and z.ndim == 4 else (None, None)
+    if z is not None and (z.ndim != 4 or z.shape[1] != ldm.latent_channels):
+        raise BrainLDMError(f"decoded z has shape {tuple(z.shape)}; this model's latents are "
+                            f"(n, {ldm.latent_channels}, h, w): reshape the decoded vectors with "
+                            "features.latent_shape")
+    dim = ldm.unet.config.cross_attention_dim
+    if c.ndim != 3 or c.shape[-1] != dim:
+        raise BrainLDMError(f"decoded c has shape {tuple(c.shape)}; this U-Net takes (n, tokens, {dim})")
+    if uncond is not None and uncond.shape[1:] != c.shape[1:]:
+        raise BrainLDMError(f"the unconditional embedding has shape {tuple(uncond.shape)} but c has "
+                            f"{tuple(c.shape)}: they must come from the same text encoder")
+    if z is not None and len(z) != len(c):
+        raise BrainLDMError(f"got {len(z)} latents z but {len(c)} embeddings c; decode both for the same images")
+    return h, w
+
+
+def reconstruct(ldm, z, c, uncond, strength=0.8, guidance_scale=5.0, num_inference_steps=50, n_samples=5,
+                seed=0, batch_size=64, depth=None, which=("X_z", "X_c", "X_zc"), size=None, protocol=None):
+    """Reconstruct images from decoded ``z`` and ``c``.
+
+    Parameters
+    ----------
+    ldm : brainldm.models.ldm.LatentDiffusion
+    z : float tensor of shape (n, latent_channels, h, w) or None
+        Decoded image latents (scaled as :meth:`LatentDiffusion.encode` scales them).
+    c : float tensor of shape (n, tokens, dim)
+        Decoded text conditioning.
+    uncond : float tensor of shape (1, tokens, dim)
+        The empty caption's embedding, for classifier-free guidance.
+    strength, guidance_scale, num_inference_steps : float, float, int
+        img2img settings (Takagi: 0.8, 5.0, 50 DDIM steps).
+    n_samples : int
+        Samples per image (Takagi: 5).
+    seed : int
+        Seeds the noise (see the module's notes).
+    batch_size : int
+        Samples (of one or several images) denoised together.
+    depth : float array of shape (n, H, W), optional
+        Depth maps for a depth-conditioned U-Net (``+D``).
+    which : tuple of str
+        Which of ``X_z``, ``X_c``, ``X_zc`` to make (``X_z`` is needed for ``X_zc``).
+    size : int, optional
+        Pixels of ``X_zc`` and ``X_c``: ``X_z`` is resized to ``size`` × ``size`` and re-encoded
+        before img2img. Takagi & Nishimoto decode ``z`` at 320 px and run img2img at 512
+        (``codes/diffusion_sd1/diffusion_decoding.py``, lines 158–179). Default: ``X_z``'s size
+        (or the U-Net's ``sample_size`` without ``z``).
+    protocol : brainldm.fit.protocol.Protocol, optional
+        Its ``shared_noise``, ``init_latent`` and ``noise_level`` (default :meth:`Protocol.brainldm`).
+
+    Returns
+    -------
+    result : Reconstruction
+    """
+    check_settings(strength, n_samples, num_inference_steps)
+    z = None if z is None else torch.as_tensor(z, dtype=torch.float32)
+    c = torch.as_tensor(c, dtype=torch.float32)
+    uncond = None if uncond is None else torch.as_tensor(uncond, dtype=torch.float32)
+    h, w = _check_shapes(ldm, z, c, uncond)
+    unknown = set(which) - {"X_z", "X_c", "X_zc"}
+    if unknown or (z is None and {"X_z", "X_zc"} & set(which)):
+        raise BrainLDMError(f"which must name X_z, X_c or X_zc (X_z and X_zc need z); got {which}")
+    n = len(c)
+    out = Reconstruction()
+    if z is not None:
+        out["X_z"] = ldm.decode(z)
+    if size is None:
+        pixels = h * ldm.vae_scale_factor if h is not None else ldm.unet.config.sample_size * ldm.vae_scale_factor
+    else:
+        pixels = int(size)
+    size = (pixels // ldm.vae_scale_factor,) * 2
+    protocol = protocol or Protocol.brainldm()
+    shared = protocol.shared_noise
+    # X_zc starts from X_z resized and re-encoded, once per image (Takagi's resize-and-re-encode step)
+    z_init = None
+    if "X_zc" in which:
+        posterior = None
+        if protocol.init_latent == "sample":
+            posterior = torch.stack([sample_noise(ldm, size, seed, 0 if shared else i, -1) for i in range(n)])
+        z_init = ldm.encode(resize_images(out["X_z"], pixels), noise=posterior)
+    # rows (image i, sample k) in image-major order, run together in batches of `batch_size` rows
+    rows = [(i, k) for i in range(n) for k in range(n_samples)]
+    bar = progress_bar(total=len(rows) * (("X_zc" in which) + ("X_c" in which)), desc="reconstruct", unit="sample")
+    for name in ("X_zc", "X_c"):
+        if name not in which:
+            continue
+        images = []
+        for first in range(0, len(rows), batch_size):
+            part = rows[first:first + batch_size]
+            index = torch.tensor([i for i, _ in part])
+            noise = torch.stack([sample_noise(ldm, size, seed, 0 if shared else i, k) for i, k in part])
+            latents = ldm.sample(None if name == "X_c" else z_init[index], c[index], noise,
+                                 strength=strength if name == "X_zc" else 1.0, guidance_scale=guidance_scale,
+                                 num_inference_steps=num_inference_steps, uncond=uncond,
+                                 depth=None if depth is None else np.asarray(depth)[index.numpy()],
+                                 noise_level=protocol.noise_level)
+            images.append(ldm.decode(latents))
+            bar.update(len(part))
+        out[name] = np.concatenate(images).reshape(n, n_samples, *images[0].shape[1:])
+    bar.close()
+    if "X_z" not in which:
+        out.pop("X_z", None)
+    return out
+
+
+def sample_noise(ldm, size, seed, image, sample):
+    """The starting noise of sample ``sample`` of image ``image``: float32 (latent_channels, h, w), on the CPU.
+
+    Drawn from its own generator, seeded with ``(seed, image, sample)``, so that it does not
+    depend on the batch it runs in nor on how many samples or images a run makes. With the
+    authors' shared noise every image is drawn as image 0. Sample ``-1`` is the noise of the
+    posterior sample of ``X_z``'s latent.
+    """
+    generator = torch.Generator().manual_seed(int(seed) * 1_000_003 + int(sample) * 10_007 + int(image))
+    return torch.randn((ldm.latent_channels, *size), generator=generator, dtype=torch.float32)
+
+
+def brain_reconstructions(ds, models, n_images=None, z_roi=None, c_roi=None, strength=0.8, guidance_scale=5.0,
+                          num_inference_steps=50, n_samples=5, seed=0, batch_size=64, protocol=None,
+                          which=("X_z", "X_c", "X_zc")):
+    """Decode ``z`` and ``c`` from a subject's test responses and reconstruct (cached).
+
+    Parameters
+    ----------
+    ds : Dataset
+    models : ModelSet
+    n_images : int, optional
+        Reconstruct the first ``n_images`` test images (all by default).
+    z_roi, c_roi : str or list of str, optional
+        Where ``z`` and ``c`` are decoded from (default ``early`` and ``ventral``).
+    strength, guidance_scale, num_inference_steps, n_samples, seed, batch_size
+        See :func:`reconstruct`.
+    protocol : brainldm.fit.protocol.Protocol or str, optional
+        Default: the authors' on NSD, ours on the world (:func:`brainldm.fit.protocol.protocol_for`).
+    which : tuple of str
+        See :func:`reconstruct`.
+
+    Returns
+    -------
+    ids : int array of shape (n,)
+        The test images.
+    result : Reconstruction
+        ``X_z``, ``X_c``, ``X_zc``.
+    decoded : dict
+        The :class:`brainldm.fit.decoding.Decoded` of ``z`` and ``c``.
+    """
+    from brainldm.fit.decoding import decode
+
+    check_settings(strength, n_samples, num_inference_steps)
+    protocol = protocol_for(protocol, ds.name)
+    decoded = {"z": decode(ds, models, "z", z_roi, protocol), "c": decode(ds, models, "c", c_roi, protocol)}
+    keep = slice(None) if n_images is None else slice(int(n_images))
+    z = torch.from_numpy(decoded["z"].unflatten(models)[keep])
+    c = torch.from_numpy(decoded["c"].unflatten(models)[keep])
+    params = {"model": models.cache_token, "inputs": array_digest(z.numpy(), c.numpy()), "strength": strength,
+              "guidance_scale": guidance_scale, "num_inference_steps": num_inference_steps,
+              "n_samples": n_samples, "seed": seed, "size": models.generation_resolution,
+              "protocol": dataclasses.asdict(protocol), "which": sorted(which)}
+    arrays = cached_arrays("reconstructions", params, _VERSION, lambda: dict(reconstruct(
+        models.ldm, z, c, models.uncond, strength=strength, guidance_scale=guidance_scale,
+        num_inference_steps=num_inference_steps, n_samples=n_samples, seed=seed, batch_size=batch_size,
+        size=models.generation_resolution, protocol=protocol, which=which)))
+    return decoded["z"].ids[keep], Reconstruction(arrays), decoded

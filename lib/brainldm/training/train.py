@@ -1,0 +1,521 @@
+"""Train the world models on the world models' training pool: ``brainldm train-world``.
+
+One seeded command reproduces the shipped weights. The models that do not depend
+on each other are trained one after another in one process; the U-Net needs the
+VAE (its ``z``) and the text encoder (its ``c``), the captioner the image encoder.
+Each model is saved as soon as it is trained, with its steps, wall time and
+losses in ``model_card.json`` beside the weights; the quality numbers on held-out
+images are added at the end (:func:`brainldm.training.metrics.evaluate_world_models`).
+
+Run it in the background, e.g.::
+
+    nohup brainldm train-world --threads 1 > train_world.log 2>&1 &
+
+Each model's recipe (:data:`STEPS`) is a list of stages; a stage restarts the
+optimiser and its learning-rate schedule from the previous stage's weights, with
+the same seeds, so one command replays every stage the shipped weights went
+through. ``--resume`` loads the models already in ``--out`` and runs only the
+stages their card does not list yet (after a recipe gains a stage, it trains
+just that stage).
+"""
+
+import argparse
+import json
+import logging
+import math
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from diffusers.optimization import get_cosine_schedule_with_warmup
+
+from brainldm.data.cache import atomic_write, cached_arrays
+from brainldm.data.datasets.world.design import POOL_BASE, is_leaked, zoo_pool_ids
+from brainldm.data.datasets.world.scenes import CATEGORIES, COLOR_NAMES, MAX_OBJECTS, render_scenes
+from brainldm.models.ldm import images_to_tensor, prepare_depth
+from brainldm.data.progress import progress_bar
+from brainldm.models.world.nets import ATTRIBUTES, INCEPTION_ATTRIBUTES, Captioner, TextEncoder, build, scene_attributes
+
+__all__ = ["STEPS", "main", "load_pool", "train_vae", "vae_scaling_factor", "encode_latents",
+           "train_unet", "train_cnn", "train_inception", "render_pool", "train_image_encoder",
+           "captioner_targets", "train_captioner", "train_depth_estimator", "update_model_card"]
+
+log = logging.getLogger("brainldm.train_world")
+
+# Each model's recipe: stages of (steps, batch size, learning rate, fresh pool images).
+# A stage's pool of None is the shared pool (--n-images, with the leaked test images);
+# the CNN's last stage sees 30,000 fresh images, rendered without captions, so that it
+# stops over-fitting the shared pool. The Inception analogue learns the place and the category
+# from the same 30,000 fresh images (flipped at random). About two hours on one CPU thread in all.
+STEPS = {
+    "vae": [(800, 16, 2e-3, None)],
+    # the third stage adapts the U-Net to captions that no longer state positions (issue 18)
+    "unet": [(2000, 32, 1e-3, None), (1500, 32, 1e-3, None), (1500, 32, 5e-4, None)],
+    "cnn": [(600, 64, 2e-3, None), (600, 64, 2e-3, None), (2000, 64, 1e-3, 30000)],
+    "image_encoder": [(800, 64, 2e-3, None)],
+    "captioner": [(1500, 128, 1e-3, None)],
+    "depth_estimator": [(400, 16, 3e-3, None)],
+    "inception": [(2000, 64, 2e-3, 30000)],
+}
+ORDER = ("vae", "unet", "cnn", "image_encoder", "captioner", "depth_estimator", "inception")
+CARD = "model_card.json"
+POOL_VERSION = "2"  # 2: captions without positions
+
+
+def load_pool(n_images, seed=0, size=64, text_encoder=None):
+    """Render the training pool and embed its captions (cached on disk).
+
+    Parameters
+    ----------
+    n_images : int
+        Fresh pool images; the leaked shared-test images are added (``zoo_pool_ids``).
+    seed : int
+        World seed.
+    size : int
+        Image size in pixels.
+    text_encoder : TextEncoder, optional
+
+    Returns
+    -------
+    pool : dict of str to ndarray
+        ``ids`` (N,), ``images`` uint8 (N, size, size, 3), ``depth`` (N, size, size),
+        ``c`` float32 (N, tokens, dim) (captions' mean token embeddings),
+        ``sentences`` float32 (N, captions, dim) (unit sentence embeddings), and every
+        attribute of :class:`~brainldm.data.datasets.world.scenes.Scenes`.
+    """
+    text_encoder = text_encoder or TextEncoder()
+    ids = zoo_pool_ids(n_images, seed)
+
+    def compute():
+        scenes = render_scenes(ids, seed=seed, size=size)
+        log.info("rendered %d pool images; embedding their captions", len(ids))
+        c, sentences = text_encoder.encode_images(scenes.captions)
+        return {"ids": ids, "images": scenes.images, "depth": scenes.depth, "c": c.numpy(),
+                "sentences": sentences.numpy(), "place": scenes.place,
+                "n_objects": scenes.n_objects, "category": scenes.category, "color": scenes.color,
+                "size": scenes.size, "x": scenes.x}
+
+    params = {"n_images": n_images, "seed": seed, "size": size,
+              "max_length": text_encoder.max_length, "text_encoder": Path(text_encoder.path).name}
+    return cached_arrays("world_zoo_pool", params, POOL_VERSION, compute)
+
+
+def _batches(n, batch_size, steps, generator):
+    """Yield ``steps`` index batches drawn without replacement within each epoch."""
+    order, position = torch.randperm(n, generator=generator), 0
+    for _ in range(steps):
+        if position + batch_size > n:
+            order, position = torch.randperm(n, generator=generator), 0
+        yield order[position:position + batch_size]
+        position += batch_size
+
+
+def _optimise(model, loss_fn, n, steps, batch_size, lr, generator, desc, warmup=50):
+    """Run AdamW with a cosine schedule; ``loss_fn(index)`` returns the batch loss."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimiser = torch.optim.AdamW(params, lr=lr, weight_decay=1e-4)
+    schedule = get_cosine_schedule_with_warmup(optimiser, min(warmup, steps // 5 + 1), steps)
+    losses = []
+    model.train()
+    bar = progress_bar(_batches(n, batch_size, steps, generator), total=steps, desc=desc, mininterval=10)
+    for index in bar:
+        loss = loss_fn(index)
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        optimiser.step()
+        schedule.step()
+        losses.append(loss.item())
+        bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}", refresh=False)
+    model.eval()
+    return losses
+
+
+def train_vae(vae, pixels, steps, batch_size, lr, generator, kl_weight=1e-6):
+    """Train an ``AutoencoderKL`` to reconstruct ``pixels`` (N, 3, H, W) in [-1, 1].
+
+    Loss: mean squared plus absolute error of the reconstruction from a posterior
+    sample, plus ``kl_weight`` times the KL divergence to N(0, 1) (as SD's VAE).
+
+    Returns
+    -------
+    losses : list of float, one per step
+    """
+    def loss_fn(index):
+        x = pixels[index]
+        posterior = vae.encode(x).latent_dist
+        recon = vae.decode(posterior.sample(generator=generator)).sample
+        return F.mse_loss(recon, x) + F.l1_loss(recon, x) + kl_weight * posterior.kl().mean()
+
+    return _optimise(vae, loss_fn, len(pixels), steps, batch_size, lr, generator, "vae")
+
+
+@torch.no_grad()
+def encode_latents(vae, pixels, batch_size=64):
+    """Posterior means and standard deviations of ``pixels``: two tensors (N, C, h, w), unscaled."""
+    means, stds = [], []
+    for i in progress_bar(range(0, len(pixels), batch_size), desc="encode z", mininterval=10):
+        dist = vae.encode(pixels[i:i + batch_size]).latent_dist
+        means.append(dist.mean)
+        stds.append(dist.std)
+    return torch.cat(means), torch.cat(stds)
+
+
+def vae_scaling_factor(latent_means):
+    """1 / standard deviation of the latents, as SD's 0.18215 was chosen (rounded to 5 digits)."""
+    return round(float(1.0 / latent_means.std()), 5)
+
+
+def train_unet(unet, scheduler, latents, c, uncond, steps, batch_size, lr, generator,
+               depth=None, p_drop_text=0.1, p_drop_depth=0.5):
+    """Train a conditional U-Net to predict the noise added to scaled latents.
+
+    Parameters
+    ----------
+    unet : UNet2DConditionModel
+        ``in_channels`` is the latent channels, plus one if it takes depth.
+    scheduler : a diffusers scheduler (its ``add_noise`` and ``num_train_timesteps``)
+    latents : tuple of two tensors (N, C, h, w)
+        Posterior means and standard deviations, already multiplied by the scaling factor.
+    c : tensor of shape (N, tokens, dim)
+    uncond : tensor of shape (1, tokens, dim)
+        Replaces ``c`` with probability ``p_drop_text`` (classifier-free guidance).
+    depth : tensor of shape (N, 1, h, w), optional
+        :func:`brainldm.models.ldm.prepare_depth` maps; replaced by zeros with probability
+        ``p_drop_depth``. Required when the U-Net has an extra input channel.
+
+    Returns
+    -------
+    losses : list of float
+    """
+    mean, std = latents
+    extra = unet.config.in_channels - mean.shape[1]
+    if extra not in (0, 1) or (extra == 1 and depth is None):
+        raise ValueError(f"the U-Net takes {unet.config.in_channels} channels and the latents have "
+                         f"{mean.shape[1]}; pass depth maps exactly when it has one extra channel")
+    n_train_steps = scheduler.config.num_train_timesteps
+
+    def loss_fn(index):
+        n = len(index)
+        z = mean[index] + std[index] * torch.randn(mean[index].shape, generator=generator)
+        noise = torch.randn(z.shape, generator=generator)
+        t = torch.randint(0, n_train_steps, (n,), generator=generator)
+        inputs = scheduler.add_noise(z, noise, t)
+        keep_text = (torch.rand(n, generator=generator) >= p_drop_text).view(n, 1, 1)
+        cond = torch.where(keep_text, c[index], uncond.expand(n, -1, -1))
+        if extra:
+            keep_depth = (torch.rand(n, generator=generator) >= p_drop_depth).view(n, 1, 1, 1)
+            inputs = torch.cat([inputs, depth[index] * keep_depth], dim=1)
+        return F.mse_loss(unet(inputs, t, encoder_hidden_states=cond).sample, noise)
+
+    return _optimise(unet, loss_fn, len(mean), steps, batch_size, lr, generator, "unet", warmup=100)
+
+
+def _attribute_loss(logits, labels, index):
+    return sum(F.cross_entropy(logits[k], labels[k][index]) for k in logits)
+
+
+def train_cnn(cnn, images, labels, steps, batch_size, lr, generator):
+    """Train the CNN to recognise attributes.
+
+    ``images`` : pixels (N, 3, H, W) in [-1, 1], or uint8 images (N, H, W, 3) converted
+    batch by batch (a large pool then stays small in memory); ``labels`` : dict of str to
+    long tensor (N,).
+    """
+    def loss_fn(index):
+        if isinstance(images, np.ndarray):
+            return _attribute_loss(cnn(images_to_tensor(images[index.numpy()])), labels, index)
+        return _attribute_loss(cnn(images[index]), labels, index)
+
+    return _optimise(cnn, loss_fn, len(images), steps, batch_size, lr, generator, "cnn")
+
+
+def train_inception(model, images, labels, steps, batch_size, lr, generator, label_smoothing=0.1,
+                    flip=0.5):
+    """Train the Inception analogue on its attributes, with label smoothing and random flips.
+
+    Another objective than :func:`train_cnn`'s: only the attributes in ``labels`` (the place
+    and the category, :data:`~brainldm.models.world.nets.INCEPTION_ATTRIBUTES`), cross-entropy
+    with ``label_smoothing``, and each image mirrored left-right with probability ``flip``
+    (neither attribute depends on the side).
+
+    Parameters
+    ----------
+    images : tensor (N, 3, H, W) in [-1, 1], or uint8 array (N, H, W, 3)
+        Uint8 images are converted batch by batch.
+    labels : dict of str to long tensor (N,)
+    """
+    def loss_fn(index):
+        x = images_to_tensor(images[index.numpy()]) if isinstance(images, np.ndarray) else images[index]
+        mirror = torch.rand(len(index), generator=generator) < flip
+        x = torch.where(mirror.view(-1, 1, 1, 1), x.flip(-1), x)
+        logits = model(x)
+        return sum(F.cross_entropy(logits[k], labels[k][index], label_smoothing=label_smoothing)
+                   for k in logits)
+
+    return _optimise(model, loss_fn, len(images), steps, batch_size, lr, generator, "inception")
+
+
+def train_image_encoder(encoder, pixels, sentences, steps, batch_size, lr, generator):
+    """Train the image encoder contrastively (symmetric InfoNCE) against caption embeddings.
+
+    Parameters
+    ----------
+    sentences : tensor of shape (N, captions, dim)
+        Unit sentence embeddings of each image's captions; one caption per image is
+        drawn at every step.
+    """
+    n_captions = sentences.shape[1]
+
+    def loss_fn(index):
+        image = encoder(pixels[index])
+        pick = torch.randint(0, n_captions, (len(index),), generator=generator)
+        text = sentences[index, pick]
+        logits = encoder.logit_scale.exp().clamp(max=100) * image @ text.T
+        target = torch.arange(len(index))
+        return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
+
+    return _optimise(encoder, loss_fn, len(pixels), steps, batch_size, lr, generator,
+                     "image_encoder")
+
+
+def captioner_targets(category, color, place, size, x):
+    """The captioner's class targets from true attributes (arrays as in ``Scenes``).
+
+    Returns
+    -------
+    targets : dict of str to long tensor (N,)
+        Absent objects get the extra "no object" class.
+    """
+    attrs = scene_attributes(SimpleNamespace(place=place, category=category, color=color,
+                                             size=size, x=x, n_objects=(category >= 0).sum(1)))
+    targets = {"place": attrs["place"], "size": attrs["size"], "position": attrs["position"]}
+    for k in range(MAX_OBJECTS):
+        targets[f"category{k}"] = np.where(category[:, k] >= 0, category[:, k], len(CATEGORIES))
+        targets[f"color{k}"] = np.where(color[:, k] >= 0, color[:, k], len(COLOR_NAMES))
+    return {k: torch.as_tensor(np.asarray(v), dtype=torch.long) for k, v in targets.items()}
+
+
+def train_captioner(captioner, image_encoder, pixels, targets, steps, batch_size, lr, generator):
+    """Train the captioner's heads on the frozen image encoder's features."""
+    with torch.no_grad():
+        image_encoder.eval()
+        features = torch.cat([Captioner.features(image_encoder, pixels[i:i + 256])
+                              for i in range(0, len(pixels), 256)])
+
+    def loss_fn(index):
+        return _attribute_loss(captioner(features[index]), targets, index)
+
+    return _optimise(captioner, loss_fn, len(pixels), steps, batch_size, lr, generator, "captioner")
+
+
+def train_depth_estimator(model, pixels, depth, steps, batch_size, lr, generator):
+    """Train the depth estimator with an absolute-error loss; ``depth`` : tensor (N, H, W)."""
+    def loss_fn(index):
+        return F.l1_loss(model(pixels[index]), depth[index])
+
+    return _optimise(model, loss_fn, len(pixels), steps, batch_size, lr, generator,
+                     "depth_estimator")
+
+
+def update_model_card(out, **entries):
+    """Merge ``entries`` into ``out/model_card.json`` (written atomically); returns the card."""
+    path = Path(out) / CARD
+    card = json.loads(path.read_text()) if path.exists() else {}
+    for key, value in entries.items():
+        if isinstance(value, dict) and isinstance(card.get(key), dict):
+            card[key].update(value)
+        else:
+            card[key] = value
+
+    def write(tmp):
+        Path(tmp).write_text(json.dumps(card, indent=1))
+
+    atomic_write(path, write)
+    return card
+
+
+def _record(model, losses, seconds, steps, batch_size, lr, path):
+    n_params = sum(p.numel() for p in model.parameters())
+    size = sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file())
+    every = max(1, len(losses) // 50)
+    curve = [round(float(np.mean(losses[i:i + every])), 5) for i in range(0, len(losses), every)]
+    return {"steps": steps, "batch_size": batch_size, "learning_rate": lr,
+            "seconds": round(seconds, 1), "params": n_params, "megabytes": round(size / 1e6, 2),
+            "loss_first": curve[0], "loss_last": curve[-1], "loss_curve": curve,
+            "loss_curve_every": every}
+
+
+def _continued(previous, record):
+    """The card entry of a resumed model: totals over its stages, the last stage's loss curve."""
+    stages = previous.get("stages", [{k: previous[k] for k in ("steps", "batch_size",
+                                                               "learning_rate", "seconds")}])
+    stages = stages + [{k: record[k] for k in ("steps", "batch_size", "learning_rate", "seconds", "pool_images")
+                        if k in record}]
+    return {**record, "steps": sum(st["steps"] for st in stages),
+            "seconds": round(sum(st["seconds"] for st in stages), 1), "stages": stages,
+            "loss_first": previous["loss_first"], "loss_curve_start": previous["steps"]}
+
+
+def _parser():
+    from brainldm.models.world import weights_dir
+
+    parser = argparse.ArgumentParser(prog="brainldm train-world", description=__doc__.splitlines()[0])
+    parser.add_argument("--n-images", type=int, default=6000, help="fresh pool images (default 6000)")
+    parser.add_argument("--seed", type=int, default=0, help="world and training seed (default 0)")
+    parser.add_argument("--out", default=str(weights_dir()), help="weights folder (default: the package's)")
+    parser.add_argument("--models", default=",".join(ORDER),
+                        help=f"comma-separated models to train (default: {','.join(ORDER)})")
+    parser.add_argument("--steps-scale", type=float, default=1.0,
+                        help="multiply every step count (e.g. 0.01 for a smoke run)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    parser.add_argument("--n-eval", type=int, default=100, help="held-out images for the quality numbers")
+    parser.add_argument("--no-eval", action="store_true", help="skip the quality numbers")
+    parser.add_argument("--eval-only", action="store_true", help="only recompute the quality numbers")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the models in --out: run only the stages of their recipe that "
+                             "their card does not list yet")
+    return parser
+
+
+def main(argv=None):
+    """Train (and evaluate) the world models; returns a process exit status."""
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
+    torch.set_num_threads(args.threads)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    names = [] if args.eval_only else [m.strip() for m in args.models.split(",") if m.strip()]
+    unknown = sorted(set(names) - set(ORDER))
+    if unknown:
+        from brainldm.errors import BrainLDMError
+
+        raise BrainLDMError(f"unknown world models {unknown}; expected some of {', '.join(ORDER)}")
+    if names:
+        _train(args, out, names)
+    if not args.no_eval:
+        from brainldm.models.world import load_world_models
+        from brainldm.training.metrics import evaluate_world_models
+
+        start = time.time()
+        quality = evaluate_world_models(load_world_models(out), n_eval=args.n_eval, seed=args.seed)
+        update_model_card(out, quality=quality, evaluation_seconds=round(time.time() - start, 1))
+        log.info("quality: %s", json.dumps(quality))
+    return 0
+
+
+def _train(args, out, names):
+    text_encoder = TextEncoder()
+    start = time.time()
+    pool = load_pool(args.n_images, args.seed, text_encoder=text_encoder)
+    update_model_card(out, pool={
+        "n_images": int(len(pool["ids"])), "n_fresh": args.n_images,
+        "n_leaked_test_images": int(is_leaked(pool["ids"], args.seed).sum()),
+        "image_size": int(pool["images"].shape[1]), "seed": args.seed,
+        "text_max_length": text_encoder.max_length, "seconds": round(time.time() - start, 1)})
+    pixels = images_to_tensor(pool["images"])
+    card_path = out / CARD
+    for k, name in enumerate(ORDER):
+        if name not in names:
+            continue
+        stages = STEPS[name]
+        done = 0
+        if args.resume:
+            previous = json.loads(card_path.read_text()).get("models", {}).get(name) if card_path.exists() else None
+            done = len(previous.get("stages", [previous])) if previous else 0
+        if done >= len(stages):
+            log.info("%s: all %d stages of its recipe are trained already", name, len(stages))
+            continue
+        for stage in range(done, len(stages)):
+            steps, batch_size, lr, n_fresh = stages[stage]
+            steps = max(1, math.ceil(steps * args.steps_scale))
+            torch.manual_seed(args.seed * 100 + k)  # every stage is seeded alike (as resumed runs were)
+            generator = torch.Generator().manual_seed(args.seed * 100 + k)
+            log.info("training %s, stage %d/%d: %d steps of %d images", name, stage + 1, len(stages),
+                     steps, batch_size)
+            start = time.time()
+            if stage == 0:
+                model = build(name)
+            else:
+                from brainldm.models.world import load
+
+                model = load(name, out).requires_grad_(True)
+            losses = _train_stage(name, model, pool, pixels, out, text_encoder, steps, batch_size, lr,
+                                  n_fresh, generator, args.seed)
+            seconds = time.time() - start
+            model.save_pretrained(out / name)
+            record = _record(model, losses, seconds, steps, batch_size, lr, out / name)
+            record["pool_images"] = n_fresh or int(len(pool["ids"]))
+            if stage > 0:
+                record = _continued(json.loads(card_path.read_text())["models"][name], record)
+            update_model_card(out, models={name: record})
+            log.info("%s stage %d done in %.0f s, loss %.4f -> %.4f", name, stage + 1, seconds, losses[0],
+                     losses[-1])
+
+
+def render_pool(n_images, seed=0, size=64):
+    """Fresh pool images and their attribute labels, without captions (cached).
+
+    Returns
+    -------
+    pool : dict of str to ndarray
+        ``images`` uint8 (n_images, size, size, 3) and every label of :data:`ATTRIBUTES`.
+    """
+    ids = POOL_BASE + np.arange(n_images)
+
+    def compute():
+        scenes = render_scenes(ids, seed=seed, size=size)
+        labels = scene_attributes(scenes)
+        return {"images": scenes.images, **{key: np.asarray(labels[key]) for key in ATTRIBUTES}}
+
+    return cached_arrays("world_zoo_images", {"n_images": n_images, "seed": seed, "size": size},
+                         POOL_VERSION, compute)
+
+
+def _classifier_data(pool, n_fresh, seed, keys):
+    """A classifier's images and long labels ``keys``: ``n_fresh`` fresh images, else the shared pool."""
+    if n_fresh:
+        fresh = render_pool(n_fresh, seed, size=pool["images"].shape[1])
+        images, labels = fresh["images"], {key: fresh[key] for key in keys}
+    else:
+        images, labels = pool["images"], scene_attributes(SimpleNamespace(**pool))
+    return images, {key: torch.as_tensor(labels[key], dtype=torch.long) for key in keys}
+
+
+def _train_stage(name, model, pool, pixels, out, text_encoder, steps, batch_size, lr, n_fresh, generator, seed):
+    """One stage of ``name``'s recipe; returns the losses."""
+    from brainldm.models.world import load
+
+    if name == "vae":
+        losses = train_vae(model, pixels, steps, batch_size, lr, generator)
+        means, _ = encode_latents(model, pixels[:1000])
+        model.register_to_config(scaling_factor=vae_scaling_factor(means))
+        return losses
+    if name == "unet":
+        vae, scheduler = load("vae", out), build("scheduler")
+        mean, std = encode_latents(vae, pixels)
+        scale = vae.config.scaling_factor
+        depth = prepare_depth(pool["depth"], mean.shape[-2:])
+        losses = train_unet(model, scheduler, (mean * scale, std * scale), torch.from_numpy(pool["c"]),
+                            text_encoder.unconditional(), steps, batch_size, lr, generator, depth=depth)
+        scheduler.save_pretrained(out / "scheduler")
+        return losses
+    if name == "cnn":
+        images, labels = _classifier_data(pool, n_fresh, seed, ATTRIBUTES)
+        return train_cnn(model, images, labels, steps, batch_size, lr, generator)
+    if name == "inception":
+        images, labels = _classifier_data(pool, n_fresh, seed, INCEPTION_ATTRIBUTES)
+        return train_inception(model, images, labels, steps, batch_size, lr, generator)
+    if name == "image_encoder":
+        return train_image_encoder(model, pixels, torch.from_numpy(pool["sentences"]), steps, batch_size, lr,
+                                   generator)
+    if name == "captioner":
+        targets = captioner_targets(pool["category"], pool["color"], pool["place"], pool["size"], pool["x"])
+        return train_captioner(model, load("image_encoder", out), pixels, targets, steps, batch_size, lr,
+                               generator)
+    return train_depth_estimator(model, pixels, torch.from_numpy(pool["depth"]), steps, batch_size, lr,
+                                 generator)
