@@ -9,6 +9,7 @@ from brainldm.fit.decoding import decode, decode_tables, decoding_table
 from brainldm.errors import BrainLDMError
 from brainldm.features.stimulus import resize_images, stimulus_features
 from brainldm.generate.reconstruction import reconstruct
+from brainldm.models.ldm import SamplerSettings
 from brainldm.fit.ridge import GroupRidgeCV, correlation_score
 
 
@@ -45,13 +46,13 @@ def test_reconstruct_shapes_and_reproducibility(world, tiny_models):
     ids = world.image_ids("test")[:2]
     z = torch.from_numpy(stimulus_features(world, tiny_models, "z", ids)).reshape((2,) + tiny_models.latent_shape())
     c = torch.from_numpy(stimulus_features(world, tiny_models, "c", ids)).reshape((2,) + tiny_models.c_shape())
-    kwargs = dict(num_inference_steps=2, n_samples=2, seed=1, batch_size=2)
-    a = reconstruct(tiny_models.ldm, z, c, tiny_models.uncond, **kwargs)
+    settings = SamplerSettings(num_inference_steps=2, n_samples=2, seed=1, batch_size=2)
+    a = reconstruct(tiny_models.ldm, z, c, tiny_models.uncond, settings)
     size = tiny_models.resolution
     assert a["X_z"].shape == (2, size, size, 3)
     assert a["X_zc"].shape == a["X_c"].shape == (2, 2, size, size, 3)
     assert not np.array_equal(a["X_zc"][:, 0], a["X_zc"][:, 1])  # samples differ
-    b = reconstruct(tiny_models.ldm, z, c, tiny_models.uncond, which=("X_z", "X_zc"), **kwargs)
+    b = reconstruct(tiny_models.ldm, z, c, tiny_models.uncond, settings, which=("X_z", "X_zc"))
     np.testing.assert_array_equal(a["X_zc"], b["X_zc"])
     assert "X_c" not in b
 
@@ -59,7 +60,7 @@ def test_reconstruct_shapes_and_reproducibility(world, tiny_models):
 @pytest.mark.parametrize("bad, message", [
     (dict(strength=0.0), "strength must be in"),
     (dict(strength=1.5), "strength must be in"),
-    (dict(n_samples=0), "n_samples must be at least 1"),
+    (dict(n_samples=0), "n_samples must be an integer >= 1"),
     (dict(z_shape=(3, 7, 8, 8)), "decoded z has shape"),
     (dict(c_dim=5), "decoded c has shape"),
 ])
@@ -68,7 +69,7 @@ def test_reconstruct_rejects_bad_input(tiny_models, bad, message):
     tokens, dim = tiny_models.c_shape()
     c = torch.zeros(3, tokens, bad.pop("c_dim", dim))
     with pytest.raises(BrainLDMError, match=message):
-        reconstruct(tiny_models.ldm, z, c, tiny_models.uncond, num_inference_steps=2, **bad)
+        reconstruct(tiny_models.ldm, z, c, tiny_models.uncond, SamplerSettings(num_inference_steps=2, **bad))
 
 
 def test_cache_token_follows_the_weights(tiny_models):

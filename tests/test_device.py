@@ -9,6 +9,7 @@ from torch.overrides import TorchFunctionMode
 
 from brainldm.generate import minddiffuser as md
 from brainldm.generate.reconstruction import reconstruct
+from brainldm.models.ldm import SamplerSettings
 from brainldm.settings import torch_device, torch_dtype
 from brainldm.errors import BrainLDMError
 from brainldm.generate.structural import optimise_latents, pooled_layers
@@ -43,7 +44,8 @@ class CountTransfers(TorchFunctionMode):
 def _counts(ldm, steps, z, c, uncond):
     noise = torch.randn(z.shape, generator=torch.Generator().manual_seed(0))
     with torch.no_grad(), CountTransfers() as mode:
-        ldm.sample(z, c, noise, strength=1.0, guidance_scale=3.0, num_inference_steps=steps, uncond=uncond)
+        ldm.sample(z, c, noise, SamplerSettings(strength=1.0, guidance_scale=3.0, num_inference_steps=steps),
+                   uncond=uncond)
     return mode.host, mode.moves
 
 
@@ -81,11 +83,11 @@ def test_samples_batch_freely_and_the_start_latent_is_encoded_once(tiny_models, 
     calls = []
     encode = type(ldm).encode
     monkeypatch.setattr(type(ldm), "encode", lambda self, *a, **k: calls.append(1) or encode(self, *a, **k))
-    settings = dict(strength=0.5, guidance_scale=2.0, num_inference_steps=4, n_samples=2, seed=3)
-    one = reconstruct(ldm, z, c, tiny_models.uncond, batch_size=1, **settings)
+    settings = SamplerSettings(strength=0.5, guidance_scale=2.0, num_inference_steps=4, n_samples=2, seed=3)
+    one = reconstruct(ldm, z, c, tiny_models.uncond, settings.replace(batch_size=1))
     assert len(calls) == 1  # X_z re-encoded once for every sample of every image
-    many = reconstruct(ldm, z, c, tiny_models.uncond, batch_size=6, **settings)
-    fewer = reconstruct(ldm, z[:2], c[:2], tiny_models.uncond, batch_size=4, **{**settings, "n_samples": 1})
+    many = reconstruct(ldm, z, c, tiny_models.uncond, settings.replace(batch_size=6))
+    fewer = reconstruct(ldm, z[:2], c[:2], tiny_models.uncond, settings.replace(batch_size=4, n_samples=1))
     for name in ("X_zc", "X_c"):
         assert one[name].shape == (3, 2, *one["X_z"].shape[1:])
         assert np.abs(one[name].astype(int) - many[name]).max() <= 1  # batching changes rounding at most
@@ -115,7 +117,7 @@ def test_world_models_run_in_bfloat16(monkeypatch):
     images = np.random.default_rng(0).integers(0, 256, (2, models.resolution, models.resolution, 3), np.uint8)
     z = models.ldm.encode(images)
     c = models.text_encoder.encode_captions([["a red face on a beach"]] * 2)
-    out = reconstruct(models.ldm, z, c, models.uncond, num_inference_steps=2, n_samples=1)
+    out = reconstruct(models.ldm, z, c, models.uncond, SamplerSettings(num_inference_steps=2, n_samples=1))
     assert out["X_zc"].shape == (2, 1, *images.shape[1:])
     feats = models.feature_nets["clip"](images)
     assert all(v.dtype == np.float32 and np.isfinite(v).all() for v in feats.values())
@@ -136,8 +138,8 @@ def test_img2img_runs_at_the_generation_size_from_z_decoded_smaller(tiny_models)
 
     type(ldm).sample = spy
     try:
-        out = reconstruct(ldm, z, c, tiny_models.uncond, strength=0.5, guidance_scale=1.0, num_inference_steps=2,
-                          n_samples=1, size=64 * f)
+        out = reconstruct(ldm, z, c, tiny_models.uncond, SamplerSettings(
+            strength=0.5, guidance_scale=1.0, num_inference_steps=2, n_samples=1, size=64 * f))
     finally:
         type(ldm).sample = sample
     assert out["X_z"].shape == (1, 40 * f, 40 * f, 3)
@@ -163,11 +165,10 @@ def test_the_authors_noise_compvis_level_and_shared_across_images(tiny_models, m
     z = torch.randn(2, *tiny_models.latent_shape())
     c = torch.randn(1, *tiny_models.c_shape()).expand(2, -1, -1)
     z = z[:1].expand(2, -1, -1, -1)  # two identical images
-    authors = reconstruct(ldm, z, c, tiny_models.uncond, strength=0.8, num_inference_steps=50, guidance_scale=1.0,
-                          n_samples=2, protocol=Protocol.authors(), which=("X_z", "X_zc"))
+    settings = SamplerSettings(strength=0.8, num_inference_steps=50, guidance_scale=1.0, n_samples=2)
+    authors = reconstruct(ldm, z, c, tiny_models.uncond, settings, protocol=Protocol.authors(), which=("X_z", "X_zc"))
     assert noised and set(noised) == {801}  # CompVis's stochastic_encode noises to DDIM index 40 of 50
     np.testing.assert_array_equal(authors["X_zc"][0], authors["X_zc"][1])  # sample k: the same noise for all
     assert not np.array_equal(authors["X_zc"][0, 0], authors["X_zc"][0, 1])
-    ours = reconstruct(ldm, z, c, tiny_models.uncond, strength=0.8, num_inference_steps=50, guidance_scale=1.0,
-                       n_samples=1, which=("X_z", "X_zc"))
+    ours = reconstruct(ldm, z, c, tiny_models.uncond, settings.replace(n_samples=1), which=("X_z", "X_zc"))
     assert set(noised[-1:]) == {781} and not np.array_equal(ours["X_zc"][0], ours["X_zc"][1])

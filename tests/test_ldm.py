@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from brainldm.errors import BrainLDMError
-from brainldm.models.ldm import LatentDiffusion, images_to_tensor, prepare_depth, tensor_to_images
+from brainldm.models.ldm import LatentDiffusion, SamplerSettings, images_to_tensor, prepare_depth, sampler_settings, tensor_to_images
 from brainldm.models.world.nets import build
 
 
@@ -42,9 +42,8 @@ def test_img2img_runs_strength_times_steps_and_is_reproducible(ldm, images):
     seen = []
 
     def run(seed, callback=None):
-        return ldm.img2img(z, c, strength=0.6, num_inference_steps=10, guidance_scale=3.0,
-                           uncond=uncond, generator=torch.Generator().manual_seed(seed),
-                           callback=callback)
+        return ldm.img2img(z, c, SamplerSettings(strength=0.6, num_inference_steps=10, guidance_scale=3.0),
+                           uncond=uncond, generator=torch.Generator().manual_seed(seed), callback=callback)
 
     out = run(1, lambda i, t, latents: seen.append((i, t, latents.shape)))
     assert len(seen) == 6 and seen[-1][2] == z.shape
@@ -56,8 +55,8 @@ def test_img2img_runs_strength_times_steps_and_is_reproducible(ldm, images):
 def test_low_strength_stays_near_the_start_latents(ldm, images):
     z, c = ldm.encode(images), torch.randn(3, 5, 12)
     gen = torch.Generator().manual_seed(0)
-    near = ldm.img2img(z, c, strength=0.1, num_inference_steps=20, guidance_scale=1.0, generator=gen)
-    far = ldm.img2img(z, c, strength=1.0, num_inference_steps=20, guidance_scale=1.0, generator=gen)
+    near = ldm.img2img(z, c, SamplerSettings(strength=0.1, num_inference_steps=20, guidance_scale=1.0), generator=gen)
+    far = ldm.img2img(z, c, SamplerSettings(strength=1.0, num_inference_steps=20, guidance_scale=1.0), generator=gen)
     assert (near - z).abs().mean() < (far - z).abs().mean()
 
 
@@ -69,9 +68,9 @@ def test_text2img_with_and_without_depth():
     assert ldm.takes_depth
     c = torch.randn(2, 5, 12)
     depth = np.random.default_rng(0).random((2, 32, 32)).astype(np.float32)
-    kwargs = dict(num_inference_steps=3, guidance_scale=1.0)
-    with_depth = ldm.text2img(c, depth=depth, generator=torch.Generator().manual_seed(0), **kwargs)
-    without = ldm.text2img(c, generator=torch.Generator().manual_seed(0), **kwargs)
+    settings = SamplerSettings(num_inference_steps=3, guidance_scale=1.0)
+    with_depth = ldm.text2img(c, settings, depth=depth, generator=torch.Generator().manual_seed(0))
+    without = ldm.text2img(c, settings, generator=torch.Generator().manual_seed(0))
     assert with_depth.shape == (2, 4, 8, 8) and not torch.allclose(with_depth, without)
 
 
@@ -91,14 +90,36 @@ def test_prepare_depth_scales_each_map_to_minus_one_one():
     (dict(c=torch.randn(2, 5, 12)), "expected c of shape"),
     (dict(uncond=None), "uncond"),
     (dict(depth=np.zeros((3, 32, 32))), "no depth input"),
-    (dict(strength=0.05, num_inference_steps=10), "runs no step"),
+    (dict(strength=0.05, num_inference_steps=10), "runs no DDIM step"),
 ])
 def test_sampler_errors_say_what_to_do(ldm, images, kwargs, match):
     args = dict(z=ldm.encode(images), c=torch.randn(3, 5, 12), strength=0.8, guidance_scale=5.0,
                 num_inference_steps=4, uncond=torch.zeros(1, 5, 12))
     args.update(kwargs)
+    sampling = {k: args.pop(k) for k in ("strength", "guidance_scale", "num_inference_steps")}
     with pytest.raises(BrainLDMError, match=match):
-        ldm.img2img(**args)
+        ldm.img2img(settings=SamplerSettings(**sampling), **args)
+
+
+@pytest.mark.parametrize("overrides, match", [
+    (dict(guidance_scale=0.5), "guidance_scale must be >= 1"), (dict(eta=-1.0), "eta"),
+    (dict(n_samples=0), "n_samples"), (dict(batch_size=2.5), "batch_size"), (dict(seed=-1), "seed"),
+    (dict(noise_level="ddpm"), "noise_level"), (dict(strength=float("nan")), "strength"),
+])
+def test_sampler_settings_are_validated_once_when_made(overrides, match):
+    with pytest.raises(BrainLDMError, match=match):
+        SamplerSettings(**overrides)
+    with pytest.raises(BrainLDMError, match="unknown sampler settings"):
+        SamplerSettings().replace(steps=3)
+    assert SamplerSettings().replace(strength=None, n_samples=2).n_samples == 2  # None keeps the default
+
+
+def test_sampler_defaults_are_the_authors_on_nsd():
+    nsd = sampler_settings("nsd")
+    assert (nsd.strength, nsd.guidance_scale, nsd.num_inference_steps, nsd.n_samples, nsd.eta) == (0.8, 5.0, 50, 5, 0.0)
+    assert sampler_settings("world", "encoding").guidance_scale == 1.0
+    with pytest.raises(BrainLDMError, match="purpose"):
+        sampler_settings("nsd", "training")
 
 
 def test_latents_of_the_wrong_shape_are_refused(ldm):

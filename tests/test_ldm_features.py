@@ -6,7 +6,8 @@ import torch
 
 from brainldm.errors import BrainLDMError
 from brainldm.models.ldm import LatentDiffusion
-from brainldm.features.unet import ENCODING_SETTINGS, denoising_features, ldm_features, stage_steps, unet_layers
+from brainldm.models.ldm import SAMPLER_DEFAULTS, SamplerSettings, sampler_settings
+from brainldm.features.unet import denoising_features, ldm_features, stage_steps, unet_layers
 from brainldm.models.world.nets import build
 
 
@@ -34,15 +35,15 @@ def test_layer_names_and_stages_come_from_the_config(ldm):
 
 def test_trajectory_ends_at_z_c_and_matches_plain_img2img(ldm, inputs):
     z, c = inputs
-    out = denoising_features(ldm, z, c, strength=0.6, guidance_scale=1.0, num_inference_steps=5, seed=3,
-                             layers="all", steps="all", pool=2, batch_size=2, progress=False)
+    settings = SamplerSettings(strength=0.6, guidance_scale=1.0, num_inference_steps=5, seed=3, batch_size=2)
+    out = denoising_features(ldm, z, c, None, settings, layers="all", steps="all", pool=2)
     n_steps = int(5 * 0.6)
     assert out["trajectory"].shape == (5, n_steps) + tuple(z.shape[1:])
     np.testing.assert_array_equal(out["trajectory"][:, -1], out["z_c"])
     assert (np.diff(out["timesteps"]) < 0).all() and out["timesteps"].size == n_steps
     # the same noise as img2img with the documented seed of each batch
-    plain = [ldm.img2img(z[i:i + 2], c[i:i + 2], strength=0.6, guidance_scale=1.0, num_inference_steps=5,
-                         generator=torch.Generator().manual_seed(3 * 1_000_003 + i)) for i in range(0, 5, 2)]
+    plain = [ldm.img2img(z[i:i + 2], c[i:i + 2], settings, generator=torch.Generator().manual_seed(3 * 1_000_003 + i))
+             for i in range(0, 5, 2)]
     np.testing.assert_allclose(out["z_c"], torch.cat(plain).numpy(), atol=1e-5)
     # every layer at every step, pooled to at most 2 x 2
     for layer in unet_layers(ldm.unet):
@@ -57,9 +58,10 @@ def test_guided_runs_keep_the_conditional_half(ldm, inputs):
     """At the first step both runs feed the U-Net the same noisy latents: the conditional
     half of the guided batch is exactly the unguided activation."""
     z, c = inputs
-    kwargs = dict(strength=0.8, num_inference_steps=5, seed=0, layers=["mid", "up1"], steps=[0], progress=False)
-    plain = denoising_features(ldm, z, c, guidance_scale=1.0, **kwargs)
-    guided = denoising_features(ldm, z, c, uncond=torch.zeros(1, 4, 12), guidance_scale=4.0, **kwargs)
+    kwargs = dict(layers=["mid", "up1"], steps=[0])
+    settings = SamplerSettings(strength=0.8, num_inference_steps=5, seed=0, guidance_scale=1.0)
+    plain = denoising_features(ldm, z, c, None, settings, **kwargs)
+    guided = denoising_features(ldm, z, c, torch.zeros(1, 4, 12), settings.replace(guidance_scale=4.0), **kwargs)
     for key in ("unet/mid/0", "unet/up1/0"):
         assert guided[key].shape == plain[key].shape
         np.testing.assert_allclose(guided[key], plain[key], atol=1e-5)
@@ -70,13 +72,13 @@ def test_guided_runs_keep_the_conditional_half(ldm, inputs):
 def test_bad_layers_and_steps_are_named(ldm, inputs):
     z, c = inputs
     with pytest.raises(BrainLDMError, match="U-Net layer"):
-        denoising_features(ldm, z, c, guidance_scale=1.0, num_inference_steps=4, layers=["bottleneck"],
-                           progress=False)
+        denoising_features(ldm, z, c, None, SamplerSettings(guidance_scale=1.0, num_inference_steps=4),
+                           layers=["bottleneck"])
     with pytest.raises(BrainLDMError, match="outside"):
-        denoising_features(ldm, z, c, guidance_scale=1.0, num_inference_steps=4, strength=0.5, layers="all",
-                           steps=[5], progress=False)
-    with pytest.raises(BrainLDMError, match="no denoising step"):
-        denoising_features(ldm, z, c, guidance_scale=1.0, num_inference_steps=4, strength=0.1, progress=False)
+        denoising_features(ldm, z, c, None, SamplerSettings(guidance_scale=1.0, num_inference_steps=4, strength=0.5),
+                           layers="all", steps=[5])
+    with pytest.raises(BrainLDMError, match="runs no DDIM step"):
+        denoising_features(ldm, z, c, None, SamplerSettings(guidance_scale=1.0, num_inference_steps=4, strength=0.1))
 
 
 def test_world_features_are_cached_and_follow_the_ids(world):
@@ -84,13 +86,13 @@ def test_world_features_are_cached_and_follow_the_ids(world):
 
     models = load_models("world")
     ids = world.image_ids("test")[:6]
-    kwargs = dict(num_inference_steps=2, strength=1.0, layers=["mid"], batch_size=4)
-    first = ldm_features(world, models, ids, **kwargs)
-    again = ldm_features(world, models, ids[::-1], **kwargs)
+    settings = sampler_settings("world", "encoding", num_inference_steps=2, strength=1.0, batch_size=4)
+    first = ldm_features(world, models, ids, settings, layers=["mid"])
+    again = ldm_features(world, models, ids[::-1], settings, layers=["mid"])
     np.testing.assert_array_equal(again.z_c, first.z_c[::-1])
     assert first.z_c.shape == (6, int(np.prod(models.latent_shape())))
     assert first.trajectory.shape[:2] == (6, 2) and first.layers == ("mid",)
     assert first.activation("mid", "late").shape[0] == 6
-    assert first.settings["guidance_scale"] == ENCODING_SETTINGS["world"]["guidance_scale"]
+    assert first.settings["guidance_scale"] == SAMPLER_DEFAULTS["encoding"]["world"].guidance_scale
     with pytest.raises(BrainLDMError, match="no activations"):
         first.activation("up1", "early")

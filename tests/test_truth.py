@@ -4,6 +4,8 @@ import numpy as np
 import pytest
 import torch
 
+from brainldm.models.ldm import SamplerSettings
+
 from brainldm.errors import BrainLDMError
 from brainldm.features.stimulus import stimulus_features
 from brainldm.evaluate.truth import decoding_against_oracle, early_cortex_diagnosis, oracle_decoding, oracle_reconstructions, require_truth
@@ -19,7 +21,7 @@ def test_noise_free_responses_decode_better_than_measured_ones(world, tiny_model
 
 
 def test_oracle_reconstructions_use_the_true_features_of_the_test_images(world, tiny_models):
-    ids, recon = oracle_reconstructions(world, tiny_models, n_images=3, num_inference_steps=2, n_samples=2)
+    ids, recon = oracle_reconstructions(world, tiny_models, SamplerSettings(num_inference_steps=2, n_samples=2), n_images=3)
     np.testing.assert_array_equal(ids, world.image_ids("test")[:3])
     size = tiny_models.resolution
     assert recon["X_z"].shape == (3, size, size, 3)
@@ -35,6 +37,7 @@ def test_oracle_reconstructions_use_the_true_features_of_the_test_images(world, 
 def test_only_the_world_has_a_truth():
     class Measured:
         name = "nsd"
+        has_ground_truth = False
 
     with pytest.raises(BrainLDMError, match="only for the simulated world"):
         require_truth(Measured())

@@ -35,6 +35,7 @@ from distributed.diagnostics.plugin import WorkerPlugin
 
 from brainldm.data.cache import cache_key
 from brainldm.errors import BrainLDMError
+from brainldm.models.ldm import SamplerSettings, sampler_settings
 
 __all__ = ["Stage", "plan_stages", "run_stage", "run_stages", "connect", "EnvironmentPlugin", "slurm_config",
            "RECONSTRUCTION_CHAPTERS", "ENCODING_CHAPTERS"]
@@ -74,6 +75,11 @@ def _json(value):
     return json.dumps(value, sort_keys=True, default=str)
 
 
+def _sampler(dataset, purpose, params):
+    """The sampler settings a chapter runs with: the chapter's ``seed`` and its ``sampler`` overrides."""
+    return sampler_settings(dataset, purpose, **{"seed": params.get("seed", 0), **(params.get("sampler") or {})})
+
+
 def _subjects(params, which):
     subject, subjects = params.get("subject"), list(params.get("subjects") or [])
     if which == "subject":
@@ -96,9 +102,6 @@ def plan_stages(dataset, chapters):
     -------
     stages : list of Stage
     """
-    from brainldm.features.unet import encoding_settings_for
-    from brainldm.generate.reconstruction import settings_for
-
     stages = {}
 
     def add(stage):
@@ -112,11 +115,8 @@ def plan_stages(dataset, chapters):
     for stem, params in chapters.items():
         if stem in RECONSTRUCTION_CHAPTERS:
             which, with_n = RECONSTRUCTION_CHAPTERS[stem]
-            settings = settings_for(dataset, strength=params.get("strength"),
-                                    guidance_scale=params.get("guidance_scale"),
-                                    num_inference_steps=params.get("num_inference_steps"),
-                                    n_samples=params.get("n_samples"))
-            extra = {"n_images": params.get("n_images") if with_n else None, "seed": params.get("seed", 0),
+            settings = {"sampler": _sampler(dataset, "reconstruction", params).as_dict()}
+            extra = {"n_images": params.get("n_images") if with_n else None,
                      "protocol": params.get("protocol") if stem in ("02_decode_latents",
                                                                      "03_evaluate_reconstructions") else None}
             for subject in _subjects(params, which):
@@ -124,13 +124,11 @@ def plan_stages(dataset, chapters):
                 add(Stage("reconstructions", **base(params, subject), settings=_json({**settings, **extra}),
                           after=(features,)))
         elif stem in ENCODING_CHAPTERS:
-            settings = encoding_settings_for(dataset, strength=params.get("strength"),
-                                             guidance_scale=params.get("guidance_scale"),
-                                             num_inference_steps=params.get("num_inference_steps"))
+            settings = {"sampler": _sampler(dataset, "encoding", params).as_dict()}
             subject = params.get("subject")
             features = add(Stage("features", **base(params, subject)))
             add(Stage("ldm_features", **base(params, subject),
-                      settings=_json({**settings, "seed": params.get("seed", 0), "n_train": params.get("n_train")}),
+                      settings=_json({**settings, "n_train": params.get("n_train")}),
                       after=(features,)))
     order = [s for s in stages.values() if s.kind == "features"] + [s for s in stages.values() if s.kind != "features"]
     return order
@@ -187,7 +185,7 @@ def _run_stage(stage):
     elif stage.kind == "reconstructions":
         from brainldm.generate.reconstruction import brain_reconstructions
 
-        brain_reconstructions(ds, models, **settings)
+        brain_reconstructions(ds, models, SamplerSettings(**settings.pop("sampler")), **settings)
     elif stage.kind == "ldm_features":
         from brainldm.fit.encoding import encoding_data
         from brainldm.features.unet import ldm_features
@@ -195,7 +193,7 @@ def _run_stage(stage):
         data = encoding_data(ds, n_train=settings.pop("n_train"))
         for feature in ("z", "c"):
             stimulus_features(ds, models, feature, data.ids)
-        ldm_features(ds, models, data.ids, layers="all", **settings)
+        ldm_features(ds, models, data.ids, SamplerSettings(**settings["sampler"]), layers="all")
     else:
         raise BrainLDMError(f"unknown stage kind {stage.kind!r}")
     return {"key": stage.key, "seconds": time.perf_counter() - start, "pid": os.getpid()}

@@ -34,18 +34,16 @@ VARIANTS = (
 )
 
 
-def protocol_effects(ds, models, settings, n_images=None, seed=0, protocol=None, columns=None):
+def protocol_effects(ds, models, settings, n_images=None, protocol=None, columns=None):
     """Identification of the same decoded ``z`` and ``c`` under each of :data:`VARIANTS`.
 
     Parameters
     ----------
     ds : Dataset
     models : ModelSet
-    settings : dict
-        ``strength``, ``guidance_scale``, ``num_inference_steps``, ``n_samples``
-        (:func:`brainldm.generate.reconstruction.settings_for`); use several samples.
+    settings : brainldm.models.ldm.SamplerSettings
+        The reconstructions' sampler settings; use several samples.
     n_images : int, optional
-    seed : int
     protocol : Protocol or str, optional
         The base protocol whose noise sharing is varied (default the dataset's).
     columns : dict, optional
@@ -64,8 +62,8 @@ def protocol_effects(ds, models, settings, n_images=None, seed=0, protocol=None,
     for label, changes, rule in VARIANTS:
         protocol_k = dataclasses.replace(base, **changes)
         if protocol_k not in cache:
-            ids, recon, _ = brain_reconstructions(ds, models, n_images=n_images, seed=seed, protocol=protocol_k,
-                                                  which=("X_z", "X_zc"), **settings)
+            ids, recon, _ = brain_reconstructions(ds, models, settings, n_images=n_images, protocol=protocol_k,
+                                                  which=("X_z", "X_zc"))
             cache[protocol_k] = (ds.images(ids), recon["X_zc"], {})
         seen, gen, seen_features = cache[protocol_k]
         per_image[label] = identification_scores(models, seen, gen, columns, seen_features, rule)

@@ -93,8 +93,8 @@ def noise_ceiling_table(datasets, rois, split="test"):
             nc = ds.noise_ceiling(split, roi=roi, n_average=n_average)
             row = {"subject": ds.subject, "roi": roi, "n_voxels": nc.size, "median": np.median(nc),
                    "q25": np.percentile(nc, 25), "q75": np.percentile(nc, 75)}
-            if hasattr(ds, "truth"):
-                true = noise_ceiling(ds.truth["ncsnr"][ds.roi_mask(roi)], n_average)
+            if ds.has_ground_truth:
+                true = noise_ceiling(ds.ground_truth["ncsnr"][ds.roi_mask(roi)], n_average)
                 row["true_median"] = np.median(true)
             rows.append(row)
     return pd.DataFrame(rows)

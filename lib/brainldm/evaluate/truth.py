@@ -10,7 +10,7 @@ The world's subjects are simulated, so what every analysis should find is known:
   give. :func:`oracle_reconstructions` reconstructs the test images from their true
   ``z`` and ``c`` (what a decoder with r = 1 would hand the sampler), with the same
   settings and seeds as the brain's reconstructions;
-* **encoding** — each voxel's true tuning class (``ds.truth["tuning"]``) says which
+* **encoding** — each voxel's true tuning class (``ds.ground_truth["tuning"]``) says which
   feature should win; :mod:`brainldm.fit.encoding` scores its maps against it;
   :func:`early_cortex_diagnosis` asks why ``z`` does or does not beat ``c`` in early
   visual cortex (issue 18): on noise-free responses, with feature counts equalised, on
@@ -25,7 +25,8 @@ from brainldm.data.cache import array_digest, cached_arrays
 from brainldm.fit.decoding import decode
 from brainldm.errors import BrainLDMError
 from brainldm.features.stimulus import feature_shape, stimulus_features
-from brainldm.generate.reconstruction import Reconstruction, check_settings, reconstruct
+from brainldm.generate.reconstruction import Reconstruction, reconstruct
+from brainldm.models.ldm import sampler_settings
 from brainldm.fit.ridge import DEFAULT_ALPHAS, GroupRidgeCV, correlation_score
 
 __all__ = ["require_truth", "oracle_decoding", "decoding_against_oracle", "oracle_reconstructions",
@@ -35,7 +36,7 @@ _VERSION = "1"
 
 def require_truth(ds):
     """Raise a clear error unless ``ds`` is a simulated (world) dataset with a known truth."""
-    if not hasattr(ds, "true_signal") or not hasattr(ds, "truth"):
+    if not ds.has_ground_truth:
         raise BrainLDMError(f"the ground truth is known only for the simulated world; {ds.name!r} has none. "
                             "Run this analysis with dataset='world'.")
 
@@ -92,12 +93,20 @@ def decoding_against_oracle(ds, models, pairs):
     return pd.DataFrame(rows)
 
 
-def oracle_reconstructions(ds, models, n_images=None, strength=0.8, guidance_scale=5.0, num_inference_steps=50,
-                           n_samples=5, seed=0, batch_size=64):
+def oracle_reconstructions(ds, models, settings=None, n_images=None):
     """Reconstructions of the test images from their *true* ``z`` and ``c`` (cached).
 
     The same sampler, settings and seeds as :func:`brainldm.generate.reconstruction.brain_reconstructions`:
     the gap between these and the brain's reconstructions is what decoding loses.
+
+    Parameters
+    ----------
+    ds : Dataset
+    models : ModelSet
+    settings : brainldm.models.ldm.SamplerSettings, optional
+        Default: :func:`brainldm.models.ldm.sampler_settings` of the dataset.
+    n_images : int, optional
+        The first ``n_images`` test images (all by default).
 
     Returns
     -------
@@ -105,18 +114,14 @@ def oracle_reconstructions(ds, models, n_images=None, strength=0.8, guidance_sca
     result : Reconstruction
         ``X_z``, ``X_c``, ``X_zc``.
     """
-    check_settings(strength, n_samples, num_inference_steps)
+    settings = settings or sampler_settings(ds.name)
     ids = ds.image_ids("test")
     ids = ids if n_images is None else ids[:int(n_images)]
     z = stimulus_features(ds, models, "z", ids).reshape((-1,) + tuple(feature_shape(models, "z")))
     c = stimulus_features(ds, models, "c", ids).reshape((-1,) + tuple(feature_shape(models, "c")))
-    params = {"model": models.cache_token, "inputs": array_digest(z, c), "strength": strength,
-              "guidance_scale": guidance_scale, "num_inference_steps": num_inference_steps,
-              "n_samples": n_samples, "seed": seed, "batch_size": batch_size}
+    params = {"model": models.cache_token, "inputs": array_digest(z, c), **settings.as_dict()}
     arrays = cached_arrays("reconstructions", params, _VERSION, lambda: dict(reconstruct(
-        models.ldm, torch.from_numpy(z), torch.from_numpy(c), models.uncond, strength=strength,
-        guidance_scale=guidance_scale, num_inference_steps=num_inference_steps, n_samples=n_samples, seed=seed,
-        batch_size=batch_size)))
+        models.ldm, torch.from_numpy(z), torch.from_numpy(c), models.uncond, settings)))
     return ids, Reconstruction(arrays)
 
 
@@ -241,7 +246,7 @@ def early_cortex_diagnosis(ds, models, n_train=None, n_components=100, sizes=TRA
                             test_ids=data.test_ids, Y_test=Y[n_fit:], noise_ceiling=np.full(Y.shape[1], 100.0))
 
     noise_free = _fit_table(truth_data(ds.true_signal(ids)), features, rois, ds, n_boot, seed)
-    low = brain_model.drives(brain_model.stimulus_features(scenes), ds.truth)[0].astype(np.float32)
+    low = brain_model.drives(brain_model.stimulus_features(scenes), ds.ground_truth)[0].astype(np.float32)
     attributes = {"scene attributes": _attributes_one_hot(
                       scenes, ["place", "category", "color", "size", "position", "n_objects"]),
                   "without position and size": _attributes_one_hot(scenes, ["place", "category", "color",

@@ -35,29 +35,16 @@ import torch
 from brainldm.data.cache import array_digest, cached_arrays
 from brainldm.errors import BrainLDMError, check_choice
 from brainldm.features.stimulus import feature_shape, stimulus_features
+from brainldm.models.ldm import sampler_settings
 from brainldm.data.progress import progress_bar
 
-__all__ = ["ENCODING_SETTINGS", "STAGES", "encoding_settings_for", "unet_layers", "layer_depths", "stage_steps",
+__all__ = ["STAGES", "unet_layers", "layer_depths", "stage_steps",
            "denoising_features", "LDMFeatures", "ldm_features"]
 
 _VERSION = "1"
 
-#: img2img settings of the encoding features. NSD: Takagi's reconstruction settings (DDIM 50
-#: steps, strength 0.8, guidance 5). World: 5 DDIM steps (4 run at strength 0.8) without
-#: classifier-free guidance, so that 1,100 images take about 30 s of one CPU core.
-ENCODING_SETTINGS = {
-    "nsd": {"strength": 0.8, "guidance_scale": 5.0, "num_inference_steps": 50},
-    "world": {"strength": 0.8, "guidance_scale": 1.0, "num_inference_steps": 5},
-}
-
 #: the three stages of denoising the U-Net analyses compare
 STAGES = ("early", "middle", "late")
-
-
-def encoding_settings_for(dataset, **overrides):
-    """:data:`ENCODING_SETTINGS` of ``dataset`` with the ``overrides`` that are not None."""
-    check_choice("dataset", dataset, ENCODING_SETTINGS)
-    return {**ENCODING_SETTINGS[dataset], **{k: v for k, v in overrides.items() if v is not None}}
 
 
 def unet_layers(unet):
@@ -113,6 +100,11 @@ def _layer_modules(unet):
     return modules
 
 
+def _n_steps(settings):
+    """DDIM steps an img2img run of ``settings`` takes (at least one: :class:`SamplerSettings` checks it)."""
+    return min(int(settings.num_inference_steps * settings.strength), int(settings.num_inference_steps))
+
+
 def stage_steps(n_steps):
     """The step index of each denoising stage: the first, the middle and the last step.
 
@@ -129,14 +121,6 @@ def stage_steps(n_steps):
     if int(n_steps) < 1:
         raise BrainLDMError(f"a denoising run needs at least one step; found {n_steps}")
     return {"early": 0, "middle": (int(n_steps) - 1) // 2, "late": int(n_steps) - 1}
-
-
-def _n_steps(strength, num_inference_steps):
-    n = min(int(num_inference_steps * strength), int(num_inference_steps))
-    if n < 1:
-        raise BrainLDMError(f"strength {strength} with {num_inference_steps} steps runs no denoising step; "
-                            "raise one of them")
-    return n
 
 
 def _resolve_layers(unet, layers):
@@ -164,8 +148,7 @@ def _resolve_steps(steps, n_steps):
 
 
 @torch.no_grad()
-def denoising_features(ldm, z, c, uncond=None, strength=0.8, guidance_scale=5.0, num_inference_steps=50,
-                       seed=0, layers=None, steps="stages", pool=4, batch_size=64, progress=True):
+def denoising_features(ldm, z, c, uncond, settings, layers=None, steps="stages", pool=4):
     """Run img2img on latents ``z`` under ``c`` and record the latents and U-Net activations.
 
     Parameters
@@ -175,20 +158,18 @@ def denoising_features(ldm, z, c, uncond=None, strength=0.8, guidance_scale=5.0,
         Latents of the seen images (:meth:`LatentDiffusion.encode`).
     c : float tensor of shape (n, tokens, dim)
         Their text conditioning.
-    uncond : float tensor of shape (1, tokens, dim), optional
-        The empty caption's ``c``; needed when ``guidance_scale > 1``.
-    strength, guidance_scale, num_inference_steps : float, float, int
-        img2img settings (see :meth:`LatentDiffusion.img2img`).
-    seed : int
-        The batch starting at image ``i`` draws its noise from ``seed * 1_000_003 + i``.
+    uncond : float tensor of shape (1, tokens, dim) or None
+        The empty caption's ``c``; needed when ``settings.guidance_scale > 1``.
+    settings : brainldm.models.ldm.SamplerSettings
+        img2img settings (see :meth:`LatentDiffusion.img2img`); the batch starting at image ``i``
+        draws its noise from ``settings.seed * 1_000_003 + i``; ``settings.batch_size`` images run
+        together.
     layers : None, "all", str or sequence of str
         U-Net blocks to record (:func:`unet_layers`); None records none.
     steps : "stages", "all" or sequence of int
         Steps at which activations are recorded; ``"stages"`` is :func:`stage_steps`.
     pool : int
         Activations are average-pooled to at most ``pool`` × ``pool`` positions.
-    batch_size : int
-    progress : bool
 
     Returns
     -------
@@ -204,11 +185,12 @@ def denoising_features(ldm, z, c, uncond=None, strength=0.8, guidance_scale=5.0,
                             f"same n; found {tuple(z.shape)} and {tuple(c.shape)}")
     if int(pool) < 1:
         raise BrainLDMError(f"pool must be a positive integer; found {pool!r}")
-    n_steps = _n_steps(strength, num_inference_steps)
+    n_steps = _n_steps(settings)
     layers = _resolve_layers(ldm.unet, layers)
     steps = _resolve_steps(steps, n_steps)
     modules = _layer_modules(ldm.unet)
-    guided = guidance_scale > 1.0
+    guided = settings.guidance_scale > 1.0
+    batch_size = settings.batch_size
 
     state = {"step": -1, "timesteps": []}
     acts = {}
@@ -234,13 +216,12 @@ def denoising_features(ldm, z, c, uncond=None, strength=0.8, guidance_scale=5.0,
     handles += [modules[name].register_forward_hook(recorder(name)) for name in layers]
     finals, trajectories = [], []
     try:
-        for start in progress_bar(range(0, len(z), batch_size), desc="LDM features", unit="batch", show=progress):
+        for start in progress_bar(range(0, len(z), batch_size), desc="LDM features", unit="batch"):
             part = slice(start, start + batch_size)
             state["step"], state["timesteps"] = -1, []
             path = []
-            generator = torch.Generator().manual_seed(int(seed) * 1_000_003 + start)
-            latents = ldm.img2img(z[part], c[part], strength=strength, guidance_scale=guidance_scale,
-                                  num_inference_steps=num_inference_steps, generator=generator, uncond=uncond,
+            generator = torch.Generator().manual_seed(int(settings.seed) * 1_000_003 + start)
+            latents = ldm.img2img(z[part], c[part], settings, generator=generator, uncond=uncond,
                                   callback=lambda i, t, lat: path.append(lat.float().clone()))
             finals.append(latents.float())
             trajectories.append(torch.stack(path, dim=1).cpu())
@@ -263,7 +244,7 @@ class LDMFeatures:
     ids : int array of shape (n,)
         The images, one row each, in the order asked for.
     settings : dict
-        ``strength``, ``guidance_scale``, ``num_inference_steps``, ``seed``, ``pool``.
+        The :class:`~brainldm.models.ldm.SamplerSettings` of the run as a dict, and ``pool``.
     z_c : float32 array of shape (n, d)
         The flattened latent at the end of the run.
     trajectory : float32 array of shape (n, n_steps, d)
@@ -316,8 +297,7 @@ class LDMFeatures:
         return self.activations[key]
 
 
-def ldm_features(ds, models, ids, strength=None, guidance_scale=None, num_inference_steps=None, seed=0,
-                 layers=None, steps="stages", pool=4, batch_size=64):
+def ldm_features(ds, models, ids, settings=None, layers=None, steps="stages", pool=4):
     """img2img features of the images ``ids`` of ``ds`` (cached).
 
     ``z`` and ``c`` are the stimuli's own (:func:`brainldm.features.stimulus.stimulus_features`), not
@@ -328,39 +308,37 @@ def ldm_features(ds, models, ids, strength=None, guidance_scale=None, num_infere
     ds : Dataset
     models : ModelSet
     ids : int array of shape (n,)
-    strength, guidance_scale, num_inference_steps : optional
-        Default: :data:`ENCODING_SETTINGS` of the dataset.
-    seed : int
+    settings : brainldm.models.ldm.SamplerSettings, optional
+        Default: ``sampler_settings(ds.name, "encoding")``
+        (:data:`brainldm.models.ldm.SAMPLER_DEFAULTS`).
     layers : None, "all", str or sequence of str
         U-Net blocks to record (:func:`unet_layers`).
     steps : "stages", "all" or sequence of int
         Steps at which to record them.
     pool : int
         Spatial grid of the pooled activations.
-    batch_size : int
 
     Returns
     -------
     features : LDMFeatures
     """
-    settings = encoding_settings_for(ds.name, strength=strength, guidance_scale=guidance_scale,
-                                     num_inference_steps=num_inference_steps)
+    settings = settings or sampler_settings(ds.name, "encoding")
     ids = np.asarray(ids, dtype=np.int64).reshape(-1)
     uniq, inverse = np.unique(ids, return_inverse=True)
-    n_steps = _n_steps(settings["strength"], settings["num_inference_steps"])
+    n_steps = _n_steps(settings)
     layers = _resolve_layers(models.ldm.unet, layers)
     steps = _resolve_steps(steps, n_steps) if layers else ()
 
     def compute():
         z = stimulus_features(ds, models, "z", uniq).reshape((-1,) + tuple(feature_shape(models, "z")))
         c = stimulus_features(ds, models, "c", uniq).reshape((-1,) + tuple(feature_shape(models, "c")))
-        return denoising_features(models.ldm, torch.from_numpy(z), torch.from_numpy(c), models.uncond,
-                                  seed=seed, layers=layers, steps=steps, pool=pool, batch_size=batch_size,
-                                  **settings)
+        return denoising_features(models.ldm, torch.from_numpy(z), torch.from_numpy(c), models.uncond, settings,
+                                  layers=layers, steps=steps, pool=pool)
 
+    sampling = {k: settings.as_dict()[k] for k in ("strength", "guidance_scale", "num_inference_steps", "seed",
+                                                   "batch_size", "eta", "noise_level")}
     params = {"dataset": ds.name, "stimuli": ds.cache_token, "model": models.cache_token,
-              "ids": array_digest(uniq), **settings, "seed": seed, "layers": list(layers), "steps": list(steps),
-              "pool": pool, "batch_size": batch_size}
+              "ids": array_digest(uniq), **sampling, "layers": list(layers), "steps": list(steps), "pool": pool}
     arrays = cached_arrays("ldm_features", params, _VERSION, compute)
     activations, shapes = {}, {}
     for key, value in arrays.items():
@@ -369,7 +347,7 @@ def ldm_features(ds, models, ids, strength=None, guidance_scale=None, num_infere
             activations[(layer, int(step))] = value.reshape(len(value), -1)[inverse]
             shapes[(layer, int(step))] = tuple(value.shape[1:])
     n = len(uniq)
-    return LDMFeatures(ids=ids, settings={**settings, "seed": seed, "pool": pool},
+    return LDMFeatures(ids=ids, settings={**settings.as_dict(), "pool": pool},
                        z_c=arrays["z_c"].reshape(n, -1)[inverse],
                        trajectory=arrays["trajectory"].reshape(n, n_steps, -1)[inverse],
                        timesteps=arrays["timesteps"], activations=activations, layer_shapes=shapes)

@@ -788,9 +788,9 @@ def truth_agreement(ds, winner, classes, voxels=None):
 
     from brainldm.data.datasets.world.brain import TUNING_CLASSES
 
-    if not hasattr(ds, "truth"):
+    if not ds.has_ground_truth:
         raise BrainLDMError(f"{ds.name} has no simulated truth; truth_agreement needs the world dataset")
-    true = np.array(TUNING_CLASSES)[ds.truth["tuning"]]
+    true = np.array(TUNING_CLASSES)[ds.ground_truth["tuning"]]
     won = np.where(winner >= 0, np.array(classes, dtype=object)[np.clip(winner, 0, None)], None)
     keep = (winner >= 0) & np.isin(true, classes)
     if voxels is not None:

@@ -34,10 +34,9 @@ from brainldm.features.depth import CONDITIONING_CONVENTION, convert_depth, dept
 from brainldm.errors import BrainLDMError, check_choice
 from brainldm.evaluate.metrics import IDENTIFICATION_COLUMNS, bootstrap_ci, identification_scores
 from brainldm.features.stimulus import resize_images
-from brainldm.models.ldm import images_to_tensor
+from brainldm.models.ldm import SamplerSettings, images_to_tensor, sampler_settings
 from brainldm.fit.protocol import protocol_for
 from brainldm.generate.reconstruction import brain_reconstructions, reconstruct
-from brainldm.generate.reconstruction import settings_for as reconstruction_settings
 from brainldm.generate.structural import LAYERS, optimise_latents, pooled_layers, structure_loss
 
 __all__ = ["REPORT_ROIS", "METHODS", "TARGETS", "SETTINGS", "settings_for", "extension_targets", "decode_extensions",
@@ -73,7 +72,9 @@ SETTINGS = {
 def settings_for(dataset, **overrides):
     """:data:`SETTINGS` and the reconstruction settings of ``dataset``, with the ``overrides`` that are not None."""
     check_choice("dataset", dataset, SETTINGS)
-    base = {**reconstruction_settings(dataset), **SETTINGS[dataset]}
+    sampling = sampler_settings(dataset)
+    base = {"strength": sampling.strength, "guidance_scale": sampling.guidance_scale,
+            "num_inference_steps": sampling.num_inference_steps, **SETTINGS[dataset]}
     unknown = set(overrides) - set(base) - {"batch_size"}
     if unknown:
         raise BrainLDMError(f"unknown extension settings {sorted(unknown)}; valid: {sorted(base)}")
@@ -325,12 +326,12 @@ class ExtensionRun:
         the extensions, and ``baseline_samples`` samples (chapter 2's default unless set).
         """
         s = self.settings
-        base = reconstruction_settings(self.ds.name, n_samples=s["baseline_samples"])
-        base.update({k: s[k] for k in ("strength", "guidance_scale", "num_inference_steps")})
-        if base["n_samples"] < s["n_samples"]:
-            raise BrainLDMError(f"the baseline has {base['n_samples']} samples per image but the extensions draw "
+        base = sampler_settings(self.ds.name, n_samples=s["baseline_samples"], seed=self.seed,
+                                **{k: s[k] for k in ("strength", "guidance_scale", "num_inference_steps")})
+        if base.n_samples < s["n_samples"]:
+            raise BrainLDMError(f"the baseline has {base.n_samples} samples per image but the extensions draw "
                                 f"{s['n_samples']}; set baseline_samples to at least n_samples")
-        _, recon, _ = brain_reconstructions(self.ds, self.models, seed=self.seed, **base)
+        _, recon, _ = brain_reconstructions(self.ds, self.models, base)
         return recon["X_zc"][self.keep, :s["n_samples"]]
 
     def reconstruct(self, method):
@@ -350,8 +351,9 @@ class ExtensionRun:
         options = {k: s[k] for k in ("strength", "guidance_scale", "num_inference_steps", "n_samples", "batch_size")}
         params = {"model": generator.cache_token, "method": method, "seed": self.seed, **options,
                   "inputs": array_digest(z.numpy(), c.numpy(), *([] if depth is None else [depth]))}
+        sampling = SamplerSettings(seed=self.seed, **options)
         arrays = cached_arrays("extension_reconstructions", params, _VERSION, lambda: dict(reconstruct(
-            generator.ldm, z, c, generator.uncond, seed=self.seed, depth=depth, which=("X_zc",), **options)))
+            generator.ldm, z, c, generator.uncond, sampling, depth=depth, which=("X_zc",))))
         return arrays["X_zc"]
 
 

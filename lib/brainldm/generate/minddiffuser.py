@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from brainldm.data.cache import array_digest, cache_key, cached_arrays
 from brainldm.fit.decoding import Decoded, fit_predict
 from brainldm.errors import BrainLDMError, check_choice
-from brainldm.models.ldm import images_to_tensor, tensor_to_images
+from brainldm.models.ldm import SamplerSettings, images_to_tensor, sampler_settings, tensor_to_images
 from brainldm.generate.optimise import optimise_inputs
 from brainldm.fit.ridge import DEFAULT_ALPHAS, correlation_score
 
@@ -287,6 +287,8 @@ def refine(ldm, models, z, c, uncond, target, slices, optimize=("z", "c"), throu
     spread = {name: start[name].std().clamp_min(1e-6) for name in optimize}
     fixed = {name: value for name, value in start.items() if name not in optimize}
     if through == "sampler":
+        sampling = SamplerSettings(strength=strength, guidance_scale=guidance_scale,
+                                   num_inference_steps=num_inference_steps)
         noise = torch.stack([torch.randn(start["z"].shape[1:], generator=torch.Generator().manual_seed(
             seed * 1_000_003 + first_index + i)) for i in range(len(z))])
 
@@ -295,8 +297,7 @@ def refine(ldm, models, z, c, uncond, target, slices, optimize=("z", "c"), throu
         if through == "decoder":
             return ldm.decode_pixels(v["z"], checkpoint=True)
         # the whole stage-1 img2img, its noise held fixed, each U-Net call recomputed in the backward pass
-        latents = ldm.sample(v["z"], v["c"], noise, strength, guidance_scale, num_inference_steps, uncond=uncond,
-                             checkpoint=True)
+        latents = ldm.sample(v["z"], v["c"], noise, sampling, uncond=uncond, checkpoint=True)
         return ldm.decode_pixels(latents, checkpoint=True)
 
     def score(pixels):
@@ -354,9 +355,9 @@ def minddiffuser_reconstructions(ds, models, n_images=None, optimize=("z", "c"),
     check_choice("through", through, THROUGH)
     check_choice("target", target, ("decoded", "true"))
     # every test image, as chapters 2 and 3 reconstruct them (one cached result), then the first n_images
-    ids, recon, decoded = brain_reconstructions(ds, models, strength=strength, guidance_scale=guidance_scale,
-                                                num_inference_steps=num_inference_steps, n_samples=n_samples,
-                                                seed=seed)
+    stage1_settings = sampler_settings(ds.name, strength=strength, guidance_scale=guidance_scale,
+                                       num_inference_steps=num_inference_steps, n_samples=n_samples, seed=seed)
+    ids, recon, decoded = brain_reconstructions(ds, models, stage1_settings)
     n = len(ids) if n_images is None else min(int(n_images), len(ids))
     ids = ids[:n]
     structure = decode_structure(ds, models, layers, pool, roi)

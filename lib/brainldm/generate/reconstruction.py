@@ -20,36 +20,17 @@ import torch
 from brainldm.data.cache import array_digest, cached_arrays
 from brainldm.errors import BrainLDMError
 from brainldm.features.stimulus import resize_images
-from brainldm.models.ldm import check_sampling
+from brainldm.models.ldm import sampler_settings
+from brainldm.fit.decoding import decode
 from brainldm.fit.protocol import Protocol, protocol_for
 from brainldm.data.progress import progress_bar
 
-__all__ = ["Reconstruction", "SETTINGS", "settings_for", "check_settings", "reconstruct", "brain_reconstructions",
+__all__ = ["Reconstruction", "reconstruct", "brain_reconstructions",
            "sample_noise"]
 _VERSION = "3"  # 2: noise per (image, sample), samples batched; 3: protocols
 
-#: Takagi's settings on NSD (DDIM 50 steps, strength 0.8, guidance 5, 5 samples per image);
-#: fewer steps and samples on the world, so that the book builds on a CPU
-SETTINGS = {
-    "nsd": {"strength": 0.8, "guidance_scale": 5.0, "num_inference_steps": 50, "n_samples": 5},
-    "world": {"strength": 0.8, "guidance_scale": 5.0, "num_inference_steps": 10, "n_samples": 2},
-}
-
-
-def settings_for(dataset, **overrides):
-    """:data:`SETTINGS` of ``dataset`` with the ``overrides`` that are not None."""
-    return {**SETTINGS[dataset], **{k: v for k, v in overrides.items() if v is not None}}
-
-
 class Reconstruction(dict):
     """Reconstructed images: ``X_z`` (n, H, W, 3), ``X_c`` and ``X_zc`` (n, samples, H, W, 3), uint8."""
-
-
-def check_settings(strength, n_samples, num_inference_steps):
-    """Raise a clear error for settings that cannot make a reconstruction."""
-    check_sampling(strength, num_inference_steps)
-    if int(n_samples) < 1:
-        raise BrainLDMError(f"n_samples must be at least 1, got {n_samples}; Takagi draws 5 per image")
 
 
 def _check_shapes(ldm, z, c, uncond):
@@ -69,8 +50,7 @@ def _check_shapes(ldm, z, c, uncond):
     return h, w
 
 
-def reconstruct(ldm, z, c, uncond, strength=0.8, guidance_scale=5.0, num_inference_steps=50, n_samples=5,
-                seed=0, batch_size=64, depth=None, which=("X_z", "X_c", "X_zc"), size=None, protocol=None):
+def reconstruct(ldm, z, c, uncond, settings, depth=None, which=("X_z", "X_c", "X_zc"), protocol=None):
     """Reconstruct images from decoded ``z`` and ``c``.
 
     Parameters
@@ -82,31 +62,25 @@ def reconstruct(ldm, z, c, uncond, strength=0.8, guidance_scale=5.0, num_inferen
         Decoded text conditioning.
     uncond : float tensor of shape (1, tokens, dim)
         The empty caption's embedding, for classifier-free guidance.
-    strength, guidance_scale, num_inference_steps : float, float, int
-        img2img settings (Takagi: 0.8, 5.0, 50 DDIM steps).
-    n_samples : int
-        Samples per image (Takagi: 5).
-    seed : int
-        Seeds the noise (see the module's notes).
-    batch_size : int
-        Samples (of one or several images) denoised together.
+    settings : brainldm.models.ldm.SamplerSettings
+        Strength, guidance, steps (Takagi: 0.8, 5.0, 50 DDIM steps), samples per image (Takagi:
+        5), the seed of the noise (see the module's notes), the batch of (image, sample) rows
+        denoised together, and ``size``: pixels of ``X_zc`` and ``X_c``. ``X_z`` is resized to
+        ``size`` × ``size`` and re-encoded before img2img; Takagi & Nishimoto decode ``z`` at 320 px
+        and run img2img at 512 (``codes/diffusion_sd1/diffusion_decoding.py``, lines 158–179).
+        Default size: ``X_z``'s (or the U-Net's ``sample_size`` without ``z``).
     depth : float array of shape (n, H, W), optional
         Depth maps for a depth-conditioned U-Net (``+D``).
     which : tuple of str
         Which of ``X_z``, ``X_c``, ``X_zc`` to make (``X_z`` is needed for ``X_zc``).
-    size : int, optional
-        Pixels of ``X_zc`` and ``X_c``: ``X_z`` is resized to ``size`` × ``size`` and re-encoded
-        before img2img. Takagi & Nishimoto decode ``z`` at 320 px and run img2img at 512
-        (``codes/diffusion_sd1/diffusion_decoding.py``, lines 158–179). Default: ``X_z``'s size
-        (or the U-Net's ``sample_size`` without ``z``).
     protocol : brainldm.fit.protocol.Protocol, optional
-        Its ``shared_noise``, ``init_latent`` and ``noise_level`` (default :meth:`Protocol.brainldm`).
+        Its ``shared_noise``, ``init_latent`` and ``noise_level`` (default :meth:`Protocol.brainldm`); the
+        protocol's noise level replaces ``settings.noise_level``.
 
     Returns
     -------
     result : Reconstruction
     """
-    check_settings(strength, n_samples, num_inference_steps)
     z = None if z is None else torch.as_tensor(z, dtype=torch.float32)
     c = torch.as_tensor(c, dtype=torch.float32)
     uncond = None if uncond is None else torch.as_tensor(uncond, dtype=torch.float32)
@@ -118,13 +92,14 @@ def reconstruct(ldm, z, c, uncond, strength=0.8, guidance_scale=5.0, num_inferen
     out = Reconstruction()
     if z is not None:
         out["X_z"] = ldm.decode(z)
-    if size is None:
+    if settings.size is None:
         pixels = h * ldm.vae_scale_factor if h is not None else ldm.unet.config.sample_size * ldm.vae_scale_factor
     else:
-        pixels = int(size)
+        pixels = int(settings.size)
     size = (pixels // ldm.vae_scale_factor,) * 2
     protocol = protocol or Protocol.brainldm()
-    shared = protocol.shared_noise
+    settings = settings.replace(noise_level=protocol.noise_level)
+    shared, seed, n_samples, batch_size = protocol.shared_noise, settings.seed, settings.n_samples, settings.batch_size
     # X_zc starts from X_z resized and re-encoded, once per image (Takagi's resize-and-re-encode step)
     z_init = None
     if "X_zc" in which:
@@ -144,10 +119,8 @@ def reconstruct(ldm, z, c, uncond, strength=0.8, guidance_scale=5.0, num_inferen
             index = torch.tensor([i for i, _ in part])
             noise = torch.stack([sample_noise(ldm, size, seed, 0 if shared else i, k) for i, k in part])
             latents = ldm.sample(None if name == "X_c" else z_init[index], c[index], noise,
-                                 strength=strength if name == "X_zc" else 1.0, guidance_scale=guidance_scale,
-                                 num_inference_steps=num_inference_steps, uncond=uncond,
-                                 depth=None if depth is None else np.asarray(depth)[index.numpy()],
-                                 noise_level=protocol.noise_level)
+                                 settings if name == "X_zc" else settings.replace(strength=1.0), uncond=uncond,
+                                 depth=None if depth is None else np.asarray(depth)[index.numpy()])
             images.append(ldm.decode(latents))
             bar.update(len(part))
         out[name] = np.concatenate(images).reshape(n, n_samples, *images[0].shape[1:])
@@ -169,8 +142,7 @@ def sample_noise(ldm, size, seed, image, sample):
     return torch.randn((ldm.latent_channels, *size), generator=generator, dtype=torch.float32)
 
 
-def brain_reconstructions(ds, models, n_images=None, z_roi=None, c_roi=None, strength=0.8, guidance_scale=5.0,
-                          num_inference_steps=50, n_samples=5, seed=0, batch_size=64, protocol=None,
+def brain_reconstructions(ds, models, settings=None, n_images=None, z_roi=None, c_roi=None, protocol=None,
                           which=("X_z", "X_c", "X_zc")):
     """Decode ``z`` and ``c`` from a subject's test responses and reconstruct (cached).
 
@@ -178,12 +150,13 @@ def brain_reconstructions(ds, models, n_images=None, z_roi=None, c_roi=None, str
     ----------
     ds : Dataset
     models : ModelSet
+    settings : brainldm.models.ldm.SamplerSettings, optional
+        Default: :func:`brainldm.models.ldm.sampler_settings` of the dataset; its ``size`` is the
+        models' generation resolution unless set.
     n_images : int, optional
         Reconstruct the first ``n_images`` test images (all by default).
     z_roi, c_roi : str or list of str, optional
         Where ``z`` and ``c`` are decoded from (default ``early`` and ``ventral``).
-    strength, guidance_scale, num_inference_steps, n_samples, seed, batch_size
-        See :func:`reconstruct`.
     protocol : brainldm.fit.protocol.Protocol or str, optional
         Default: the authors' on NSD, ours on the world (:func:`brainldm.fit.protocol.protocol_for`).
     which : tuple of str
@@ -198,20 +171,17 @@ def brain_reconstructions(ds, models, n_images=None, z_roi=None, c_roi=None, str
     decoded : dict
         The :class:`brainldm.fit.decoding.Decoded` of ``z`` and ``c``.
     """
-    from brainldm.fit.decoding import decode
-
-    check_settings(strength, n_samples, num_inference_steps)
+    settings = settings or sampler_settings(ds.name)
+    if settings.size is None:
+        settings = settings.replace(size=models.generation_resolution)
     protocol = protocol_for(protocol, ds.name)
     decoded = {"z": decode(ds, models, "z", z_roi, protocol), "c": decode(ds, models, "c", c_roi, protocol)}
     keep = slice(None) if n_images is None else slice(int(n_images))
     z = torch.from_numpy(decoded["z"].unflatten(models)[keep])
     c = torch.from_numpy(decoded["c"].unflatten(models)[keep])
-    params = {"model": models.cache_token, "inputs": array_digest(z.numpy(), c.numpy()), "strength": strength,
-              "guidance_scale": guidance_scale, "num_inference_steps": num_inference_steps,
-              "n_samples": n_samples, "seed": seed, "size": models.generation_resolution,
+    sampling = {k: v for k, v in settings.as_dict().items() if k not in ("batch_size", "noise_level")}
+    params = {"model": models.cache_token, "inputs": array_digest(z.numpy(), c.numpy()), **sampling,
               "protocol": dataclasses.asdict(protocol), "which": sorted(which)}
     arrays = cached_arrays("reconstructions", params, _VERSION, lambda: dict(reconstruct(
-        models.ldm, z, c, models.uncond, strength=strength, guidance_scale=guidance_scale,
-        num_inference_steps=num_inference_steps, n_samples=n_samples, seed=seed, batch_size=batch_size,
-        size=models.generation_resolution, protocol=protocol, which=which)))
+        models.ldm, z, c, models.uncond, settings, protocol=protocol, which=which)))
     return decoded["z"].ids[keep], Reconstruction(arrays), decoded

@@ -10,6 +10,7 @@ timestep and denoised from there, with classifier-free guidance
 reconstruction of Takagi & Nishimoto (DDIM 50 steps, s = 0.8, g = 5 with SD 1.4).
 """
 
+import dataclasses
 import inspect
 import math
 
@@ -17,17 +18,125 @@ import numpy as np
 import torch
 import torch.utils.checkpoint
 
-from brainldm.errors import BrainLDMError
+from brainldm.errors import BrainLDMError, ParameterError
 
-__all__ = ["LatentDiffusion", "check_sampling", "images_to_tensor", "tensor_to_images", "prepare_depth", "to_module"]
+__all__ = ["LatentDiffusion", "SamplerSettings", "SAMPLER_DEFAULTS", "sampler_settings", "check_sampling", "images_to_tensor", "tensor_to_images", "prepare_depth", "to_module"]
 
 
 def check_sampling(strength, num_inference_steps):
-    """Raise a clear :class:`BrainLDMError` for a strength or step count that cannot sample."""
+    """Raise a clear :class:`ParameterError` for a strength or step count that cannot sample."""
     if not 0.0 < float(strength) <= 1.0:  # NaN fails too
-        raise BrainLDMError(f"strength must be in (0, 1], found {strength}; 0.8 is Takagi's value")
+        raise ParameterError(f"strength must be in (0, 1], found {strength}; 0.8 is Takagi's value")
     if int(num_inference_steps) < 1:
-        raise BrainLDMError(f"num_inference_steps must be at least 1, found {num_inference_steps}")
+        raise ParameterError(f"num_inference_steps must be at least 1, found {num_inference_steps}")
+
+
+@dataclasses.dataclass(frozen=True)
+class SamplerSettings:
+    """How the DDIM sampler runs: one frozen value, validated once when it is made.
+
+    Attributes
+    ----------
+    strength : float in (0, 1]
+        img2img noises ``z`` to the ``int(num_inference_steps * strength)``-th last DDIM timestep
+        (1 starts from pure noise). Takagi & Nishimoto: 0.8.
+    guidance_scale : float >= 1
+        Classifier-free guidance (1 runs the conditional branch only). Takagi & Nishimoto: 5.0.
+    num_inference_steps : int >= 1
+        DDIM steps of the full schedule. Takagi & Nishimoto: 50.
+    n_samples : int >= 1
+        Samples drawn per image. Takagi & Nishimoto: 5.
+    eta : float >= 0
+        DDIM's stochasticity (0 is deterministic, as in the authors' code); its noise is seeded
+        with ``seed``.
+    seed : int >= 0
+        Seeds the starting noise of every (image, sample) (see
+        :func:`brainldm.generate.reconstruction.sample_noise`).
+    batch_size : int >= 1
+        Rows (image, sample) denoised together: it changes speed and memory, never the result.
+    noise_level : {"diffusers", "compvis"}
+        Noise ``z`` to the first timestep run (diffusers' img2img), or to the DDIM timestep one
+        step above it, as CompVis's ``stochastic_encode`` does in the authors' code.
+    size : int, optional
+        Pixels of the generated images (``z`` is resized and re-encoded to it before img2img);
+        None: the size of the decoded ``z``.
+    """
+
+    strength: float = 0.8
+    guidance_scale: float = 5.0
+    num_inference_steps: int = 50
+    n_samples: int = 5
+    eta: float = 0.0
+    seed: int = 0
+    batch_size: int = 64
+    noise_level: str = "diffusers"
+    size: int = None
+
+    def __post_init__(self):
+        for name in ("num_inference_steps", "n_samples", "seed", "batch_size", "size"):
+            value = getattr(self, name)
+            if value is None and name == "size":
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < (name != "seed"):
+                raise ParameterError(f"sampler setting {name} must be an integer >= {int(name != 'seed')}, "
+                                     f"found {value!r}")
+        for name in ("strength", "guidance_scale", "eta"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not math.isfinite(value):
+                raise ParameterError(f"sampler setting {name} must be a finite number, found {value!r}")
+        check_sampling(self.strength, self.num_inference_steps)
+        if self.guidance_scale < 1.0:
+            raise ParameterError(f"guidance_scale must be >= 1 (1: no guidance), found {self.guidance_scale}; "
+                                 "Takagi & Nishimoto use 5.0")
+        if self.eta < 0:
+            raise ParameterError(f"eta must be >= 0 (0: deterministic DDIM), found {self.eta}")
+        if self.noise_level not in ("diffusers", "compvis"):
+            raise ParameterError(f"noise_level must be 'diffusers' or 'compvis', found {self.noise_level!r}")
+        if int(self.num_inference_steps * self.strength) < 1:
+            raise ParameterError(f"strength {self.strength} with {self.num_inference_steps} steps runs no DDIM "
+                                 "step; raise one of them")
+
+    def replace(self, **overrides):
+        """A copy with the ``overrides`` that are not None (an unknown name is a :class:`ParameterError`)."""
+        known = {field.name for field in dataclasses.fields(self)}
+        unknown = sorted(set(overrides) - known)
+        if unknown:
+            raise ParameterError(f"unknown sampler settings {unknown}; valid: {sorted(known)}")
+        return dataclasses.replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+    def as_dict(self):
+        """The settings as a plain dict (for cache keys and printing)."""
+        return dataclasses.asdict(self)
+
+
+#: The sampler's defaults by purpose and dataset. NSD reconstruction: Takagi & Nishimoto's
+#: (DDIM 50 steps, strength 0.8, guidance 5, 5 samples per image; ``codes/diffusion_sd1/
+#: diffusion_decoding.py``). The world: fewer steps and samples, so that the book builds on a CPU.
+#: Encoding features (chapters 9-12) are one sample per image; on the world without guidance
+#: and with 5 steps (4 run at strength 0.8), so that 1,100 images take about 30 s of one core.
+SAMPLER_DEFAULTS = {
+    "reconstruction": {"nsd": SamplerSettings(), "world": SamplerSettings(num_inference_steps=10, n_samples=2)},
+    "encoding": {"nsd": SamplerSettings(n_samples=1),
+                 "world": SamplerSettings(guidance_scale=1.0, num_inference_steps=5, n_samples=1)},
+}
+
+
+def sampler_settings(dataset, purpose="reconstruction", **overrides):
+    """The :data:`SAMPLER_DEFAULTS` of ``purpose`` on ``dataset`` with the ``overrides`` that are not None.
+
+    Examples
+    --------
+    >>> sampler_settings("nsd").num_inference_steps
+    50
+    >>> sampler_settings("world", strength=0.5).strength
+    0.5
+    """
+    if purpose not in SAMPLER_DEFAULTS:
+        raise ParameterError(f"unknown sampler purpose {purpose!r}; valid: {sorted(SAMPLER_DEFAULTS)}")
+    defaults = SAMPLER_DEFAULTS[purpose]
+    if dataset not in defaults:
+        raise ParameterError(f"unknown dataset {dataset!r}; valid: {sorted(defaults)}")
+    return defaults[dataset].replace(**overrides)
 
 
 def images_to_tensor(images):
@@ -181,8 +290,7 @@ class LatentDiffusion:
         return tensor_to_images(torch.cat([self.decode_pixels(z[i:i + batch_size])
                                            for i in range(0, len(z), batch_size)]))
 
-    def img2img(self, z, c, strength=0.8, guidance_scale=5.0, num_inference_steps=50,
-                generator=None, uncond=None, depth=None, callback=None, eta=0.0):
+    def img2img(self, z, c, settings, generator=None, uncond=None, depth=None, callback=None):
         """Noise ``z`` to ``strength`` and denoise it with DDIM, conditioned on ``c``.
 
         Parameters
@@ -191,14 +299,11 @@ class LatentDiffusion:
             Scaled latents (:meth:`encode`), e.g. decoded from fMRI.
         c : tensor of shape (n, tokens, cross_attention_dim)
             Text conditioning.
-        strength : float in (0, 1]
-            1 starts from pure noise and ignores ``z``.
-        guidance_scale : float
-            Classifier-free guidance; above 1 it needs ``uncond``.
-        num_inference_steps : int
-            DDIM steps of the full schedule; ``int(num_inference_steps * strength)`` are run.
+        settings : SamplerSettings
+            Strength (1 starts from pure noise and ignores ``z``), guidance (above 1 it needs
+            ``uncond``), steps and eta; ``n_samples``, ``batch_size`` and ``size`` are the callers'.
         generator : torch.Generator, optional
-            Draws the starting noise (and DDIM's noise when ``eta > 0``).
+            Draws the starting noise.
         uncond : tensor of shape (1 or n, tokens, cross_attention_dim), optional
             Conditioning of the empty caption.
         depth : array of shape (n, H, W), optional
@@ -208,8 +313,6 @@ class LatentDiffusion:
         callback : callable, optional
             Called as ``callback(step, timestep, latents)`` after every step (``latents``
             on the model's device).
-        eta : float
-            DDIM's stochasticity (0 is deterministic).
 
         Returns
         -------
@@ -219,12 +322,10 @@ class LatentDiffusion:
         self._check_latents(z)
         noise = torch.randn(z.shape, generator=generator, dtype=torch.float32)
         with torch.no_grad():
-            return self.sample(z, c, noise, strength, guidance_scale, num_inference_steps, uncond=uncond,
-                               depth=depth, callback=callback, eta=eta, generator=generator).cpu()
+            return self.sample(z, c, noise, settings, uncond=uncond, depth=depth, callback=callback).cpu()
 
-    def text2img(self, c, guidance_scale=5.0, num_inference_steps=50, generator=None, uncond=None,
-                 depth=None, callback=None, eta=0.0, latent_size=None):
-        """Generate from pure noise conditioned on ``c`` (see :meth:`img2img` for the arguments).
+    def text2img(self, c, settings, generator=None, uncond=None, depth=None, callback=None, latent_size=None):
+        """Generate from pure noise conditioned on ``c`` (see :meth:`img2img`; strength is taken as 1).
 
         Parameters
         ----------
@@ -235,8 +336,8 @@ class LatentDiffusion:
         size = (size, size) if isinstance(size, int) else tuple(size)
         noise = torch.randn((len(c), self.latent_channels, *size), generator=generator, dtype=torch.float32)
         with torch.no_grad():
-            return self.sample(None, c, noise, 1.0, guidance_scale, num_inference_steps, uncond=uncond,
-                               depth=depth, callback=callback, eta=eta, generator=generator).cpu()
+            return self.sample(None, c, noise, settings.replace(strength=1.0), uncond=uncond, depth=depth,
+                               callback=callback).cpu()
 
     def timesteps(self, strength, num_inference_steps):
         """A fresh scheduler and the DDIM timesteps an img2img run at ``strength`` takes (on the device)."""
@@ -250,8 +351,7 @@ class LatentDiffusion:
                              "raise one of them")
         return scheduler, timesteps
 
-    def sample(self, z, c, noise, strength=0.8, guidance_scale=5.0, num_inference_steps=50, uncond=None,
-               depth=None, callback=None, eta=0.0, generator=None, checkpoint=False, noise_level="diffusers"):
+    def sample(self, z, c, noise, settings, uncond=None, depth=None, callback=None, checkpoint=False):
         """The DDIM sampler: noise ``z`` with ``noise`` to ``strength`` and denoise it under ``c``.
 
         Differentiable with respect to ``z`` and ``c`` when gradients are enabled (the
@@ -265,31 +365,28 @@ class LatentDiffusion:
         c : tensor of shape (n, tokens, cross_attention_dim)
         noise : tensor of shape (n, latent_channels, h, w)
             The starting noise (drawn by the caller, so that it can be held fixed).
-        strength, guidance_scale, num_inference_steps, uncond, depth, callback, eta
+        settings : SamplerSettings
+            Strength, guidance, steps, eta (its noise seeded with ``settings.seed``) and the noise
+            level convention (``settings.noise_level``).
+        uncond, depth, callback
             See :meth:`img2img`.
-        generator : torch.Generator, optional
-            DDIM's noise when ``eta > 0``.
         checkpoint : bool
             Recompute each U-Net call in the backward pass instead of keeping its
             activations (:func:`torch.utils.checkpoint.checkpoint`): activation memory of a
             differentiable run is then one step's inputs per step plus one U-Net pass.
-        noise_level : {"diffusers", "compvis"}
-            Noise ``z`` to the first timestep run (diffusers' img2img), or to the DDIM timestep
-            one step above it, as CompVis's ``stochastic_encode`` does in the authors' code
-            (t = 801, then denoised from 781, at strength 0.8 of 50 steps).
 
         Returns
         -------
         latents : float32 tensor of shape (n, latent_channels, h, w), on the model's device
         """
         device = self.device
+        strength, guidance_scale, num_inference_steps = (settings.strength, settings.guidance_scale,
+                                                         settings.num_inference_steps)
         scheduler, timesteps = self.timesteps(strength, num_inference_steps)
         noise = noise.to(device, torch.float32)
         n = len(noise)
         c = self._check_conditioning(c, n, "c").to(device)
         guided = guidance_scale > 1.0
-        if not math.isfinite(guidance_scale):
-            raise BrainLDMError(f"guidance_scale must be a finite number, found {guidance_scale}")
         if guided:
             if uncond is None:
                 raise BrainLDMError(f"guidance_scale {guidance_scale} > 1 needs the unconditional "
@@ -301,17 +398,20 @@ class LatentDiffusion:
         if extra is not None:
             extra = extra.to(device, torch.float32)
             extra = torch.cat([extra] * 2) if guided else extra
-        # noise the start latents to the first timestep kept (pure noise at strength 1)
+        # noise the start latents to the first timestep kept (pure noise at strength 1); CompVis's
+        # stochastic_encode noises one DDIM step above it (t = 801, then denoised from 781, at
+        # strength 0.8 of 50 steps)
         start = timesteps[:1]
-        if noise_level == "compvis":
+        if settings.noise_level == "compvis":
             start = start + scheduler.config.num_train_timesteps // int(num_inference_steps)
-        elif noise_level != "diffusers":
-            raise BrainLDMError(f"noise_level must be 'diffusers' or 'compvis', found {noise_level!r}")
         if z is None or strength >= 1.0 or int(start) >= scheduler.config.num_train_timesteps:
             latents = noise * scheduler.init_noise_sigma
         else:
             latents = scheduler.add_noise(z.to(device, torch.float32), noise, start.repeat(n))
-        step_kwargs = {"eta": eta, "generator": generator} if "eta" in _step_parameters(scheduler) else {}
+        step_kwargs = {}
+        if "eta" in _step_parameters(scheduler):
+            generator = torch.Generator(device).manual_seed(settings.seed) if settings.eta > 0 else None
+            step_kwargs = {"eta": settings.eta, "generator": generator}
         for i, t in enumerate(timesteps):
             inputs = torch.cat([latents] * 2) if guided else latents
             inputs = scheduler.scale_model_input(inputs, t)

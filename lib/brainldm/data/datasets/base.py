@@ -65,6 +65,15 @@ class Dataset(abc.ABC):
     def to_volume(self, values, **kwargs):
         """Turn a ``(n_voxels,)`` vector into a map of the subject's brain (pycortex Volume or NIfTI)."""
 
+    #: whether the dataset knows what generated its responses (the simulated world does; NSD does not)
+    has_ground_truth = False
+
+    @property
+    def ground_truth(self):
+        """The per-voxel truth behind the responses; only a simulated dataset has one."""
+        raise BrainLDMError(f"the {self.name} dataset has no ground truth: only the embedded world simulates the "
+                            "brain it measures; check dataset.has_ground_truth first, or run with dataset='world'")
+
     @property
     @abc.abstractmethod
     def n_voxels(self):

@@ -47,12 +47,13 @@ class WorldDataset(Dataset):
     roi_names : list of str
         S1's visual ROIs, NSD's stream names (each the union of its ROIs) and
         ``"nsdgeneral"`` (every voxel).
-    truth : dict of arrays over voxels
+    ground_truth : dict of arrays over voxels
         The simulated tuning and noise (see :func:`brain.simulate_brain`) plus
         ``roi`` (index into :data:`brainldm.data.anatomy.ROI_NAMES`).
     """
 
     name = "world"
+    has_ground_truth = True
 
     def __init__(self, subject="subj01", seed=0, n_train=1000, n_test=100, n_repeats=3, image_size=64,
                  voxel_upsample=1):
@@ -63,9 +64,14 @@ class WorldDataset(Dataset):
         self.design = WorldDesign(n_train=n_train, n_test=n_test, n_repeats=n_repeats)
         self.voxel_upsample = voxel_upsample
         self.anatomy = anatomy.visual_anatomy(voxel_upsample)
-        self.truth = dict(brain_model.simulate_brain(self.anatomy, subject, self.seed), roi=self.anatomy["roi"])
+        self._truth = dict(brain_model.simulate_brain(self.anatomy, subject, self.seed), roi=self.anatomy["roi"])
         self.roi_names = list(anatomy.ROI_NAMES) + list(anatomy.STREAMS) + ["nsdgeneral"]
         self._cache = {}
+
+    @property
+    def ground_truth(self):
+        """The simulated brain's tuning and noise per voxel (see the class's attributes)."""
+        return self._truth
 
     @property
     def cache_token(self):
@@ -124,11 +130,11 @@ class WorldDataset(Dataset):
         """Mean and std of each voxel's drives over the calibration images."""
         def compute():
             feats = brain_model.stimulus_features(render_scenes(CALIBRATION_IDS, self.seed, self.image_size))
-            parts = brain_model.drives(feats, self.truth)
+            parts = brain_model.drives(feats, self._truth)
             ref = {"mean": np.stack([p.mean(0) for p in parts]),
                    "std": np.stack([p.std(0) + 1e-6 for p in parts]),
                    "std_total": np.ones(self.n_voxels, np.float32)}
-            ref["std_total"] = brain_model.signal(feats, self.truth, ref).std(0) + 1e-6
+            ref["std_total"] = brain_model.signal(feats, self._truth, ref).std(0) + 1e-6
             return ref
         params = {"seed": self.seed, "size": self.image_size, "subject": self.subject,
                   "upsample": self.voxel_upsample}
@@ -140,7 +146,7 @@ class WorldDataset(Dataset):
         out = []
         for start in range(0, len(ids), _CHUNK):
             feats = brain_model.stimulus_features(self.scenes(ids[start:start + _CHUNK]))
-            out.append(brain_model.signal(feats, self.truth, reference))
+            out.append(brain_model.signal(feats, self._truth, reference))
         return np.concatenate(out) if out else np.zeros((0, self.n_voxels), np.float32)
 
     def _trials(self, split):
@@ -163,7 +169,7 @@ class WorldDataset(Dataset):
         signal = self.true_signal(uniq)[inverse]
         rng = np.random.default_rng([self.seed, SUBJECT_NUMBERS[self.subject], 0 if split == "train" else 1, 5])
         noise = rng.standard_normal(signal.shape, dtype=np.float32)
-        betas = self.truth["gain"] * (self.truth["ncsnr"] * signal + noise)
+        betas = self._truth["gain"] * (self._truth["ncsnr"] * signal + noise)
         return {"betas": betas.astype(np.float32), "ids": ids}
 
     def to_volume(self, values, **kwargs):
