@@ -40,23 +40,25 @@ $(STAMP): pyproject.toml
 
 system-packages: inkscape chromium
 
+# apt_install PACKAGE, WHAT IS LOST WITHOUT IT: install a Debian package when it is missing and apt is
+# usable (root); otherwise say what goes without it and carry on.
+define apt_install
+	@command -v $(1) >/dev/null 2>&1 || { \
+	  if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(1) >/dev/null) \
+	      || echo "brainldm: could not install $(1): $(2)"; \
+	  else echo "brainldm: $(1) is not installed and apt is not usable: $(2)"; fi; }
+endef
+
 # ROI outlines and labels on pycortex flatmaps need inkscape. Without apt (or without root)
 # the book still builds and its flatmaps go without ROI outlines and labels.
 inkscape:
-	@command -v inkscape >/dev/null 2>&1 || { \
-	  if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
-	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq inkscape >/dev/null) \
-	      || echo "brainldm: could not install inkscape: flatmaps will have no ROI outlines or labels"; \
-	  else echo "brainldm: inkscape is not installed and apt is not usable: flatmaps will have no ROI outlines or labels"; fi; }
+	$(call apt_install,inkscape,flatmaps will have no ROI outlines or labels)
 
 # The browser check (make book's last step, tests/test_browser.py) drives Debian's chromium
 # through playwright; no browser is downloaded. Without apt (or without root) it is skipped.
 chromium:
-	@command -v chromium >/dev/null 2>&1 || { \
-	  if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
-	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
-	      || echo "brainldm: could not install chromium: the browser check of the book is skipped"; \
-	  else echo "brainldm: chromium is not installed and apt is not usable: the browser check of the book is skipped"; fi; }
+	$(call apt_install,chromium,the browser check of the book is skipped)
 
 clean:
 	rm -rf book/_build book/*.ipynb

@@ -78,10 +78,10 @@ def n_trials(n_images):
 
 def ridge_constants():
     """Chunk size, folds and alphas of the fit the book runs (GroupRidgeCV's defaults)."""
-    from brainldm.fit.ridge import DEFAULT_ALPHAS, GroupRidgeCV
+    from brainldm.fit.ridge import GroupRidgeCV, RidgeRecipe
 
-    model = GroupRidgeCV()
-    return {"chunk": int(model.chunk_size), "folds": int(model.n_folds), "alphas": len(DEFAULT_ALPHAS)}
+    recipe = RidgeRecipe()
+    return {"chunk": int(GroupRidgeCV().chunk_size), "folds": recipe.n_folds, "alphas": len(recipe.alphas)}
 
 
 FORMULA = """peak = base + X_test + max(decompositions, chunks)
@@ -155,7 +155,7 @@ def decode_point(folder, n_voxels, n_test, seed=0):
     """In this (child) process: betas for the fabricated tables, then the book's streamed decoding."""
     os.environ["BRAINLDM_CACHE"] = str(folder / "cache")
     os.environ.setdefault("TQDM_DISABLE", "1")
-    from brainldm.fit.decoding import decode_tables
+    from brainldm.fit.decoding import TableSplit, decode_tables
     from brainldm.generate.extensions import REPORT_ROIS
 
     base = _status_gb("VmRSS")
@@ -174,9 +174,9 @@ def decode_point(folder, n_voxels, n_test, seed=0):
     tables = {name: np.load(folder / f"train.{name}.npy", mmap_mode="r") for name in names}
     test_tables = {name: np.load(folder / f"test.{name}.npy", mmap_mode="r") for name in names}
     start = time.perf_counter()
-    decoded = decode_tables(X, rows, X_test, np.arange(n_test), (tables, rows), (test_tables, np.arange(n_test)),
-                            "extension_decoding", "benchmark", roi=list(REPORT_ROIS), train_on="trials",
-                            stream_above=0)
+    decoded = decode_tables(TableSplit(X, rows, tables, rows),
+                            TableSplit(X_test, np.arange(n_test), test_tables, np.arange(n_test)),
+                            "extension_decoding", "benchmark", roi=list(REPORT_ROIS), stream_above=0)
     seconds = time.perf_counter() - start
     return {"n_trials": len(rows), "n_test": n_test, "n_voxels": n_voxels,
             "n_targets": int(sum(t.shape[1] for t in tables.values())), "seconds": seconds,

@@ -10,7 +10,7 @@ Methods, all on the same problem (the recipe's alphas, its unshuffled contiguous
 splits of the single trials, no intercept, a per-target alpha):
 
 ``ours``
-    ``GroupRidgeCV(cv="contiguous", fit_intercept=False)`` (primal solver, eigenbasis
+    ``GroupRidgeCV(RidgeRecipe(cv="contiguous", fit_intercept=False))`` (primal solver, eigenbasis
     validation, ``X.T @ Y`` from one row per image when the targets repeat per image).
 ``himalaya_torch``
     ``StandardScaler`` + himalaya ``RidgeCV`` on the ``torch`` backend (CPU), the same
@@ -159,7 +159,7 @@ def _to_numpy(array):
 
 def make_model(method, ids):
     """The estimator of ``method`` and the extra arguments of its ``fit``."""
-    from brainldm.fit.ridge import GroupRidgeCV, contiguous_kfold
+    from brainldm.fit.ridge import GroupRidgeCV, RidgeRecipe, contiguous_kfold
 
     if method in ("takagi", "himalaya_torch", "himalaya_torch_cuda"):
         from himalaya.backend import set_backend
@@ -173,8 +173,8 @@ def make_model(method, ids):
         set_backend("torch" if method == "himalaya_torch" else "torch_cuda", on_error="raise")
         splits = contiguous_kfold(ids.size, 5)  # the recipe's KFold(5) splits, passed explicitly
         return make_pipeline(StandardScaler(), RidgeCV(alphas=TAKAGI_ALPHAS, cv=splits)), {}
-    return (GroupRidgeCV(alphas=TAKAGI_ALPHAS, n_folds=5, cv="contiguous", fit_intercept=False, device="cpu",
-                         progress=False), {"groups": ids})
+    recipe = RidgeRecipe(alphas=TAKAGI_ALPHAS, n_folds=5, cv="contiguous", fit_intercept=False)
+    return GroupRidgeCV(recipe, device="cpu", progress=False), {"groups": ids}
 
 
 def _rss_kb():

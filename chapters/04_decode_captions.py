@@ -14,15 +14,17 @@
 # # 4. `+T`: captions decoded from the brain
 #
 # Takagi & Nishimoto, *Improving visual image reconstruction from human brain activity using
-# latent diffusion models via multiple decoded inputs* (technical report, 2023), section 2.1.
+# latent diffusion models via multiple decoded inputs* {cite:p}`takagi2023report`, section 2.1.
 #
-# The CVPR method decodes the text conditioning `c` itself from fMRI, and the report notes that its
-# reconstructions keep the right meaning but look blurred: the conditioning is "vulnerable to noise".
-# Its first extension decodes something a captioner can read instead — the features BLIP's image
-# encoder (a ViT) gives the seen image — lets BLIP write a caption from the decoded features (beam
-# search, 3 beams, 5–20 tokens, repetition penalty 1.5), and conditions the diffusion model on that
+# The CVPR method {cite:p}`takagi2023cvpr` decodes the text conditioning `c` itself from fMRI, and
+# the report notes that its reconstructions keep the right meaning but look blurred: the
+# conditioning is "vulnerable to noise". Its first extension decodes something a captioner can read
+# instead — the features BLIP's image encoder (a ViT) gives the seen image {cite:p}`li2022blip` —
+# lets BLIP write a caption from the decoded features (beam search, 3 beams, 5–20 tokens,
+# repetition penalty 1.5), and conditions the diffusion model {cite:p}`rombach2022ldm` on that
 # caption. The report: captions "well represented the human visual experience", and `+T` raised
-# every column of its Table 1 (mean over four subjects, e.g. CLIP early 0.759 → 0.885).
+# every column of its Table 1, for every subject (its numbers are printed beside this run's in
+# section 4).
 #
 # ## Overview
 # 1. Decoding the captioner's features from the report's ROIs.
@@ -33,65 +35,50 @@
 #
 # ## Prerequisites
 # Chapters 2 and 3 (the baseline and its scores). On the world the captioner is the world's
-# template captioner reading the world image encoder (appendix); on NSD it is BLIP (ViT-B, CapFilt-L),
-# loaded on first use.
+# template captioner reading the world image encoder (appendix); on NSD {cite:p}`allen2022nsd` it
+# is BLIP (ViT-B, CapFilt-L), loaded on first use.
 
 # %% tags=["parameters"]
 dataset = "world"  # "world" or "nsd"
 subject = "subj01"
 dataset_options = {}  # passed to load_dataset
-n_images = None  # the first n test images; None: 50 on the world, all on NSD; 0: all
-n_shown = 6  # test images shown in the figures
-n_samples = None  # samples per image; None: 1 on the world, 5 on NSD (brainldm.generate.extensions.SETTINGS)
-baseline_samples = None  # samples of chapter 2's cached baseline; None: chapter 2's default
-num_inference_steps = None  # None: the baseline's (brainldm.generate.reconstruction.SETTINGS)
+extension = {}  # overrides of brainldm.generate.extensions.ExtensionSettings, e.g. {"n_images": 10}
+sampler = {}  # overrides of the extensions' brainldm.models.ldm.SamplerSettings, e.g. {"num_inference_steps": 4}
 seed = 0
 device = None  # torch device, e.g. "cuda:1"; None: BRAINLDM_DEVICE, else cuda if present, else cpu
 dtype = None  # "float16", "bfloat16", "float32"; None: BRAINLDM_DTYPE, else float16 on cuda, float32 on cpu
+n_shown = 6  # test images shown in the figures
 
 # %% [markdown]
-# ## Imports
+# ## Imports and setup
+# The dataset, the models, and the extensions' settings: on NSD the report's (every test image, 5
+# samples per image, Takagi & Nishimoto's sampler); on the world fewer images and one sample each.
 
 # %%
-import matplotlib.pyplot as plt
-import numpy as np
-import pandas as pd
+from myst_nb import glue
 
-from brainldm.figures import viz
-from brainldm.features.captions import attribute_table, caption_scores
-from brainldm.data.datasets import load_dataset
-from brainldm.evaluate.metrics import score_table
-from brainldm.generate.extensions import ExtensionRun, format_changes, identification_table, paired_differences, plot_changes
-from brainldm.models.loading import describe_placement, load_models
-from brainldm.book.run_record import show_provenance
-from brainldm.figures.reference import table1_by_subject
-
-pd.set_option("display.max_colwidth", 70)
-pd.set_option("display.width", 200)
+from brainldm.book import open_chapter
+from brainldm.figures import ci_bars, image_grid, paper_beside, table1_by_subject
+from brainldm.generate.extensions import ExtensionRun, extension_settings
 
 # %%
-ds = load_dataset(dataset, subject=subject, **dataset_options)
-models = load_models(dataset, device=device, dtype=dtype)
-print(describe_placement(models))
-show_provenance(globals())
-run = ExtensionRun(ds, models, n_images=n_images, seed=seed, n_samples=n_samples,
-                   baseline_samples=baseline_samples, num_inference_steps=num_inference_steps)
-print(ds)
-print(f"captioner: {run.caption_model.name}, features {run.caption_model.feature_shape}")
-print("settings:", {k: run.settings[k] for k in ("roi", "train_on", "n_samples", "num_inference_steps")})
+run = open_chapter(globals(), purpose=None)
+study = ExtensionRun(run.ds, run.models, extension_settings(dataset, sampler, seed, **extension))
+print(f"captioner: {study.caption_model.name}, features {study.caption_model.feature_shape}")
+print(study.settings)
 
 # %% [markdown]
 # ## 1. Decoding what the captioner reads
 # The report decodes BLIP's ViT features from six `streams` ROIs together (early, ventral,
-# midventral, midlateral, lateral, parietal) with the ridge regression of chapter 2. The caption,
-# CNN (chapter 5) and depth (chapter 6) features are fitted in one regression (one penalty per
-# feature, so this equals separate fits). On the world the fit uses repeat-averaged responses (the
-# report: single trials), which is four times cheaper here and decodes as well.
+# midventral, midlateral, lateral, parietal) with the ridge regression of chapter 2
+# {cite:p}`dupre2022himalaya`. The caption, CNN (chapter 5) and depth (chapter 6) features are
+# fitted in one regression (one penalty per feature, so this equals separate fits). On the world
+# the fit uses repeat-averaged responses (the report: single trials), which is four times cheaper
+# here and decodes as well. The table gives the mean test correlation over the features and the
+# share of features above 0.
 
 # %%
-decoded = run.decoded["caption"]
-print(f"{decoded.r.size} caption features from {decoded.n_voxels} voxels: mean r {np.nanmean(decoded.r):.3f}, "
-      f"{np.mean(decoded.r > 0):.0%} of them above 0 (test images)")
+print(study.decoding("caption").round(3).to_string(index=False))
 
 # %% [markdown]
 # ## 2. Decoded captions
@@ -100,28 +87,19 @@ print(f"{decoded.r.size} caption features from {decoded.n_voxels} voxels: mean r
 # from the brain.
 
 # %%
-true = ds.captions(run.ids)
-shown = slice(n_shown)
-captions = pd.DataFrame({"true (first of its captions)": [caps[0] for caps in true[shown]],
-                         "captioner on the seen image": run.seen_captions[shown],
-                         "decoded from fMRI": run.captions[shown]})
-print(captions.to_string(na_rep="–"))
+print(study.caption_table(n_shown).to_string(na_rep="–"))
 
 # %% [markdown]
 # ## 3. How good are the captions?
 # Each caption and the image's true captions are embedded with the model set's text encoder (the
-# world's MiniLM; CLIP's on NSD). **Identification**: is a decoded caption more correlated with its
-# own image's true captions than the other images' decoded captions are (chance 0.5)? This is the
-# report's check that decoded captions describe their image better than other images' captions do.
-# **Cosine**: the mean cosine similarity to the true captions; chance pairs each caption with another
-# image.
+# world's MiniLM; CLIP's on NSD {cite:p}`radford2021clip`). **Identification**: is a decoded caption
+# more correlated with its own image's true captions than the other images' decoded captions are
+# (chance 0.5)? This is the report's check that decoded captions describe their image better than
+# other images' captions do. **Cosine**: the mean cosine similarity to the true captions; chance
+# pairs each caption with another image.
 
 # %%
-scores = caption_scores(models.text_encoder, true, {"decoded": run.captions, "seen image": run.seen_captions})
-chance = {"cosine": scores["chance"]["cosine"]}
-quality = pd.concat([score_table(values, chance, captions=name) for name, values in scores.items()
-                     if name != "chance"], ignore_index=True)
-print(quality.round(3).to_string(index=False))
+print(study.caption_quality().round(3).to_string(index=False))
 
 # %% [markdown]
 # On the world the captioner's attributes can be checked against the scene that was shown: the
@@ -129,58 +107,49 @@ print(quality.round(3).to_string(index=False))
 # most frequent value.
 
 # %%
-if dataset == "world":
-    from brainldm.models.world.nets import scene_attributes
-
-    table = attribute_table({"decoded": run.caption_model.attributes(run.features("caption")),
-                             "seen image": run.caption_model.attributes(run.features("caption", "true"))},
-                            scene_attributes(ds.scenes(run.ids)))
-    print(table.round(3).to_string(na_rep="–"))
+if run.ds.has_ground_truth:
+    print(study.attribute_table().round(3).to_string(na_rep="–"))
 
 # %% [markdown]
 # ## 4. Reconstructing with the decoded caption
 # `+T` keeps the baseline's `X_z` (the decoded `z`) and replaces the decoded `c` with the text
 # encoder's embedding of the decoded caption. Both use the same noise for the same sample, so the
-# difference below is the caption's doing. Each column of Table 1 is a two-way identification;
-# the change is `+T` minus the baseline, image by image, with a 95% bootstrap CI over test images.
+# difference below is the caption's doing. The columns above the images are the decoded captions.
 
 # %%
-recons = {method: run.reconstruct(method) for method in ("baseline", "+T")}
-rows = [ds.images(run.ids[shown]), recons["baseline"][shown, 0], recons["+T"][shown, 0]]
-fig = viz.image_grid(rows, row_labels=["seen", "baseline X_zc", "+T X_zc"], col_labels=run.captions[shown])
-plt.show()
-
-# %%
-table = identification_table(models, ds.images(run.ids), recons, subject=subject)
-changes = paired_differences(table)
-print(format_changes(changes, subject).T.to_string(na_rep="–"))
-fig = plot_changes(changes, subject)
-plt.show()
+compared = study.compare(("baseline", "+T"))
+fig = image_grid(study.panels(compared.methods, n_shown), col_labels=study.captions[:n_shown])
 
 # %% [markdown]
-# Beside the report's numbers for the same subject (NSD, BLIP, SD 1.4, 5 samples per image):
+# Each column of Table 1 is a two-way identification in one layer of CLIP, AlexNet
+# {cite:p}`krizhevsky2012alexnet` or Inception {cite:p}`szegedy2016inception`; the change is `+T`
+# minus the baseline, image by image, with a 95% bootstrap CI over test images (`*`: the CI
+# excludes 0). Below, the report's numbers for the same subject (NSD, BLIP, SD 1.4, 5 samples per
+# image) beside this run's.
 
 # %%
-paper = table1_by_subject().rename(index={"CVPR baseline": "baseline"})
-ours = table.groupby(["method", "metric"], sort=False)["score"].mean().unstack()[paper.columns]
-if subject in paper.index.get_level_values("subject"):
-    side = pd.concat({"paper": paper.loc[subject].loc[["baseline", "+T"]], "this run": ours})
-    print(side.round(3).to_string(na_rep="–"))
+print(compared.changes_text())
+ax = ci_bars(compared.changes, x="metric", hue="method", value="change", chance=0, ylabel="change in identification")
+side = paper_beside(compared.means, compared.paper_rows(table1_by_subject()))
+glue("t_changes", compared.summary("+T"), display=False)
 
 # %% [markdown]
 # ## Summary
 # - Captions decoded from the report's ROIs describe their own image far better than chance
 #   (section 3: identification and cosine similarity), as the report found, but less well than the
 #   captions the captioner writes from the seen image. On the world, the attribute table shows what
-#   decoding loses: the place and the main object's category survive, its colour and size much
-#   less.
-# - The report saw `+T` raise every Table 1 column for every subject (subj01: by 0.03 to 0.13). On
-#   the world it does not: in the run this book was built with, the caption left the semantic columns
-#   within their CIs of the baseline and *lowered* the early-layer ones (CNN early, CLIP early).
-#   A plausible reason, which the world makes visible: its baseline `c` is already decoded well
-#   (chapter 2), a single template caption conditions more sharply than the mean of five paraphrases,
-#   and a sharper condition pulls img2img further from `X_z`'s layout. Section 4 prints this run's
-#   numbers; chapter 7 gives all four subjects.
+#   decoding loses: which attributes survive and which fall to chance.
+# - The report saw `+T` raise every Table 1 column for every subject. In this run, against the
+#   baseline, `+T` {glue:text}`t_changes` (section 4). Where it does not raise a column, a reason the
+#   world makes visible: its baseline `c` is already decoded well (chapter 2), a single template
+#   caption conditions more sharply than the mean of five paraphrases, and a sharper condition pulls
+#   img2img further from `X_z`'s layout. Chapter 7 gives all four subjects.
 #
 # ## What's next
 # Chapter 5 replaces `X_z` with an image optimised to match decoded CNN features (`+G`).
+
+# %% [markdown]
+# ## References
+# ```{bibliography}
+# :filter: docname in docnames
+# ```

@@ -13,20 +13,22 @@
 # %% [markdown]
 # # 5. `+G`: structure through a generator prior
 #
-# Takagi & Nishimoto, technical report (2023), section 2.2; the method is Shen, Horikawa, Majima &
-# Kamitani, *Deep image reconstruction from human brain activity* (PLoS Comput. Biol., 2019).
+# Takagi & Nishimoto, technical report {cite:p}`takagi2023report`, section 2.2; the method is Shen,
+# Horikawa, Majima & Kamitani, *Deep image reconstruction from human brain activity* (PLoS Comput.
+# Biol., 2019).
 #
-# The baseline's `X_z` comes from a linear map to the VAE latent. The report's second extension
-# decodes the features of several layers of a CNN instead, searches for the image whose CNN
-# features match the decoded ones by optimising the input of a generator (a GAN in Shen et al.),
-# and hands that image to img2img in place of `X_z`. The report: accuracy "tended to increase,
-# particularly when the reconstructed images were evaluated with low-level latent features", at the
-# price of a "complex and computationally intensive optimization".
+# The baseline's `X_z` {cite:p}`takagi2023cvpr` comes from a linear map to the VAE latent. The
+# report's second extension decodes the features of several layers of a CNN instead, searches for
+# the image whose CNN features match the decoded ones by optimising the input of a generator (a GAN
+# in Shen et al.), and hands that image to img2img in place of `X_z`. The report: accuracy "tended
+# to increase, particularly when the reconstructed images were evaluated with low-level latent
+# features", at the price of a "complex and computationally intensive optimization".
 #
 # ## Overview
 # 1. Decoding the CNN's early, middle and late layers.
-# 2. The optimisation: the generator is the diffusion model's own VAE decoder (the world has no
-#    GAN, and no GAN is in the NSD registry); its loss, and its cost per image.
+# 2. The optimisation: the generator is the diffusion model's own VAE decoder
+#    {cite:p}`rombach2022ldm` (the world has no GAN, and no GAN is in the NSD registry); its loss,
+#    and its cost per image.
 # 3. `X_z`, the `+G` image `X_g`, and the `+T` and `+T+G` reconstructions.
 # 4. Scores of `X_g` against `X_z`, and of `+T+G` against `+T`, with paired confidence intervals.
 #
@@ -36,59 +38,43 @@
 # %% tags=["parameters"]
 dataset = "world"  # "world" or "nsd"
 subject = "subj01"
-dataset_options = {}
-n_images = None  # the first n test images; None: 50 on the world, all on NSD; 0: all
-n_shown = 6
-iterations = None  # Adam steps; None: 3 on the world, 200 on NSD (brainldm.generate.extensions.SETTINGS)
-lr = None  # Adam's learning rate; None: 0.1 on the world, 0.05 on NSD
-layer_weights = None  # e.g. {"early": 1.0, "middle": 1.0, "late": 1.0} (the default)
-pool = None  # spatial layers are decoded on a pool x pool grid; None: 4 on the world, 8 on NSD
-n_samples = None  # None: 1 on the world, 5 on NSD
-baseline_samples = None  # samples of chapter 2's cached baseline; None: chapter 2's default
-num_inference_steps = None
+dataset_options = {}  # passed to load_dataset
+n_shown = 6  # test images shown in the figures
+extension = {}  # overrides of brainldm.generate.extensions.ExtensionSettings, e.g. {"iterations": 10, "lr": 0.05}
+sampler = {}  # overrides of the extensions' brainldm.models.ldm.SamplerSettings, e.g. {"num_inference_steps": 4}
 seed = 0
 device = None  # torch device, e.g. "cuda:1"; None: BRAINLDM_DEVICE, else cuda if present, else cpu
 dtype = None  # "float16", "bfloat16", "float32"; None: BRAINLDM_DTYPE, else float16 on cuda, float32 on cpu
 
 # %% [markdown]
-# ## Imports
+# ## Imports and setup
+# The extensions' settings include `+G`'s: the CNN's layers and their weights, the pooling grid,
+# Adam's steps and learning rate (on NSD the report's 200 steps; a few on the world).
 
 # %%
-import matplotlib.pyplot as plt
-import numpy as np
-import pandas as pd
+from myst_nb import glue
 
-from brainldm.figures import viz
-from brainldm.data.datasets import load_dataset
-from brainldm.evaluate.metrics import evaluate_reconstructions
-from brainldm.generate.extensions import ExtensionRun, format_changes, identification_table, paired_differences, plot_changes
-from brainldm.models.loading import describe_placement, load_models
-from brainldm.book.run_record import show_provenance
-from brainldm.figures.reference import table1_by_subject
+from brainldm.book import open_chapter
+from brainldm.figures import ci_bars, image_grid, paper_beside, table1_by_subject
+from brainldm.generate.extensions import ExtensionRun, extension_settings
+from brainldm.generate.optimise import plot_losses
 
 # %%
-ds = load_dataset(dataset, subject=subject, **dataset_options)
-models = load_models(dataset, device=device, dtype=dtype)
-print(describe_placement(models))
-show_provenance(globals())
-run = ExtensionRun(ds, models, n_images=n_images, seed=seed, iterations=iterations, lr=lr,
-                   layer_weights=layer_weights, pool=pool, n_samples=n_samples, baseline_samples=baseline_samples,
-                   num_inference_steps=num_inference_steps)
-net = models.feature_nets[run.settings["net"]]
-print(ds)
-print(f"feature net: {net.name}; generator: the VAE decoder of {models.name}")
-print("settings:", {k: run.settings[k] for k in ("pool", "layer_weights", "iterations", "lr", "n_samples")})
+run = open_chapter(globals(), purpose=None)
+study = ExtensionRun(run.ds, run.models, extension_settings(dataset, sampler, seed, **extension))
+net = run.models.feature_nets[study.settings.net]
+print(f"feature net: {net.name}; generator: the VAE decoder of {run.models.name}")
+print(study.settings)
 
 # %% [markdown]
 # ## 1. Decoding the CNN's layers
-# The three layers of Table 1's CNN columns are decoded from the report's ROIs (chapter 4), the
-# spatial ones averaged on a coarse grid first: a convolutional layer has tens of thousands of
-# units, and the grid keeps the regression cheap while keeping where things are.
+# The three layers of Table 1's CNN columns (AlexNet on NSD {cite:p}`krizhevsky2012alexnet`) are
+# decoded from the report's ROIs (chapter 4), the spatial ones averaged on a coarse grid first: a
+# convolutional layer has tens of thousands of units, and the grid keeps the regression cheap while
+# keeping where things are.
 
 # %%
-for layer in ("early", "middle", "late"):
-    d = run.decoded[f"structure.{layer}"]
-    print(f"{layer:>6}: {d.r.size:5d} features, mean r {np.nanmean(d.r):.3f} (test images)")
+print(study.decoding("structure.early", "structure.middle", "structure.late").round(3).to_string(index=False))
 
 # %% [markdown]
 # ## 2. The optimisation
@@ -99,81 +85,60 @@ for layer in ("early", "middle", "late"):
 # that goes below it is fitting the decoder's errors rather than the image.
 
 # %%
-losses = run.structure_losses()
-curve = run.structural["loss"]
-fig, ax = plt.subplots(figsize=(5, 3))
-ax.plot(np.arange(len(curve)), curve.mean(1), marker="o", label="X_g (mean over images)")
-ax.axhline(losses["seen image"].mean(), color="k", ls="--", label="seen images")
-ax.set_xlabel("Adam step")
-ax.set_ylabel("loss")
-ax.legend(fontsize=8)
-fig.tight_layout()
-plt.show()
+losses = study.structure_losses()
+ax = plot_losses({"X_g": study.structural["loss"]}, {"seen images": losses["seen image"].mean()}, xlabel="Adam step")
 print({name: round(float(values.mean()), 3) for name, values in losses.items()})
-seconds = run.structural["seconds"] / len(run.ids)
-print(f"cost: {run.settings['iterations']} forward and backward passes of the VAE decoder and the CNN per image, "
-      f"{seconds:.3f} s per image on this machine")
+print(study.structure_cost())
 
 # %% [markdown]
 # ## 3. What the images look like
 # `X_z` and `X_g` are the images img2img starts from; the `+T` and `+T+G` reconstructions share the
-# decoded caption and the noise, and differ only in that starting image.
+# decoded caption and the noise, and differ only in that starting image. The columns above the
+# images are the decoded captions.
 
 # %%
-shown = slice(n_shown)
-x_z, x_g = run.images("X_z"), run.images("X_g")
-recons = {method: run.reconstruct(method) for method in ("+T", "+T+G")}
-rows = [ds.images(run.ids[shown]), x_z[shown], x_g[shown], recons["+T"][shown, 0], recons["+T+G"][shown, 0]]
-fig = viz.image_grid(rows, row_labels=["seen", "X_z", "X_g (+G)", "+T X_zc", "+T+G X_zc"],
-                     col_labels=run.captions[shown])
-plt.show()
+compared = study.compare(("baseline", "+T", "+T+G"))
+fig = image_grid(study.panels(("X_z", "X_g", "+T", "+T+G"), n_shown), col_labels=study.captions[:n_shown])
 
 # %% [markdown]
 # ## 4. Scores
-# First the starting images themselves: `X_z` against `X_g` on pixels (PixCorr, SSIM) and on every
-# identification column. Note that the CNN columns (and, on the world, Inception, which is the world
-# CNN's late layer) are measured with the same network whose decoded features `X_g` was optimised
-# to match, so part of their rise is by construction; the CLIP columns use another network.
+# First the starting images themselves: `X_z` against `X_g` on pixels (PixCorr, SSIM
+# {cite:p}`wang2004ssim`) and on every identification column. Note that the CNN columns (and, on the
+# world, Inception, which is the world CNN's late layer) are measured with the same network whose
+# decoded features `X_g` was optimised to match, so part of their rise is by construction; the CLIP
+# columns {cite:p}`radford2021clip` use another network.
 
 # %%
-scores = evaluate_reconstructions(models, ds.images(run.ids), {"X_z": x_z[:, None], "X_g": x_g[:, None]},
-                                  methods={"X_z": "X_z", "X_g": "X_g"}, subject=subject)
-wide = scores.pivot_table(index="metric", columns="method", values="mean", sort=False)
-wide["change"] = wide["X_g"] - wide["X_z"]
-print(wide.round(3).to_string(na_rep="–"))
+print(study.start_image_scores().round(3).to_string(na_rep="–"))
 
 # %% [markdown]
-# Then the reconstructions: `+T+G` against `+T` (the effect of `+G` alone) and both against the
-# baseline, each with a 95% paired bootstrap CI over test images.
+# Then the reconstructions: `+T+G` against `+T` (the effect of `+G` alone), then both against the
+# baseline, each with a 95% paired bootstrap CI over test images (`*`: the CI excludes 0), and the
+# report's numbers for the same subject beside this run's.
 
 # %%
-table = identification_table(models, ds.images(run.ids), {"baseline": run.reconstruct("baseline"), **recons},
-                             subject=subject)
-print("against +T:")
-print(format_changes(paired_differences(table[table["method"] != "baseline"], baseline="+T"), subject).T.to_string(na_rep="–"))
-changes = paired_differences(table)
-print("against the baseline:")
-print(format_changes(changes, subject).T.to_string(na_rep="–"))
-fig = plot_changes(changes, subject)
-plt.show()
-
-# %%
-paper = table1_by_subject().rename(index={"CVPR baseline": "baseline"})
-ours = table.groupby(["method", "metric"], sort=False)["score"].mean().unstack()[paper.columns]
-if subject in paper.index.get_level_values("subject"):
-    side = pd.concat({"paper": paper.loc[subject].loc[["baseline", "+T", "+T+G"]], "this run": ours})
-    print(side.round(3).to_string(na_rep="–"))
+print("against +T:", compared.changes_text("+T"), "against the baseline:", compared.changes_text(), sep="\n")
+ax = ci_bars(compared.changes, x="metric", hue="method", value="change", chance=0, ylabel="change in identification")
+side = paper_beside(compared.means, compared.paper_rows(table1_by_subject()))
+glue("g_changes", compared.summary("+T+G", "+T"), display=False)
 
 # %% [markdown]
 # ## Summary
-# - A few Adam steps through the VAE decoder bring the decoded CNN features of `X_g` most of the way
-#   to the level of the seen images' own features (section 2), and the starting image itself becomes
-#   much more identifiable than `X_z` — in the CNN columns partly by construction, but also in the
-#   CLIP columns, which use another network — while its pixels (PixCorr, SSIM) barely change.
-# - After img2img most of that gain is gone: `+T+G` is only a few points above `+T`, in some
-#   columns with a CI that excludes 0. The report, too, found `+G`'s gains modest and uneven
-#   (`+T+G` below `+T` for subj05). The cost per image is printed in section 2; on NSD with a real
-#   GAN and 200 steps it is the "computationally intensive optimization" the report warns of.
+# - A few Adam steps through the VAE decoder bring the decoded CNN features of `X_g` towards the
+#   level of the seen images' own features (section 2), and section 4 shows how much more
+#   identifiable the starting image becomes than `X_z` — in the CNN columns partly by construction;
+#   the CLIP columns, which use another network, and the pixel scores say whether the image itself
+#   improved.
+# - After img2img, against `+T`, `+T+G` {glue:text}`g_changes` in this run. The report, too, found
+#   `+G`'s gains modest and uneven (`+T+G` below `+T` for subj05). The cost per image is printed in
+#   section 2; on NSD with a real GAN and 200 steps it is the "computationally intensive
+#   optimization" the report warns of.
 #
 # ## What's next
 # Chapter 6 adds decoded depth (`+D`).
+
+# %% [markdown]
+# ## References
+# ```{bibliography}
+# :filter: docname in docnames
+# ```

@@ -13,15 +13,16 @@
 # %% [markdown]
 # # 7. Table 1: the baseline and three extensions, four subjects
 #
-# Takagi & Nishimoto, technical report (2023), Table 1 and section 3.
+# Takagi & Nishimoto, technical report {cite:p}`takagi2023report`, Table 1 and section 3.
 #
 # The report's summary of its extensions: they "generally improved accuracy over the baseline",
 # but "each technique did not necessarily improve all measures for all subjects. The degree of
 # improvement over the baseline varied from subject to subject and from measure to measure." This
 # chapter rebuilds its Table 1 — two-way identification with early, middle and late layers of a
-# CLIP-like and a CNN network and with Inception — for the baseline, `+T`, `+T+G` and `+T+G+D`, and
-# asks of each extension, with confidence intervals: did it change each column, on average over the
-# four subjects and for each one?
+# CLIP-like {cite:p}`radford2021clip` and a CNN {cite:p}`krizhevsky2012alexnet` network and with
+# Inception {cite:p}`szegedy2016inception` — for the baseline {cite:p}`takagi2023cvpr`, `+T`, `+T+G`
+# and `+T+G+D`, and asks of each extension, with confidence intervals: did it change each column,
+# on average over the four subjects and for each one?
 #
 # ## Overview
 # 1. Table 1 per subject.
@@ -37,43 +38,32 @@
 dataset = "world"  # "world" or "nsd"
 subjects = ["subj01", "subj02", "subj05", "subj07"]
 dataset_options = {}
-n_images = None  # the first n test images; None: 50 on the world, all on NSD; 0: all
-n_samples = None  # None: 1 on the world, 5 on NSD (brainldm.generate.extensions.SETTINGS)
-baseline_samples = None  # samples of chapter 2's cached baseline; None: chapter 2's default
-iterations = None  # +G Adam steps; None: 3 on the world, 200 on NSD
-num_inference_steps = None
+sampler = {}  # overrides of brainldm.models.ldm.SamplerSettings, e.g. {"num_inference_steps": 4}
+extension = {}  # overrides of brainldm.generate.extensions.ExtensionSettings, e.g. {"n_images": 10}
 seed = 0
 device = None  # torch device, e.g. "cuda:1"; None: BRAINLDM_DEVICE, else cuda if present, else cpu
 dtype = None  # "float16", "bfloat16", "float32"; None: BRAINLDM_DTYPE, else float16 on cuda, float32 on cpu
 
 # %% [markdown]
-# ## Imports
+# ## Imports and setup
+# Every method for every subject: each subject's run reconstructs the test images with all four
+# methods (the same noise for the same sample) and scores them.
 
 # %%
-import matplotlib.pyplot as plt
-import pandas as pd
+from myst_nb import glue
 
+from brainldm.book import open_chapter
 from brainldm.data.datasets import load_dataset
-from brainldm.generate.extensions import METHODS, ExtensionRun, compare_with_paper, format_changes, identification_table, paired_differences, plot_changes, table1_summary
-from brainldm.models.loading import describe_placement, load_models
-from brainldm.book.run_record import show_provenance
-
-pd.set_option("display.width", 200)
+from brainldm.evaluate.paired import format_changes
+from brainldm.figures import ci_bars, paper_beside, table1
+from brainldm.generate.extensions import extension_settings
+from brainldm.generate.table1 import compare_subjects, step_differences
 
 # %%
-models = load_models(dataset, device=device, dtype=dtype)
-print(describe_placement(models))
-show_provenance(globals())
-tables = []
-for name in subjects:
-    ds = load_dataset(dataset, subject=name, **dataset_options)
-    run = ExtensionRun(ds, models, n_images=n_images, seed=seed, n_samples=n_samples, iterations=iterations,
-                       baseline_samples=baseline_samples, num_inference_steps=num_inference_steps)
-    recons = {method: run.reconstruct(method) for method in METHODS}
-    tables.append(identification_table(models, ds.images(run.ids), recons, subject=name))
-table = pd.concat(tables, ignore_index=True)
-print(f"{len(run.ids)} test images, {run.settings['n_samples']} sample(s) each, {len(subjects)} subjects; "
-      "feature nets: " + ", ".join(net.name for net in models.feature_nets.values()))
+run = open_chapter({**globals(), "subject": subjects[0]}, purpose=None)
+settings = extension_settings(dataset, sampler, seed, **extension)
+results = compare_subjects([load_dataset(dataset, subject=s, **dataset_options) for s in subjects], run.models, settings)
+print(results.describe())
 
 # %% [markdown]
 # ## 1. Table 1 per subject
@@ -81,19 +71,19 @@ print(f"{len(run.ids)} test images, {run.settings['n_samples']} sample(s) each, 
 # responses and, sample for sample, the same noise.
 
 # %%
-per_subject, across = table1_summary(table)
+per_subject, across = results.summary()
 print(per_subject.round(3).to_string(na_rep="–"))
 
 # %% [markdown]
 # ## 2. Mean ± s.d. over subjects, beside the report
 # The report's numbers come from NSD with CLIP ViT-L/14, AlexNet and Inception-v3, 5 samples per
-# image; on the world the networks are the world's image encoder and CNN (the world's "Inception"
-# column is its CNN's late layer, so it repeats "CNN late").
+# image; on the world the networks are the world's image encoder and CNN and its Inception
+# analogue (appendix).
 
 # %%
 print(across.round(3).to_string(na_rep="–"))
-comparison = compare_with_paper(across)
-print(comparison.round(3).to_string(na_rep="–"))
+paper = table1().rename(index={"CVPR baseline": "baseline"})
+beside = paper_beside(results.means(), paper)
 
 # %% [markdown]
 # ## 3. Each extension against the baseline
@@ -102,52 +92,52 @@ print(comparison.round(3).to_string(na_rep="–"))
 # shared). The CIs are 95% bootstrap intervals over test images; `*` marks an interval that excludes 0.
 
 # %%
-changes = paired_differences(table)
-print("mean over subjects:")
-print(format_changes(changes).T.to_string(na_rep="–"))
-fig = plot_changes(changes, title="change against the baseline, mean over subjects; bars: 95% paired bootstrap CI")
-plt.show()
+changes = results.changes()
+print(format_changes(changes).to_string(na_rep="–"))
+ax = ci_bars(changes[changes["subject"] == "mean"], x="metric", hue="method", value="change", chance=0.0,
+             ylabel="change in identification", title="against the baseline, mean over subjects (95% CI)")
 
 # %% [markdown]
-# Per subject: how many of the seven columns each extension raised or lowered (CI excluding 0).
+# How many of the seven columns each extension raised or lowered (CI excluding 0), on the mean over
+# subjects and for each subject, then each subject's changes:
 
 # %%
-single = changes[changes["subject"] != "mean"]
-counts = single.assign(raised=single["excludes_zero"] & (single["change"] > 0),
-                       lowered=single["excludes_zero"] & (single["change"] < 0))
-print(counts.groupby(["method", "subject"], sort=False)[["raised", "lowered"]].sum().unstack("method").to_string(na_rep="–"))
+counts = results.consistency(changes)
+print(counts.unstack("method").to_string())
+for method, row in results.consistency(changes, subject="mean").iterrows():
+    glue(f"{method.replace('+', '')}_raised", int(row["raised"]), display=False)
+    glue(f"{method.replace('+', '')}_lowered", int(row["lowered"]), display=False)
 for name in subjects:
-    print(f"\n{name}:")
-    print(format_changes(changes, name).T.to_string(na_rep="–"))
+    print(f"\n{name}:\n{format_changes(changes, name).to_string(na_rep='–')}")
 
 # %% [markdown]
 # ## 4. What each step adds
-# `+G` measured against `+T`, and `+D` against `+T+G` (mean over subjects).
+# `+G` measured against `+T`, and `+D` against `+T+G` (mean over subjects), then the same
+# differences of means beside the report's.
 
 # %%
-steps = pd.concat([
-    paired_differences(table[table["method"].isin(["+T", "+T+G"])], baseline="+T"),
-    paired_differences(table[table["method"].isin(["+T+G", "+T+G+D"])], baseline="+T+G")])
-steps["method"] = steps["method"].map({"+T+G": "+G (over +T)", "+T+G+D": "+D (over +T+G)"})
-print(format_changes(steps).T.to_string(na_rep="–"))
-paper = comparison.xs("paper", level="source")
-print("the report (mean over subjects):")
-print(pd.DataFrame({"+G (over +T)": paper.loc["+T+G"] - paper.loc["+T"],
-                    "+D (over +T+G)": paper.loc["+T+G+D"] - paper.loc["+T+G"]}).round(3).to_string(na_rep="–"))
+print(format_changes(results.steps()).to_string(na_rep="–"))
+steps = paper_beside(step_differences(results.means()), step_differences(paper))
 
 # %% [markdown]
 # ## Summary
-# - Section 3 gives, for every Table 1 column, each extension's change against the baseline on the
-#   mean of the four subjects with its CI, and its counts say how consistent each change is across
-#   subjects: the report's own caveat, that gains "varied from subject to subject and from measure to
-#   measure", made quantitative.
-# - Where this world and the report part ways, in the run this book was built with: `+T` did not
-#   raise the semantic columns beyond their CIs and lowered the early ones (the world's baseline `c`
-#   is already good, chapter 4); `+G` added a few points over `+T`, as in the report; `+D` added to
-#   `+T+G`, including CLIP late as the report found, where the report saw most other columns fall.
+# - On the mean over subjects, `+T` raised {glue:text}`T_raised` and lowered {glue:text}`T_lowered`
+#   of the seven columns beyond their CIs, `+T+G` raised {glue:text}`TG_raised` and lowered
+#   {glue:text}`TG_lowered`, and `+T+G+D` raised {glue:text}`TGD_raised` and lowered
+#   {glue:text}`TGD_lowered`. The counts per subject in
+#   section 3 say how consistent each change is across subjects: the report's own caveat, that gains
+#   "varied from subject to subject and from measure to measure", made quantitative.
+# - Section 4 sets each step's gain beside the report's: in the report `+G` added to `+T` in most
+#   columns and `+D` lowered most columns but CLIP late.
 # - Other differences from the report's numbers (section 2): the world's much smaller networks,
-#   images and models, repeat-averaged decoders, 50 test images, one sample per image and ten
-#   sampling steps.
+#   images and models, repeat-averaged decoders, and the fewer test images, samples and sampling
+#   steps printed at the top.
 #
 # ## What's next
-# Chapter 8 refines the reconstruction with MindDiffuser's second stage.
+# Chapter 8 refines the reconstruction with MindDiffuser's second stage {cite:p}`lu2023minddiffuser`.
+
+# %% [markdown]
+# ## References
+# ```{bibliography}
+# :filter: docname in docnames
+# ```

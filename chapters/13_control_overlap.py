@@ -13,17 +13,17 @@
 # %% [markdown]
 # # 13. Had the model seen the test images? The training-set overlap control
 #
-# Takagi & Nishimoto, *Improving visual image reconstruction from human brain activity using latent
-# diffusion models via multiple decoded inputs* (technical report, 2023), section 2.4: after the CVPR
-# paper, they noticed that about **7%** of NSD's test images are also in LAION-5B, on which Stable
-# Diffusion v1.4 was trained. A reconstruction could look right because the generative model had seen
-# the very image. They re-scored without the overlapping images and found **no change**
-# (identification with Inception-v3: 74.3 ± 1.7% before, 74.3 ± 1.6% after; the same with CLIP and
-# AlexNet).
+# Takagi & Nishimoto's technical report {cite:p}`takagi2023report`, section 2.4: after the CVPR
+# paper {cite:p}`takagi2023cvpr`, they noticed that about **7%** of NSD's {cite:p}`allen2022nsd` test
+# images are also in LAION-5B, on which Stable Diffusion v1.4 {cite:p}`rombach2022ldm` was trained. A
+# reconstruction could look right because the generative model had seen the very image. They
+# re-scored without the overlapping images and found **no change** (identification with
+# Inception-v3 {cite:p}`szegedy2016inception`: 74.3 ± 1.7% before, 74.3 ± 1.6% after; the same with
+# CLIP and AlexNet).
 #
 # The world makes this control checkable: its models were trained on a pool of world images into
-# which 71 of NSD-sized world's 982 test images were deliberately leaked (7.2%), so the answer is
-# known.
+# which a share of the test images like LAION's of NSD's was deliberately leaked (the appendix on the
+# world models says how many), so the answer is known.
 #
 # ## Overview
 # 1. A near-duplicate detector: the cosine of image-encoder embeddings and the Hamming distance of
@@ -46,15 +46,12 @@ cosine_threshold = 0.95  # a near duplicate has an embedding cosine of at least 
 hamming_threshold = 8  # and perceptual hashes at most this many bits (of 64) apart
 rule = "both"  # "both", "either", "embedding" or "phash"
 n_search = None  # world: search the first n test ids for leaks (None: NSD's 982, among which leaks are drawn)
-n_fresh = None  # world: search the first n fresh images of the pool (None: all 6,000) and every leaked one
+n_fresh = None  # world: search the first n fresh images of the pool (None: all of them) and every leaked one
 overlap_ids = None  # NSD: a text/CSV file of overlapping image ids (the authors published theirs)
 overlap_id_kind = "nsd"  # "nsd" (0-based 73k ids), "nsd1" (1-based 73KID) or "coco"
 pool_images = None  # a folder, .npy or .npz of the generative model's training images, if you have them
 n_examples = 6
-strength = None  # None: the reconstruction settings of chapter 2 (brainldm.generate.reconstruction.SETTINGS)
-guidance_scale = None
-num_inference_steps = None
-n_samples = None
+sampler = {}  # overrides of brainldm.models.ldm.SamplerSettings, e.g. {"num_inference_steps": 4}
 seed = 0
 device = None  # torch device, e.g. "cuda:1"; None: BRAINLDM_DEVICE, else cuda if present, else cpu
 dtype = None  # "float16", "bfloat16", "float32"; None: BRAINLDM_DTYPE, else float16 on cuda, float32 on cpu
@@ -63,102 +60,49 @@ dtype = None  # "float16", "bfloat16", "float32"; None: BRAINLDM_DTYPE, else flo
 # ## Imports
 
 # %%
-import matplotlib.pyplot as plt
-import numpy as np
-import pandas as pd
-
+from brainldm.book import open_chapter
+from brainldm.figures import ci_bars, paper_beside
+from brainldm.figures.overlap import leak_examples, precision_recall_lines, similarity_scatter
 from brainldm.generate import overlap
-from brainldm.figures import viz
-from brainldm.data.datasets import load_dataset
-from brainldm.models.loading import describe_placement, load_models
-from brainldm.book.run_record import show_provenance
-from brainldm.generate.reconstruction import brain_reconstructions, settings_for
-from brainldm.data.noise import mean_sd
 
 # %%
-models = load_models(dataset, device=device, dtype=dtype)
-print(describe_placement(models))
-show_provenance(globals())
-settings = settings_for(dataset, strength=strength, guidance_scale=guidance_scale,
-                        num_inference_steps=num_inference_steps, n_samples=n_samples)
-ds = load_dataset(dataset, subject=subjects[0], **dataset_options)
-test_ids = ds.image_ids("test")
+run = open_chapter({**globals(), "subject": subjects[0]}, "reconstruction")
 search = overlap.NearDuplicateSearch(cosine_threshold, hamming_threshold, rule)
-print(f"{len(test_ids)} test images; a near duplicate needs {rule!r} of: embedding cosine >= "
-      f"{cosine_threshold}, pHash distance <= {hamming_threshold} bits")
 
 # %% [markdown]
 # ## 1. Two signatures of an image
-# The **embedding** is the image encoder's (CLIP ViT-L/14 on NSD, its world analogue here), compared
-# by cosine; it is robust to re-encoding but also finds images that merely show the same things. The
-# **perceptual hash** (pHash) keeps the signs of the 8 × 8 lowest frequencies of the image's discrete
-# cosine transform against their median: 64 bits that survive resizing and compression but not a
-# different layout. Requiring both keeps the hash from matching unrelated images of similar layout and
-# the embedding from matching different images of the same content.
+# The **embedding** is the image encoder's (CLIP ViT-L/14 {cite:p}`radford2021clip` on NSD, its world
+# analogue here), compared by cosine; it is robust to re-encoding but also finds images that merely
+# show the same things. The **perceptual hash** (pHash) keeps the signs of the 8 × 8 lowest
+# frequencies of the image's discrete cosine transform against their median: 64 bits that survive
+# resizing and compression but not a different layout. Requiring both keeps the hash from matching
+# unrelated images of similar layout and the embedding from matching different images of the same
+# content.
 
 # %% [markdown]
 # ## 2. Precision and recall on the world's known leaks
 # Leaks are drawn among the first 982 test ids (NSD's test-set size), so the detector is scored on
-# all of them, not only on the test images this book's world uses by default.
+# all of them, not only on the test images this book's world uses by default. Only a dataset that can
+# render its models' training pool (the world) knows its leaks; NSD's are not known (see section 5).
+#
+# The figure shows each test image's closest pool image by each signature: leaked images (orange)
+# against the rest (grey). The box is the detector's threshold; everything inside it is flagged.
 
 # %%
-if dataset == "world":
-    n_query = None if n_search is None else np.union1d(np.arange(int(n_search)), test_ids)
-    query, pools, truth = overlap.world_signatures(models, test_ids=n_query, world_seed=ds.seed, n_fresh=n_fresh)
-    found, rows = {}, []
-    for name, pool in pools.items():
-        found[name] = search.fit(pool).search(query)
-        rows.append({"pool searched as": name, "pool size": len(pool["ids"]),
-                     **overlap.detection_scores(found[name]["flagged"], truth)})
-    detection = pd.DataFrame(rows).set_index("pool searched as")
-    print(f"{truth.sum()} of {truth.size} test ids are in the {len(pool['ids'])}-image training pool")
-    print(detection[["precision", "recall", "f1", "true_positives", "false_positives",
-                     "false_negatives"]].round(3).to_string(na_rep="–"))
-else:
-    print("The world's leaked set is known; NSD's is not (see section 5).")
-
-# %% [markdown]
-# Each test image's closest pool image by each signature: leaked images (orange) against the rest
-# (grey). The box is the detector's threshold; everything inside it is flagged.
-
-# %%
-if dataset == "world":
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4), sharey=True)
-    for ax, (name, result) in zip(axes, found.items()):
-        jitter = np.random.default_rng(seed).uniform(-0.3, 0.3, truth.size)
-        for mask, colour, label in ((~truth, "0.6", "not in the pool"), (truth, "tab:orange", "in the pool")):
-            ax.scatter(result["best_cosine"][mask], result["min_hamming"][mask] + jitter[mask], s=6, c=colour,
-                       label=label)
-        ax.axvline(cosine_threshold, color="k", lw=0.8, ls="--")
-        ax.axhline(hamming_threshold + 0.5, color="k", lw=0.8, ls="--")
-        ax.set_xlabel("highest embedding cosine with a pool image")
-        ax.set_title(f"pool searched as {name}")
-    axes[0].set_ylabel("smallest pHash distance (bits)")
-    axes[0].legend(fontsize=8)
-    fig.tight_layout()
-    plt.show()
+detection = None
+if run.ds.has_training_pool:
+    detection = overlap.detect_known_leaks(run.ds, run.models, search, n_search, n_fresh)
+    print(detection)
+    similarity_scatter(detection, seed=seed)
 
 # %% [markdown]
 # How the thresholds trade precision for recall (web copies; each line one cosine threshold):
 
 # %%
-if dataset == "world":
-    sweep = overlap.threshold_sweep(query, pools["web copies"], truth, cosine_thresholds=[0.9, 0.95, 0.98],
-                                    hamming_thresholds=[0, 2, 4, 6, 8, 10, 12, 16, 20], rule=rule)
-    fig, ax = plt.subplots(figsize=(5, 3.4))
-    for threshold, rows in sweep.groupby("cosine_threshold"):
-        ax.plot(rows["recall"], rows["precision"], marker="o", ms=3, label=f"cosine >= {threshold:.2f}")
-    ax.set_xlabel("recall")
-    ax.set_ylabel("precision")
-    ax.set_xlim(0, 1.02)
-    ax.set_ylim(0, 1.02)
-    ax.legend(fontsize=8)
-    ax.set_title("pHash threshold 0 to 20 bits along each line")
-    fig.tight_layout()
-    plt.show()
-    best = sweep.loc[sweep["f1"].idxmax()]
-    print(f"best F1 on this grid: {best['f1']:.3f} at cosine >= {best['cosine_threshold']:.2f}, pHash <= "
-          f"{int(best['hamming_threshold'])} bits (precision {best['precision']:.3f}, recall {best['recall']:.3f})")
+if run.ds.has_training_pool:
+    sweep = detection.sweep([0.9, 0.95, 0.98], [0, 2, 4, 6, 8, 10, 12, 16, 20])
+    precision_recall_lines(sweep)
+    print(sweep)
 
 # %% [markdown]
 # ## 3. What the detector finds and misses
@@ -166,93 +110,32 @@ if dataset == "world":
 # false alarms — test images that were never in the pool but have a near twin there.
 
 # %%
-if dataset == "world":
-    result = found["web copies"]
-    flagged = result["flagged"]
-    groups = {"found": np.flatnonzero(flagged & truth), "missed": np.flatnonzero(~flagged & truth),
-              "false alarm": np.flatnonzero(flagged & ~truth)}
-    per_group = max(1, n_examples // 3)
-    picks = [(kind, i) for kind, idx in groups.items() for i in idx[:per_group]]
-    if picks:
-        rows_q = ds.images(query["ids"][[i for _, i in picks]])
-        partner = [result["match"][i] if result["match"][i] >= 0 else result["best_cosine_index"][i] for _, i in picks]
-        rows_p = overlap.world_pool_images(pools["web copies"]["position"][partner])
-        labels = [f"{kind}\ncos {result['best_cosine'][i]:.3f}" for kind, i in picks]
-        fig = viz.image_grid([rows_q, rows_p], row_labels=["test", "pool"], col_labels=labels)
-        plt.show()
-    print({kind: len(idx) for kind, idx in groups.items()})
+if run.ds.has_training_pool:
+    leak_examples(run.ds, detection, n_examples)
 
 # %% [markdown]
 # ## 4. Re-scoring without the overlapping images
 # Identification is recomputed among the remaining test images (each image against the others), as
 # the report re-evaluated. On the world, "leaked" are the test images known to be in the pool and
-# "detected" those the detector flags (web copies).
+# "detected" those the detector flags (web copies); on NSD, the listed or detected ones (section 5).
+# The bars are the mean over subjects; identification's chance level is 0.5, PixCorr and SSIM have none.
 
 # %%
-if dataset == "world":
-    position = {int(i): k for k, i in enumerate(query["ids"])}
-    rows = [position[int(i)] for i in test_ids]
-    exclude = {"leaked": truth[rows], "detected": found["web copies"]["flagged"][rows]}
-    source = "the world's known leaks and the detector's flags"
-elif overlap_ids is not None:
-    listed = overlap.read_id_list(overlap_ids, overlap_id_kind, dataset=ds)
-    exclude = {"listed": np.isin(test_ids, listed)}
-    source = f"the list in {overlap_ids}"
-elif pool_images is not None:
-    pool_array, _ = overlap.load_pool_images(pool_images)
-    flags = search.fit(overlap.signatures(models, pool_array)).search(overlap.signatures(models, ds.images(test_ids)))
-    exclude = {"detected": flags["flagged"]}
-    source = f"the detector run against {pool_images}"
-else:
-    exclude = {}
-    source = "nothing: no list of overlapping images was given"
-print(f"excluded: {source}; " + ", ".join(f"{name}: {mask.sum()} of {mask.size} test images"
-                                          for name, mask in exclude.items()))
+exclusion = overlap.overlap_exclusion(run.ds, run.models, search, detection, overlap_ids, overlap_id_kind,
+                                      pool_images)
+print(exclusion)
 
 # %%
-tables = []
-for name in subjects:
-    sub = load_dataset(dataset, subject=name, **dataset_options)
-    ids, recon, _ = brain_reconstructions(sub, models, seed=seed, **settings)
-    if not np.array_equal(ids, test_ids):
-        raise RuntimeError(f"{name}'s test images differ from {subjects[0]}'s")
-    tables.append(overlap.rescore_without(models, sub.images(ids), recon["X_zc"], exclude, subject=name))
-rescored = pd.concat(tables, ignore_index=True)
-metrics = ["Inception", "CLIP late", "CNN mid", "PixCorr", "SSIM"]
-subsets = list(dict.fromkeys(rescored["images"]))
-wide = rescored.pivot_table(index=["images", "subject"], columns="metric", values="mean", sort=False)[metrics]
-summary = wide.groupby(level="images", sort=False).agg(["mean", "std"])
-print("mean and s.d. over subjects (the report's format):")
-print(pd.DataFrame({m: [mean_sd(summary.loc[s, (m, "mean")], summary.loc[s, (m, "std")]) for s in subsets]
-                   for m in metrics}, index=subsets).to_string(na_rep="–"))
-
-# %%
-fig, ax = plt.subplots(figsize=(8, 3.2))
-mean = rescored.groupby(["images", "metric"], sort=False)[["mean", "ci_low", "ci_high"]].mean().reset_index()
-width = 0.8 / len(subsets)
-for k, subset in enumerate(subsets):
-    part = mean[mean["images"] == subset].set_index("metric").reindex(metrics)
-    x = np.arange(len(metrics)) + (k - (len(subsets) - 1) / 2) * width
-    ax.bar(x, part["mean"], width, yerr=[part["mean"] - part["ci_low"], part["ci_high"] - part["mean"]],
-           capsize=2, label=subset)
-ax.set_xticks(np.arange(len(metrics)), metrics)
-ax.set_ylabel("score (identification: chance 0.5)")
-ax.set_title("X_zc, mean over subjects; bars: 95% CI over images, averaged over subjects")
-ax.legend(fontsize=8, ncol=len(subsets))
-fig.tight_layout()
-plt.show()
+rescored = overlap.rescore_subjects(run.ds, subjects, run.models, exclusion, run.sampler)
+print(rescored)
+ci_bars(rescored.by_subset, x="metric", hue="images", title="X_zc, mean over subjects (95% CI over images)");
 
 # %% [markdown]
-# Beside the report (Inception identification, mean ± s.d. over the four NSD subjects):
+# Beside the report (Inception identification, mean and s.d. over the four NSD subjects, without the
+# images also in LAION-5B; "without overlap" is this run's first excluded set):
 
 # %%
-paper = pd.DataFrame({"all test images": ["0.743 ± 0.017"], "without overlap": ["0.743 ± 0.016"]},
-                     index=["Takagi & Nishimoto (NSD, LAION-5B overlap)"])
-without = next((s for s in subsets if s.startswith("without")), None)
-ours = {"all test images": mean_sd(*summary.loc["all", "Inception"][["mean", "std"]])}
-if without is not None:
-    ours["without overlap"] = mean_sd(*summary.loc[without, "Inception"][["mean", "std"]])
-print(pd.concat([paper, pd.DataFrame(ours, index=[f"this run ({dataset}, {without or 'no exclusion'})"])]).to_string(na_rep="–"))
+paper_beside(rescored.inception(), overlap.report_inception(), paper_label="Takagi & Nishimoto (NSD)");
 
 # %% [markdown]
 # ## 5. On NSD
@@ -266,21 +149,24 @@ print(pd.concat([paper, pd.DataFrame(ours, index=[f"this run ({dataset}, {withou
 
 # %% [markdown]
 # ## Summary
-# - Precision and recall against the known leaks are printed in section 2. When this chapter was
-#   written (cosine ≥ 0.95 and pHash ≤ 8 bits, 982 test ids, 71 leaked): searching the exact pool
-#   found every leak (recall 1.0) with precision 0.73; searching web copies found three in four
-#   (recall 0.75, precision 0.74), the crops moving the hash of the rest past the threshold. No
-#   threshold pair on the grid does much better: the trade-off is real.
+# - Section 2 prints the detector's precision and recall against the known leaks: searching the
+#   exact pool finds the leaks more reliably than searching web copies, whose crops move some
+#   hashes past the threshold; the sweep shows that no threshold pair on the grid escapes the
+#   trade-off between the two.
 # - The false alarms are not a bug of the detector: the world's scenes are simple and repetitive,
-#   and a pool of 6,000 holds near twins of many test images (section 3) — the same question that
+#   and the pool holds near twins of many test images (section 3) — the same question that
 #   COCO's many similar photographs pose for a search of LAION.
-# - Re-scoring every subject's `X_zc` without the leaked (or the detected) images changes the
-#   identification scores by about a thousandth on the mean over subjects, well inside the spread
-#   between subjects — the report's "no change", found again where the leak is known. The leaked
-#   images alone score higher on some metrics and lower on others; they are about 7 of the world's
-#   100 default test images, identified only among themselves, so their intervals are wide.
-#   `dataset_options={"n_test": 982}` makes the test set NSD-sized (and the reconstructions that
-#   much slower).
+# - Section 4 re-scores every subject's `X_zc` without the leaked (or the detected) images: set the
+#   change in the mean over subjects against the spread between subjects, as the report did, and
+#   against the report's "no change" in the table beside it. The leaked images alone are few and
+#   identified only among themselves, so their intervals are wide; `dataset_options={"n_test": 982}`
+#   makes the test set NSD-sized (and the reconstructions that much slower).
 #
 # ## What's next
 # Chapter 14 scores every analysis of the book against the simulated brain's known truth.
+
+# %% [markdown]
+# ## References
+# ```{bibliography}
+# :filter: docname in docnames
+# ```

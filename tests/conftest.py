@@ -45,18 +45,33 @@ def tiny_models():
     return world_model_set(WorldModels(**parts, text_encoder=text, uncond=text.unconditional()))
 
 
+@pytest.fixture(scope="module")
+def ldm():
+    """A LatentDiffusion of a tiny VAE (32 px images, 4 x 8 x 8 latents) and U-Net (12-d conditioning)."""
+    import torch
+
+    from brainldm.models.ldm import LatentDiffusion
+    from brainldm.models.world.nets import build
+
+    torch.manual_seed(0)
+    vae = build("vae", tiny=True, sample_size=32).eval()
+    unet = build("unet", tiny=True, sample_size=8, cross_attention_dim=12, in_channels=4).eval()
+    return LatentDiffusion(vae, unet, build("scheduler"))
+
+
 @pytest.fixture(scope="session")
 def fabricated_nsd(tmp_path_factory):
     """A fabricated NSD tree (subj01, subj02; 2 sessions of 60 trials) and the tiny models: (root, models).
 
     Shared by the tests that run NSD chapters and stages; tests that change the models make their own.
     """
-    from brainldm.data.datasets.nsd_fabricate import fabricate_nsd
+    from brainldm.data.datasets.nsd_fabricate import FabricationSize, fabricate_nsd
     from brainldm.testing.fixtures import save_tiny_models
 
     root = tmp_path_factory.mktemp("nsd")
-    fabricate_nsd(root, subjects=("subj01", "subj02"), n_sessions=2, trials_per_session=60, n_shared=10,
-                  image_size=32, formats=("hdf5",))
+    fabricate_nsd(root, subjects=("subj01", "subj02"),
+                  size=FabricationSize(n_sessions=2, trials_per_session=60, n_shared=10, image_size=32),
+                  formats=("hdf5",))
     models = tmp_path_factory.mktemp("models")
     save_tiny_models(models)
     return root, models

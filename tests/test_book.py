@@ -91,6 +91,101 @@ def test_cli_run_writes_the_notebook(project, monkeypatch):
     assert (project / "out" / "01_say_hello.ipynb").exists()
 
 
+LOADING = '''\
+# %% tags=["parameters"]
+dataset = "world"
+subject = "subj01"
+dataset_options = {}
+n_images = 3
+
+# %%
+print(dataset, subject)
+'''
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["run", "9"], "unknown chapter '9'; valid chapters are: 01_load_data"),
+    (["run", "01", "-p", "n_images", "many"], "parameter 'n_images' expects int"),
+    (["run", "01", "-p", "n_images", "0"], "parameter 'n_images' = 0 is not allowed"),
+    (["run", "01", "-p", "dataset", "imagenet"], "parameter 'dataset' = 'imagenet' is not allowed"),
+    (["run", "01", "-p", "dataset_options", "{'n_trian': 5}"], "unknown option(s) 'n_trian' of the world dataset"),
+    (["run", "01", "-p", "subjet", "subj02"], "unknown parameter 'subjet'"),
+    (["run", "01", "--colour"], "unrecognized arguments: --colour"),
+    (["book", "--dataset", "imagenet"], "invalid choice: 'imagenet'"),
+    (["book", "--profile", "fast"], "invalid choice: 'fast'"),
+    (["book", "--no-execute", "--output", "{file}/book"], "cannot be written"),
+    (["refs", "01", "99"], "unknown chapter '99'"),
+    (["check", "--verbose"], "unrecognized arguments: --verbose"),
+    (["check-book", "{tmp}/nowhere"], "there is no built book at"),
+    (["check-book", "--timeout", "soon"], "invalid float value: 'soon'"),
+    (["train-world", "--models", "vae,clip", "--out", "{tmp}/weights"], "unknown world models ['clip']"),
+    (["train-world", "--threads", "0", "--out", "{tmp}/weights"], "--threads must be an integer >= 1"),
+    (["train-world", "--bogus"], "unrecognized arguments: --bogus"),
+    (["frobnicate"], "invalid choice: 'frobnicate'"),
+    ([], "the following arguments are required: command"),
+])
+def test_every_subcommand_reports_bad_input_in_one_line(argv, expected, tmp_path, monkeypatch, capsys):
+    """Every subcommand: a bad chapter, parameter, dataset, option or folder is one line on stderr, status 2."""
+    (tmp_path / "chapters").mkdir()
+    (tmp_path / "chapters" / "01_load_data.py").write_text(LOADING)
+    (tmp_path / "file").write_text("")
+    monkeypatch.setenv("BRAINLDM_ROOT", str(tmp_path))
+    argv = [arg.replace("{tmp}", str(tmp_path)).replace("{file}", str(tmp_path / "file")) for arg in argv]
+    assert cli.main(argv) == 2
+    captured = capsys.readouterr()
+    assert captured.err.startswith("brainldm: error: ") and captured.err.count("\n") == 1, captured.err
+    assert expected in captured.err and "Traceback" not in captured.err
+    assert captured.out == ""
+    assert not (tmp_path / "book").exists() and not (tmp_path / "weights").exists()  # nothing was run
+
+
+def test_the_cli_catches_only_brainldm_errors(monkeypatch):
+    """A bug is not a reader's error: it keeps its traceback."""
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(cli, "run_chapter", broken)
+    with pytest.raises(RuntimeError, match="a bug"):
+        cli.main(["run", "01"])
+
+
+def test_build_options_check_the_dataset_and_profile():
+    assert book.BuildOptions().dataset == "world"
+    with pytest.raises(BrainLDMError, match="unknown dataset 'imagenet'; valid choices are: 'world', 'nsd'"):
+        book.BuildOptions(dataset="imagenet")
+    with pytest.raises(BrainLDMError, match="unknown profile 'fast'"):
+        book.BuildOptions(profile="fast")
+
+
+REFERENCE_KEYS = ("takagi2023cvpr", "takagi2023report", "lu2023minddiffuser", "allen2022nsd", "rombach2022ldm",
+                  "song2021ddim", "dupre2022himalaya", "gao2015pycortex", "li2022blip", "ranftl2021dpt",
+                  "radford2021clip", "krizhevsky2012alexnet", "szegedy2016inception", "kay2013compressive",
+                  "dumoulin2008prf", "wang2004ssim", "ozcelik2023braindiffuser")
+
+
+def test_references_bib_has_every_cited_work():
+    """references.bib (the chapters' {cite} roles): every key, with its authors, title and year."""
+    import re
+
+    text = (book.project_root() / "references.bib").read_text()
+    entries = {}
+    for match in re.finditer(r"@(\w+)\s*\{\s*([^,\s]+)\s*,(.*?)\n\}", text, re.S):
+        fields = dict((name.lower(), value) for name, value in
+                      re.findall(r"^\s*(\w+)\s*=\s*[{\"]?(.+?)[}\"]?,?\s*$", match.group(3), re.M))
+        entries[match.group(2)] = (match.group(1).lower(), fields)
+    assert len(entries) == len(re.findall(r"^@", text, re.M)), "an entry that the parser could not read"
+    for key in REFERENCE_KEYS:
+        assert key in entries, f"references.bib has no entry {key}"
+        kind, fields = entries[key]
+        assert {"author", "title", "year"} <= set(fields), f"{key} lacks author, title or year: {sorted(fields)}"
+        assert re.fullmatch(r"(19|20)\d\d", fields["year"]), f"{key}: year {fields['year']!r}"
+        assert kind in ("article", "inproceedings", "misc"), f"{key}: @{kind}"
+    config = book.project_root() / "_config.yml"
+    import yaml
+
+    assert yaml.safe_load(config.read_text())["bibtex_bibfiles"] == ["references.bib"]
+
+
 def test_every_chapter_has_smoke_parameters_and_a_current_reference():
     """tests/notebooks holds each chapter run with its smoke parameters: rerun `make refs` after editing."""
     import jupytext
@@ -147,7 +242,7 @@ def test_every_profile_names_real_chapters_and_parameters():
     assert book.book_chapters("nsd")[1] == ["14_check_ground_truth", "90_describe_models"]
     paper = book.profile_parameters("paper", "nsd")
     assert paper["02_decode_latents"]["subjects"] == ["subj01", "subj02", "subj05", "subj07"]
-    assert paper["02_decode_latents"]["n_samples"] == 5 and paper["02_decode_latents"]["num_inference_steps"] == 50
+    assert paper["02_decode_latents"]["sampler"] == {"n_samples": 5, "num_inference_steps": 50}
     with pytest.raises(BrainLDMError, match="unknown profile 'fast'"):
         book.profile_parameters("fast")
 
@@ -155,9 +250,10 @@ def test_every_profile_names_real_chapters_and_parameters():
 def test_provenance_is_recorded_and_gathered(tmp_path, capsys):
     import json
 
-    from brainldm.book.run_record import MIME, collect_provenance, provenance, provenance_lines, provenance_page
+    from brainldm.book.run_record import (MIME, RunSettings, collect_provenance, provenance, provenance_lines,
+                                          provenance_page)
 
-    record = provenance("world", ["subj01"], seeds={"seed": 3}, profile="smoke")
+    record = provenance("world", ["subj01"], settings=RunSettings(seeds={"seed": 3}, profile="smoke"))
     assert len(record["git_commit"] or "") == 40 and record["git_dirty"] in (True, False)
     assert record["versions"]["torch"] and record["versions"]["himalaya"] and record["versions"]["diffusers"]
     assert {"vae", "unet", "model_card"} <= set(record["models"])

@@ -7,7 +7,7 @@ import torch
 from brainldm.book import cli
 from brainldm.models import zoo
 from brainldm.book.check import report
-from brainldm.data.datasets.nsd_fabricate import fabricate_nsd
+from brainldm.data.datasets.nsd_fabricate import FabricationSize, fabricate_nsd
 
 
 @pytest.fixture(autouse=True)
@@ -51,8 +51,9 @@ def test_nothing_installed(tmp_path, monkeypatch):
 
 def test_nsd_sessions_models_and_gpu_found(tmp_path, monkeypatch):
     root = tmp_path / "nsd"
-    fabricate_nsd(root, subjects=("subj01", "subj05"), n_sessions=3, trials_per_session=9, shape=(6, 7, 5),
-                  n_shared=2, formats=("hdf5",))
+    fabricate_nsd(root, subjects=("subj01", "subj05"),
+                  size=FabricationSize(n_sessions=3, trials_per_session=9, shape=(6, 7, 5), n_shared=2),
+                  formats=("hdf5",))
     betas = root / "nsddata_betas/ppdata/subj05/func1pt8mm/betas_fithrf_GLMdenoise_RR/betas_session02.hdf5"
     betas.unlink()
     (root / "nsddata/ppdata/subj05/func1pt8mm/roi/nsdgeneral.nii.gz").unlink()

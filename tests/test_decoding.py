@@ -5,12 +5,12 @@ import pytest
 import torch
 
 from brainldm.data.cache import cached_memmaps
-from brainldm.fit.decoding import decode, decode_tables, decoding_table
+from brainldm.fit.decoding import TableSplit, decode, decode_tables, decoding_table, ridge_recipe
 from brainldm.errors import BrainLDMError
 from brainldm.features.stimulus import resize_images, stimulus_features
 from brainldm.generate.reconstruction import reconstruct
 from brainldm.models.ldm import SamplerSettings
-from brainldm.fit.ridge import GroupRidgeCV, correlation_score
+from brainldm.fit.ridge import GroupRidgeCV, RidgeRecipe, correlation_score
 
 
 def test_features_have_the_model_shapes_and_are_cached(world, tiny_models):
@@ -32,13 +32,13 @@ def test_resize_images_keeps_uint8_and_size():
 
 
 def test_decode_predicts_every_test_image(world, tiny_models):
-    d = decode(world, tiny_models, "c", roi="ventral", alphas=np.logspace(1, 5, 3), n_folds=3)
+    d = decode(world, tiny_models, "c", roi="ventral", ridge={"alphas": np.logspace(1, 5, 3), "n_folds": 3})
     assert d.predicted.shape == d.true.shape == (10, int(np.prod(tiny_models.c_shape())))
     np.testing.assert_array_equal(d.ids, world.image_ids("test"))
     assert d.unflatten(tiny_models).shape == (10,) + tiny_models.c_shape()
     assert d.n_voxels == world.roi_mask("ventral").sum()
     table = decoding_table(world, tiny_models, features=("z",), rois=["early", "ventral"],
-                           alphas=np.logspace(1, 5, 3), n_folds=3)
+                           ridge={"alphas": np.logspace(1, 5, 3), "n_folds": 3})
     assert list(table["roi"]) == ["early", "ventral"] and table["mean_r"].between(-1, 1).all()
 
 
@@ -109,15 +109,15 @@ def test_streamed_decoding_equals_the_in_memory_fit_and_reuses_its_cache(rng, tm
             np.save(folder / f"{name}.npy", table)
 
     stored = cached_memmaps("test_tables", {}, "1", write)
-    train = ({name: table[:len(uniq)] for name, table in stored.items()}, rows)
-    test = ({name: np.load(table.filename, mmap_mode="r")[len(uniq):] for name, table in stored.items()},
-            np.arange(len(test_ids)))
-    kwargs = dict(alphas=np.logspace(-1, 4, 6), n_folds=3)
-    in_memory = decode_tables(X, ids, X_test, test_ids, train, test, "test_decoding", "1", **kwargs)
-    streamed = decode_tables(X, ids, X_test, test_ids, train, test, "test_decoding", "1", stream_above=0, **kwargs)
+    train = TableSplit(X, ids, {name: table[:len(uniq)] for name, table in stored.items()}, rows)
+    test = TableSplit(X_test, test_ids, {name: np.load(table.filename, mmap_mode="r")[len(uniq):]
+                                         for name, table in stored.items()}, np.arange(len(test_ids)))
+    recipe = RidgeRecipe(alphas=np.logspace(-1, 4, 6), n_folds=3)
+    in_memory = decode_tables(train, test, "test_decoding", "1", recipe=recipe)
+    streamed = decode_tables(train, test, "test_decoding", "1", recipe=recipe, stream_above=0)
 
     whole = np.concatenate([tables[name] for name in tables], axis=1)
-    reference = GroupRidgeCV(chunk_size=10, progress=False, **kwargs).fit(X, whole[:len(uniq)][rows], ids)
+    reference = GroupRidgeCV(recipe, progress=False).fit(X, whole[:len(uniq)][rows], ids)
     expected = reference.predict(X_test)
     for name, cols in zip(tables, [slice(0, 7), slice(7, 37)]):
         a, b = in_memory[name], streamed[name]
@@ -137,7 +137,7 @@ def test_streamed_decoding_equals_the_in_memory_fit_and_reuses_its_cache(rng, tm
         raise AssertionError("the cached predictions should have been reused")
 
     monkeypatch.setattr(GroupRidgeCV, "fit_predict", no_fit)
-    again = decode_tables(X, ids, X_test, test_ids, train, test, "test_decoding", "1", stream_above=0, **kwargs)
+    again = decode_tables(train, test, "test_decoding", "1", recipe=recipe, stream_above=0)
     np.testing.assert_array_equal(again["t1"].predicted, streamed["t1"].predicted)
     assert cached_memmaps("test_tables", {}, "1", no_fit).keys() == tables.keys()
 
@@ -150,3 +150,55 @@ def test_constant_dimensions_are_left_out_of_the_mean_and_named(rng):
                 r=r, alphas=np.ones(4), n_voxels=10, constant=np.array([False, False, True, False]))
     assert d.mean_r() == pytest.approx(0.3)
     assert d.describe() == "mean r 0.300 over 3 of 4 dimensions; 1 constant in training (predicted as their constant)"
+
+
+def test_ridge_recipe_follows_the_protocol_and_keeps_overrides():
+    from brainldm.fit.decoding import AUTHORS_ALPHAS
+    from brainldm.fit.protocol import protocol_for
+    from brainldm.fit.ridge import DEFAULT_ALPHAS
+
+    authors = ridge_recipe(protocol_for("authors", "nsd"))
+    assert authors == RidgeRecipe(alphas=AUTHORS_ALPHAS["z_c"], cv="contiguous", fit_intercept=False)
+    assert ridge_recipe(protocol_for("authors", "nsd"), "extensions").alphas == tuple(AUTHORS_ALPHAS["extensions"])
+    ours = ridge_recipe(protocol_for("brainldm", "world"), n_folds=3, train_on=None)
+    assert ours.n_folds == 3 and ours.train_on == "trials" and ours.alphas == tuple(DEFAULT_ALPHAS)
+    assert ours.cv == "grouped" and ours.fit_intercept
+
+
+def test_reconstruction_panels_are_the_rows_of_a_figure():
+    from brainldm.generate.reconstruction import Reconstruction
+
+    x_z = np.arange(3 * 2 * 2 * 3, dtype=np.uint8).reshape(3, 2, 2, 3)
+    x_zc = np.stack([x_z, x_z + 1], axis=1)
+    recon = Reconstruction(X_z=x_z, X_c=x_zc + 2, X_zc=x_zc)
+    panels = recon.panels(2)
+    assert list(panels) == ["X_z", "X_c", "X_zc #1", "X_zc #2"]
+    assert all(images.shape == (2, 2, 2, 3) for images in panels.values())
+    np.testing.assert_array_equal(panels["X_c"], x_z[:2] + 2)
+    np.testing.assert_array_equal(panels["X_zc #2"], x_z[:2] + 1)
+    assert list(Reconstruction(X_zc=x_zc).panels()) == ["X_zc #1", "X_zc #2"]
+
+
+def test_subject_reconstructions_reconstruct_each_subject_as_brain_reconstructions_does(world, tiny_models):
+    from brainldm.data.datasets import load_dataset
+    from brainldm.generate.reconstruction import SubjectReconstructions, brain_reconstructions
+
+    other = load_dataset("world", subject="subj02", n_train=40, n_test=10)
+    settings = SamplerSettings(num_inference_steps=2, n_samples=1, batch_size=8)
+    recons = SubjectReconstructions([world, other], tiny_models, settings, n_images=3)
+    assert recons.subjects == ["subj01", "subj02"]
+    yielded = list(recons)
+    assert [name for name, _, _ in yielded] == ["subj01", "subj02"]
+    ids, direct, _ = brain_reconstructions(other, tiny_models, settings, n_images=3)
+    name, seen, recon = yielded[1]
+    np.testing.assert_array_equal(seen, other.images(ids))
+    for key in ("X_z", "X_c", "X_zc"):
+        np.testing.assert_array_equal(recon[key], direct[key])
+    panels = recons.panels(2)
+    assert list(panels) == ["seen", "subj01 X_zc", "subj02 X_zc"]
+    np.testing.assert_array_equal(panels["seen"], world.images(ids[:2]))  # the test images are shared
+    np.testing.assert_array_equal(panels["subj02 X_zc"], direct["X_zc"][:2, 0])
+    assert not np.array_equal(panels["subj01 X_zc"], panels["subj02 X_zc"])  # each subject's own brain
+    assert recons.panels(2, key="X_z")["subj02 X_z"].shape == direct["X_z"][:2].shape
+    with pytest.raises(BrainLDMError, match="at least one"):
+        SubjectReconstructions([], tiny_models)

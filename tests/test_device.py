@@ -12,7 +12,8 @@ from brainldm.generate.reconstruction import reconstruct
 from brainldm.models.ldm import SamplerSettings
 from brainldm.settings import torch_device, torch_dtype
 from brainldm.errors import BrainLDMError
-from brainldm.generate.structural import optimise_latents, pooled_layers
+from brainldm.features.layers import layer_slices, pooled_layers
+from brainldm.generate.structural import CNN_LAYERS, optimise_latents
 
 PACKAGE = str(Path(md.__file__).parent)
 HOST = {"cpu", "numpy", "item", "tolist"}
@@ -63,14 +64,14 @@ def test_refinement_and_plus_g_leave_every_weight_without_a_gradient(tiny_models
     ldm, models = tiny_models.ldm, tiny_models
     z = torch.randn(2, *models.latent_shape())
     c = torch.randn(2, *models.c_shape())
-    slices = md.layer_slices(models, ("early", "middle"), 2)
+    slices = layer_slices(models.feature_nets["clip"], ("early", "middle"), 2)
     target = torch.randn(2, slices["middle"].stop)
-    md.refine(ldm, models, z, c, models.uncond, target, slices, n_iterations=2, num_inference_steps=4,
-              strength=0.5, guidance_scale=2.0, pool=2, progress=False)
+    md.refine(models, z, c, target, md.RefineSettings(n_iterations=2, pool=2),
+              SamplerSettings(num_inference_steps=4, strength=0.5, guidance_scale=2.0))
     net = models.feature_nets["cnn"]
     with torch.no_grad():
-        targets = pooled_layers(net, ldm.decode_pixels(torch.randn_like(z)), pool=2)
-    optimise_latents(ldm, net, z, targets, pool=2, iterations=2, progress=False)
+        targets = pooled_layers(net, ldm.decode_pixels(torch.randn_like(z)), CNN_LAYERS, pool=2)
+    optimise_latents(ldm, net, z, targets, pool=2, iterations=2)
     modules = [ldm.unet, ldm.vae, *[v for v in models.extras.values() if isinstance(v, torch.nn.Module)]]
     parameters = [p for module in modules for p in module.parameters()]
     assert parameters and all(p.grad is None and not p.requires_grad for p in parameters)

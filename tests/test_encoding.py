@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from brainldm.fit.encoding import DEFAULT_ALPHAS, EncodingData, KernelRidgeEncoder, best_feature, bh_fdr, encoding_data, fit_encoders, roi_scores, truth_agreement, variance_partition
+from brainldm.fit.encoding import ENCODING_ALPHAS, EncodingData, EncodingRecipe, KernelRidgeEncoder, best_feature, bh_fdr, encoding_data, fit_encoders, roi_scores, significant, variance_partition
 from brainldm.errors import BrainLDMError
-from brainldm.fit.ridge import GroupRidgeCV
+from brainldm.fit.ridge import GroupRidgeCV, RidgeRecipe
 
 
 def synthetic(rng, n_train=120, n_test=60, n_voxels=30, noise=1.0):
@@ -51,7 +51,7 @@ def test_kfold_matches_group_ridge_cv_exactly(rng):
     groups = np.arange(90)
     alphas = np.logspace(-2, 3, 6)
     ours = KernelRidgeEncoder(alphas=alphas, cv=5, random_state=3).fit(X, Y, groups=groups)
-    engine = GroupRidgeCV(alphas=alphas * X.shape[1], n_folds=5, solver="kernel", random_state=3,
+    engine = GroupRidgeCV(RidgeRecipe(alphas=alphas * X.shape[1], n_folds=5, random_state=3), solver="kernel",
                           progress=False).fit(X, Y, groups=groups)
     np.testing.assert_allclose(ours.best_alphas_ * X.shape[1], engine.best_alphas_)
     np.testing.assert_allclose(ours.predict(X_test), engine.predict(X_test), rtol=1e-3, atol=1e-3)
@@ -106,7 +106,8 @@ def test_banded_ridge_weights_the_block_that_drives_each_voxel(rng):
 def test_permutation_and_parametric_p_values_agree(rng):
     data, A, _ = synthetic(rng)
     para = fit_encoders(data, {"A": A}, progress=False)["A"]
-    perm = fit_encoders(data, {"A": A}, test="permutation", n_permutations=400, progress=False)["A"]
+    recipe = EncodingRecipe(test="permutation", n_permutations=400)
+    perm = fit_encoders(data, {"A": A}, recipe=recipe, progress=False)["A"]
     np.testing.assert_allclose(perm.r, para.r)
     assert np.corrcoef(np.log(perm.p), np.log(para.p))[0, 1] > 0.8
     assert (perm.p[:10] < 0.01).all() and perm.p.min() >= 1 / 401
@@ -131,18 +132,6 @@ def test_roi_scores_intervals_and_contrasts(rng, world):
     assert (contrast["ci_low"] > 0).all() and (contrast["verdict"] == "truth > noise").all()
 
 
-def test_truth_agreement_counts(world):
-    n = world.n_voxels
-    tuning = world.truth["tuning"]  # 0 low-level, 1 semantic, 2 spatial
-    perfect = np.where(tuning == 0, 0, np.where(tuning == 1, 1, -1))
-    out = truth_agreement(world, perfect, ["low-level", "semantic"])
-    assert out["fraction"] == 1.0 and out["n"] == int((tuning < 2).sum())
-    flipped = truth_agreement(world, np.where(perfect >= 0, 1 - perfect, -1), ["low-level", "semantic"])
-    assert flipped["fraction"] == 0.0
-    assert out["confusion"].to_numpy().trace() == out["n"]
-    assert np.shape(perfect) == (n,)
-
-
 def test_errors_say_what_to_fix(rng):
     data, A, _ = synthetic(rng)
     with pytest.raises(BrainLDMError, match="rows"):
@@ -151,7 +140,11 @@ def test_errors_say_what_to_fix(rng):
         KernelRidgeEncoder(cv=1).fit(A, A)
     with pytest.raises(BrainLDMError, match="not fitted"):
         KernelRidgeEncoder().predict(A)
-    assert DEFAULT_ALPHAS.min() > 0
+    assert ENCODING_ALPHAS.min() > 0
+    with pytest.raises(BrainLDMError, match="cv"):
+        EncodingRecipe(cv=1)
+    with pytest.raises(BrainLDMError, match="unknown test"):
+        EncodingRecipe(test="bootstrap")
 
 
 def test_bootstrap_scores_equal_direct_resampling(rng):
@@ -180,3 +173,20 @@ def test_encoders_run_on_the_device_brainldm_device_names(rng, monkeypatch):
     with pytest.raises(BrainLDMError, match="unknown device 'no-such-device'"):
         KernelRidgeEncoder().fit(A[:40], data.Y_train)
     assert KernelRidgeEncoder(device="cpu").fit(A[:40], data.Y_train).predict(A[40:]).shape == (10, 30)
+
+
+def test_one_significance_rule_q_at_most_the_fdr(rng):
+    q = np.array([0.01, 0.05, 0.0500001, np.nan, 1.0])
+    np.testing.assert_array_equal(significant(q, 0.05), [True, True, False, False, False])
+    data, A, _ = synthetic(rng)
+    result = fit_encoders(data, {"A": A}, fdr=0.1, progress=False)["A"]
+    np.testing.assert_array_equal(result.significant, significant(result.q, 0.1))
+    assert result.significant.sum() >= fit_encoders(data, {"A": A}, fdr=0.01, progress=False)["A"].significant.sum()
+
+
+def test_encoding_recipe_keys_the_fit_and_replaces_fields(rng):
+    recipe = EncodingRecipe(alphas=np.array([1, 10]))
+    assert recipe.alphas == (1.0, 10.0) and recipe.replace(cv=None, banded=False).banded is False
+    data, A, B = synthetic(rng, n_train=60, n_test=30)
+    summed = fit_encoders(data, {"A+B": [A, B]}, recipe=EncodingRecipe(banded=False), progress=False)["A+B"]
+    np.testing.assert_allclose(summed.kernel_weights, 0.5)  # no banded fit: equal shares

@@ -5,7 +5,7 @@ import tomllib
 
 import yaml
 
-from brainldm.book.build import project_root
+from brainldm.settings import project_root
 
 
 def test_conda_environment_matches_pyproject_pins():

@@ -115,3 +115,43 @@ def test_the_suites_distances_are_computed_when_their_weights_exist(nsd_models, 
     for column in ("EffNet-B1", "SwAV"):
         np.testing.assert_allclose(same[column], 0.0, atol=1e-5)
         assert (other[column][[0, 2]] > 1e-4).all()
+
+
+# --- what the protocol hides (chapter 3, section 4) -----------------------------------------
+
+def test_protocol_effects_summaries():
+    import pandas as pd
+
+    from brainldm.book.fidelity import VARIANTS, ProtocolEffects
+
+    rows = [{"variant": label, "column": column, "mean": 0.6, "change": change, "ci_low": change - 0.01,
+             "ci_high": change + 0.01}
+            for (label, _, _), changes in zip(VARIANTS, ([0.0, 0.0], [0.05, -0.02], [0.01, 0.0], [0.1, 0.2]))
+            for column, change in zip(["CLIP early", "CNN late"], changes)]
+    effects = ProtocolEffects(pd.DataFrame(rows), "subj01", 20, 5)
+    assert effects.describe() == "subj01, X_zc of 20 test images, 5 samples per image"
+    changes = effects.changes()
+    assert list(changes.index) == [label for label, _, _ in VARIANTS]
+    np.testing.assert_allclose(changes.loc[VARIANTS[3][0]], [0.1, 0.2])
+    assert effects.shared_noise() == {"low": -0.02, "high": 0.05, "above": 1, "n": 2}
+
+
+def test_protocol_effects_pair_every_variant_with_independent_noise(world, tiny_models):
+    from brainldm.book.fidelity import VARIANTS, protocol_effects
+    from brainldm.evaluate.metrics import IDENTIFICATION_COLUMNS
+    from brainldm.models.ldm import SamplerSettings
+
+    settings = SamplerSettings(num_inference_steps=2, n_samples=2, batch_size=8)
+    columns = {k: IDENTIFICATION_COLUMNS[k] for k in ("CNN early", "CNN late")}
+    effects = protocol_effects(world, tiny_models, settings, n_images=4, columns=columns)
+    assert (effects.subject, effects.n_images, effects.n_samples) == ("subj01", 4, 2)
+    table = effects.table
+    assert list(table["variant"]) == [label for label, _, _ in VARIANTS for _ in columns]
+    reference = table[table["variant"] == VARIANTS[0][0]]
+    np.testing.assert_allclose(reference[["change", "ci_low", "ci_high"]], 0.0)  # against itself
+    assert table["mean"].between(0, 1).all() and (table["ci_low"] <= table["change"]).all()
+    # the changes are the paired differences of the means
+    for (label, column), row in table.set_index(["variant", "column"]).iterrows():
+        np.testing.assert_allclose(row["change"], row["mean"] - reference.set_index("column").loc[column, "mean"])
+    best, per_sample = (table[table["variant"] == VARIANTS[k][0]]["mean"].to_numpy() for k in (3, 2))
+    assert (best >= per_sample - 1e-12).all()  # each image's best sample scores at least its average one

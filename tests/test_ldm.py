@@ -10,14 +10,6 @@ from brainldm.models.world.nets import build
 
 
 @pytest.fixture(scope="module")
-def ldm():
-    torch.manual_seed(0)
-    vae = build("vae", tiny=True, sample_size=32).eval()
-    unet = build("unet", tiny=True, sample_size=8, cross_attention_dim=12, in_channels=4).eval()
-    return LatentDiffusion(vae, unet, build("scheduler"))
-
-
-@pytest.fixture(scope="module")
 def images():
     return np.random.default_rng(0).integers(0, 256, (3, 32, 32, 3), dtype=np.uint8)
 

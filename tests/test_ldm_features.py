@@ -5,18 +5,8 @@ import pytest
 import torch
 
 from brainldm.errors import BrainLDMError
-from brainldm.models.ldm import LatentDiffusion
 from brainldm.models.ldm import SAMPLER_DEFAULTS, SamplerSettings, sampler_settings
 from brainldm.features.unet import denoising_features, ldm_features, stage_steps, unet_layers
-from brainldm.models.world.nets import build
-
-
-@pytest.fixture(scope="module")
-def ldm():
-    torch.manual_seed(0)
-    vae = build("vae", tiny=True, sample_size=32).eval()
-    unet = build("unet", tiny=True, sample_size=8, cross_attention_dim=12, in_channels=4).eval()
-    return LatentDiffusion(vae, unet, build("scheduler"))
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +82,98 @@ def test_world_features_are_cached_and_follow_the_ids(world):
     np.testing.assert_array_equal(again.z_c, first.z_c[::-1])
     assert first.z_c.shape == (6, int(np.prod(models.latent_shape())))
     assert first.trajectory.shape[:2] == (6, 2) and first.layers == ("mid",)
+    assert first.describe().startswith(f"2 denoising steps at timesteps {first.timesteps.tolist()}")
     assert first.activation("mid", "late").shape[0] == 6
     assert first.settings["guidance_scale"] == SAMPLER_DEFAULTS["encoding"]["world"].guidance_scale
     with pytest.raises(BrainLDMError, match="no activations"):
         first.activation("up1", "early")
+
+
+# --- the encoding analyses of chapters 9-12 on these features --------------------------------------------------
+@pytest.fixture(scope="module")
+def encoding_settings():
+    return sampler_settings("world", "encoding", num_inference_steps=4, strength=0.5, batch_size=25)
+
+
+def test_fit_ldm_encoders_names_every_feature(world, tiny_models, encoding_settings):
+    from brainldm.fit.ldm_encoding import fit_ldm_encoders, stream_rois
+
+    study = fit_ldm_encoders(world, tiny_models, ("z", "c", "z_c", "z+c", "steps", "layers"), encoding_settings)
+    run = study.ldm
+    assert run.n_steps == 2 and run.layers == unet_layers(tiny_models.ldm.unet)
+    layers = [f"{layer} {stage}" for stage in ("early", "middle", "late") for layer in run.layers]
+    assert list(study.results) == ["z", "c", "z_c", "z+c", "step 1", "step 2"] + layers
+    np.testing.assert_array_equal(study.results["z+c"].kernel_weights.shape, (2, world.n_voxels))
+    assert study.rois == stream_rois(world) and study.rois[0] == "early"
+    summary = study.summary()
+    assert list(summary.index) == list(study.results) and summary["significant voxels"].between(0, 1).all()
+    gain = study.r_maps(["z_c"], minus="z")["z_c"]
+    np.testing.assert_allclose(gain, study.results["z_c"].r - study.results["z"].r)
+    np.testing.assert_array_equal(study.predicted(["z", "c"]),
+                                  study.results["z"].significant | study.results["c"].significant)
+    assert "40 training and 10 test images" in study.describe()
+    with pytest.raises(BrainLDMError, match="unknown LDM feature"):
+        fit_ldm_encoders(world, tiny_models, ("z", "z_c_0.5"))
+
+
+def test_latent_encoding_summaries(world, tiny_models, encoding_settings):
+    from brainldm.fit.ldm_encoding import latent_encoding
+
+    enc = latent_encoding(world, tiny_models, encoding_settings, n_boot=20)
+    rois = enc.study.rois
+    assert list(enc.means().columns) == ["z", "c", "z_c"] and list(enc.means().index) == rois
+    assert list(enc.contrast["roi"]) == rois + ["V1", "V2", "V3"]  # every stream, then the early areas
+    assert set(enc.contrast["verdict"]) <= {"z > c", "c > z", "no difference"}
+    assert set(enc.unique["feature"]) == {"unique z", "unique c", "shared"}
+    results = enc.study.results
+    np.testing.assert_allclose(enc.partition["unique z"], results["z+c"].r2 - results["c"].r2)
+    mask = world.roi_mask("early")
+    assert enc.means().loc["early", "z"] == pytest.approx(np.nan_to_num(results["z"].r)[mask].mean())
+    assert enc.map_similarity().between(-1, 1).all()
+
+
+def test_noise_level_and_timestep_gains(world, tiny_models, encoding_settings):
+    from brainldm.fit.ldm_encoding import noise_level_gains, timestep_gains
+
+    gains = noise_level_gains(world, tiny_models, [0.5, 1.0], encoding_settings, n_boot=20)
+    assert gains.names == ["z_c 0.5", "z_c 1.0"] and gains.key == "strength"
+    assert list(gains.runs["steps"]) == [2, 4]
+    means = gains.means()
+    assert list(means.columns) == [0.5, 1.0] and list(means.index) == gains.study.rois
+    maps = gains.gains()
+    assert list(maps) == ["strength 0.5", "strength 1.0"]
+    mask = world.roi_mask("ventral")
+    assert means.loc["ventral", 1.0] == pytest.approx(np.nan_to_num(maps["strength 1.0"])[mask].mean())
+    first, counts = gains.first_above(0.05)
+    above = np.stack(list(maps.values())) > 0.05
+    assert ((first >= 0) == (above.any(0) & gains.predicted)).all()
+    assert counts.sum() == gains.predicted.sum() and list(counts.index) == ["from 0.5", "from 1.0", "never"]
+    assert set(gains.verdicts().to_numpy().ravel()) <= {"z_c 0.5 > z", "z > z_c 0.5", "z_c 1.0 > z", "z > z_c 1.0",
+                                                        "no difference"}
+    steps = timestep_gains(world, tiny_models, encoding_settings, n_boot=20)
+    assert steps.labels == [1, 2] and steps.names == ["step 1", "step 2"]
+    assert {"c", "z_c"} <= set(steps.study.results)  # for the viewer
+    assert list(steps.stage_gains()) == ["early (step 1) − z", "middle (step 1) − z", "late (step 2) − z"]
+    np.testing.assert_allclose(steps.study.results["step 2"].r, steps.study.results["z_c"].r)  # the last step is z_c
+    with pytest.raises(BrainLDMError, match="stage_gains needs"):
+        gains.stage_gains()
+
+
+def test_layer_scores_winners_and_depths(world, tiny_models, encoding_settings):
+    from brainldm.fit.ldm_encoding import layer_scores
+
+    scores = layer_scores(world, tiny_models, encoding_settings, n_boot=20)
+    layers = scores.layers
+    assert set(scores.table["stage"]) == {"early", "middle", "late"} and set(scores.table["layer"]) == set(layers)
+    assert list(scores.best_by_roi().columns) == ["early", "middle", "late"]
+    depth = scores.depth
+    assert depth["mid"] == max(depth.values()) and depth["down1"] == 0
+    assert set(scores.outer_and_bottleneck().index.get_level_values("layer")) <= {l for l in layers
+                                                                                 if depth[l] in (0, depth["mid"])}
+    shares = scores.shares()
+    for stage, w in scores.winners.items():
+        assert shares[stage].sum() == pytest.approx((w >= 0).mean())
+    measures = scores.winner_depths()
+    late = scores.winners["late"]
+    np.testing.assert_array_equal(np.isfinite(measures["late: mean depth"]), late >= 0)
+    assert np.nanmax(measures["late: bottleneck"]) <= 1 and list(scores.describe()["depth"]) == [depth[l] for l in layers]

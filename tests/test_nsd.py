@@ -12,7 +12,7 @@ import pytest
 import scipy.io
 
 from brainldm.data.datasets import load_dataset, nsd
-from brainldm.data.datasets.nsd_fabricate import N_REPEATS, fabricate_nsd, fabricated_caption, known_raw_betas
+from brainldm.data.datasets.nsd_fabricate import N_REPEATS, FabricationSize, fabricate_nsd, fabricated_caption, known_raw_betas
 from brainldm.errors import BrainLDMError
 
 SESSIONS, TRIALS, SHAPE = 3, 30, (12, 14, 10)
@@ -21,8 +21,8 @@ SESSIONS, TRIALS, SHAPE = 3, 30, (12, 14, 10)
 @pytest.fixture(scope="module")
 def tree(tmp_path_factory):
     root = tmp_path_factory.mktemp("nsd")
-    fabricate_nsd(root, subjects=("subj01", "subj02"), n_sessions=SESSIONS, trials_per_session=TRIALS,
-                  shape=SHAPE, n_shared=6, seed=3)
+    fabricate_nsd(root, subjects=("subj01", "subj02"),
+                  size=FabricationSize(n_sessions=SESSIONS, trials_per_session=TRIALS, shape=SHAPE, n_shared=6), seed=3)
     return root
 
 
@@ -128,10 +128,10 @@ def test_repeats_are_averaged(root):
 def test_streams_rois_select_their_labels(root):
     data = load_dataset("nsd", root=root, cache=False)
     mask, streams = exposed_voxels(root)
-    assert data.roi_names == list(nsd.STREAMS.values()) + ["nsdgeneral"]
+    assert data.roi_names == list(nsd.STREAM_LABELS.values()) + ["nsdgeneral"]
     assert data.n_voxels == mask.sum()
     full, _ = data.betas("train")
-    for label, name in nsd.STREAMS.items():
+    for label, name in nsd.STREAM_LABELS.items():
         selected = data.roi_mask(name)
         volume = np.asarray(data.to_volume(selected.astype(float), fill=0).dataobj)
         np.testing.assert_array_equal(volume == 1, streams == label)
@@ -238,7 +238,8 @@ def test_masked_betas_are_cached(root, monkeypatch):
 
 def test_streaming_keeps_memory_near_a_few_trials(tmp_path, monkeypatch):
     shape, trials = (32, 32, 32), 150
-    fabricate_nsd(tmp_path, n_sessions=1, trials_per_session=trials, shape=shape, n_shared=6, image_size=4)
+    fabricate_nsd(tmp_path, size=FabricationSize(n_sessions=1, trials_per_session=trials, shape=shape, n_shared=6,
+                                                 image_size=4))
     monkeypatch.setattr(nsd, "TRIAL_CHUNK", 5)
     session_bytes = trials * np.prod(shape) * 2  # int16, the whole volume
     for fmt in ("nii", "hdf5"):

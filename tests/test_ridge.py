@@ -6,7 +6,7 @@ from sklearn.linear_model import Ridge
 
 from brainldm.data.cache import ColumnBlocks
 from brainldm.errors import BrainLDMError
-from brainldm.fit.ridge import GroupRidgeCV, correlation_score, group_kfold
+from brainldm.fit.ridge import GroupRidgeCV, RidgeRecipe, correlation_score, group_kfold
 
 
 def simulate(rng, n_images=200, n_repeats=3, n_features=30, n_targets=8, noise=0.5, offset=3.0):
@@ -24,7 +24,7 @@ def simulate(rng, n_images=200, n_repeats=3, n_features=30, n_targets=8, noise=0
 
 def test_recovers_a_known_linear_map(rng):
     X, Y, ids, W = simulate(rng)
-    model = GroupRidgeCV(alphas=np.logspace(-2, 4, 7), progress=False).fit(X, Y, ids)
+    model = GroupRidgeCV(RidgeRecipe(alphas=np.logspace(-2, 4, 7)), progress=False).fit(X, Y, ids)
     assert model.coef_.shape == W.shape and model.intercept_.shape == (W.shape[1],)
     assert np.abs(model.coef_ - W).max() < 0.05 * np.abs(W).max()
     assert np.allclose(model.intercept_, 3.0, atol=0.1)
@@ -36,7 +36,7 @@ def test_recovers_a_known_linear_map(rng):
 def test_noisier_targets_get_larger_alphas(rng):
     noise = np.repeat([0.1, 30.0], 6)
     X, Y, ids, _ = simulate(rng, n_targets=noise.size, noise=noise)
-    model = GroupRidgeCV(alphas=np.logspace(-2, 6, 9), progress=False).fit(X, Y, ids)
+    model = GroupRidgeCV(RidgeRecipe(alphas=np.logspace(-2, 6, 9)), progress=False).fit(X, Y, ids)
     clean, noisy = np.log10(model.best_alphas_[:6]), np.log10(model.best_alphas_[6:])
     assert noisy.min() > clean.max()
     assert model.cv_scores_.shape == (9, noise.size)
@@ -62,7 +62,7 @@ def test_group_kfold_never_splits_a_group(rng):
 @pytest.mark.parametrize("n_features, solver", [(30, "primal"), (700, "kernel")])
 def test_agrees_with_sklearn_ridge_at_the_chosen_alpha(rng, n_features, solver):
     X, Y, ids, _ = simulate(rng, n_features=n_features, noise=np.linspace(0.5, 20, 8))
-    model = GroupRidgeCV(alphas=np.logspace(0, 5, 6), progress=False).fit(X, Y, ids)
+    model = GroupRidgeCV(RidgeRecipe(alphas=np.logspace(0, 5, 6)), progress=False).fit(X, Y, ids)
     assert model.solver_ == solver
     X_new = simulate(np.random.default_rng(1), n_images=40, n_repeats=1, n_features=n_features)[0]
     X_std = (X - X.mean(0)) / X.std(0)
@@ -87,7 +87,7 @@ def test_chunked_and_unchunked_fits_agree(rng):
 
 def test_train_on_averages_fits_the_repeat_means(rng):
     X, Y, ids, W = simulate(rng)
-    model = GroupRidgeCV(alphas=[1.0], train_on="averages", progress=False).fit(X, Y, ids)
+    model = GroupRidgeCV(RidgeRecipe(alphas=[1.0], train_on="averages"), progress=False).fit(X, Y, ids)
     uniq = np.unique(ids)
     X_mean = np.stack([X[ids == i].mean(0) for i in uniq])
     Y_mean = np.stack([Y[ids == i].mean(0) for i in uniq])
@@ -131,7 +131,7 @@ def test_bad_inputs_raise_clear_errors(rng):
     with pytest.raises(BrainLDMError, match="not fitted"):
         GroupRidgeCV().predict(X)
     with pytest.raises(BrainLDMError, match="unknown train_on"):
-        GroupRidgeCV(train_on="mean").fit(X, Y, ids)
+        GroupRidgeCV(RidgeRecipe(train_on="mean")).fit(X, Y, ids)
     model.fit(X, Y, ids)
     with pytest.raises(BrainLDMError, match="fitted on 30"):
         model.predict(X[:, :10])
@@ -151,7 +151,7 @@ def test_fit_predict_streams_chunks_and_predicts_as_fit_does(rng, tmp_path, n_fe
     X_test = simulate(np.random.default_rng(1), n_images=20, n_repeats=1, n_features=n_features)[0]
     out = np.lib.format.open_memmap(tmp_path / "predicted.npy", mode="w+", dtype=np.float32, shape=(20, 14))
 
-    kwargs = dict(alphas=np.logspace(-1, 4, 6), train_on=train_on, progress=False)
+    kwargs = dict(recipe=RidgeRecipe(alphas=np.logspace(-1, 4, 6), train_on=train_on), progress=False)
     streamed = GroupRidgeCV(chunk_size=4, **kwargs)
     returned = streamed.fit_predict(X, Y, ids, X_test, out=ColumnBlocks([out]))
     assert not hasattr(streamed, "coef_")
@@ -193,7 +193,7 @@ def test_the_authors_recipe_equals_standardscaler_and_ridge_without_intercept():
     X = rng.normal(size=(60, 8)) * rng.uniform(0.5, 3, 8) + 2.0
     Y = X @ rng.normal(size=(8, 5)) + 4.0 + rng.normal(size=(60, 5))
     X_test = rng.normal(size=(10, 8)) + 2.0
-    ours = GroupRidgeCV(alphas=[3.0], cv="contiguous", fit_intercept=False, progress=False, device="cpu")
+    ours = GroupRidgeCV(RidgeRecipe(alphas=[3.0], cv="contiguous", fit_intercept=False), progress=False, device="cpu")
     predicted = ours.fit_predict(X, Y, np.arange(60), X_test)
     theirs = make_pipeline(StandardScaler(), Ridge(alpha=3.0, fit_intercept=False)).fit(X, Y).predict(X_test)
     np.testing.assert_allclose(predicted, theirs, rtol=1e-4, atol=1e-4)
@@ -217,7 +217,7 @@ def test_constant_targets_are_recognised_and_predicted_as_their_constant():
     rng = np.random.default_rng(4)
     X = rng.normal(size=(40, 6))
     Y = np.column_stack([X @ rng.normal(size=6), np.full(40, 0.7), X[:, 0]]).astype(np.float32)
-    model = GroupRidgeCV(alphas=[1.0, 10.0], n_folds=4, progress=False, device="cpu")
+    model = GroupRidgeCV(RidgeRecipe(alphas=[1.0, 10.0], n_folds=4), progress=False, device="cpu")
     predicted = model.fit_predict(X, Y, np.arange(40), rng.normal(size=(7, 6)))
     np.testing.assert_array_equal(model.constant_, [False, True, False])
     np.testing.assert_allclose(predicted[:, 1], 0.7, rtol=1e-6)
@@ -230,7 +230,7 @@ def test_constant_targets_are_recognised_and_predicted_as_their_constant():
 def test_eigenbasis_validation_agrees_with_validation_predictions(rng, cv, fit_intercept, alphas):
     X, Y, ids, _ = simulate(rng, n_images=150, n_features=40, n_targets=12, noise=np.geomspace(0.05, 50, 12))
     X_test = simulate(np.random.default_rng(1), n_images=30, n_repeats=1, n_features=40)[0]
-    kwargs = dict(alphas=alphas, cv=cv, fit_intercept=fit_intercept, progress=False, device="cpu")
+    kwargs = dict(recipe=RidgeRecipe(alphas=alphas, cv=cv, fit_intercept=fit_intercept), progress=False, device="cpu")
     fast = GroupRidgeCV(validation="eigenbasis", **kwargs).fit(X, Y, ids)
     plain = GroupRidgeCV(validation="predictions", **kwargs).fit(X, Y, ids)
     assert (fast.validation_, plain.validation_) == ("eigenbasis", "predictions")
@@ -248,7 +248,7 @@ def test_eigenbasis_validation_with_equal_and_zero_eigenvalues(rng):
     X = np.column_stack([base, base[:, :3]]).astype(np.float32)  # 3 duplicated columns
     Y = (X[:, :8] @ rng.standard_normal((8, 5)) + rng.standard_normal((n, 5))).astype(np.float32)
     ids = np.arange(n) // 2
-    kwargs = dict(alphas=np.logspace(-3, 4, 8), progress=False, device="cpu")
+    kwargs = dict(recipe=RidgeRecipe(alphas=np.logspace(-3, 4, 8)), progress=False, device="cpu")
     fast = GroupRidgeCV(validation="eigenbasis", **kwargs).fit(X, Y, ids)
     plain = GroupRidgeCV(validation="predictions", **kwargs).fit(X, Y, ids)
     assert np.isfinite(fast.cv_scores_).all()
@@ -308,3 +308,43 @@ def test_validation_choice(rng):
         GroupRidgeCV(validation="eigenbasis", progress=False).fit(X_wide, Y, ids)
     with pytest.raises(BrainLDMError, match="unknown validation"):
         GroupRidgeCV(validation="fast", progress=False).fit(X, Y, ids)
+
+
+def test_ridge_recipe_is_checked_once_and_keys_the_fit():
+    from brainldm.fit.ridge import DEFAULT_ALPHAS
+
+    recipe = RidgeRecipe(alphas=np.array([1, 10]), n_folds=3)
+    assert recipe.alphas == (1.0, 10.0) and recipe.n_folds == 3
+    assert recipe.replace(n_folds=None, cv="contiguous") == RidgeRecipe(alphas=[1.0, 10.0], n_folds=3, cv="contiguous")
+    assert RidgeRecipe().as_dict() == {"alphas": list(DEFAULT_ALPHAS), "n_folds": 5, "cv": "grouped",
+                                       "train_on": "trials", "fit_intercept": True, "random_state": 0}
+    assert hash(recipe) == hash(RidgeRecipe(alphas=(1.0, 10.0), n_folds=3))  # frozen: usable as a key
+    with pytest.raises(BrainLDMError, match="alphas must be a non-empty"):
+        RidgeRecipe(alphas=[1.0, -1.0])
+    with pytest.raises(BrainLDMError, match="n_folds must be an integer >= 2"):
+        RidgeRecipe(n_folds=1)
+    with pytest.raises(BrainLDMError, match="unknown cv"):
+        RidgeRecipe(cv="shuffled")
+    with pytest.raises(BrainLDMError, match="must be a RidgeRecipe"):
+        GroupRidgeCV({"alphas": [1.0]}, progress=False).fit(np.ones((10, 2)), np.ones(10), np.arange(10))
+
+
+def test_kernel_cv_scores_equal_explicit_fold_fits(rng):
+    import torch
+
+    from brainldm.fit.ridge import kernel_cv_scores
+
+    X = rng.standard_normal((48, 70))
+    Y = X[:, :4] @ rng.standard_normal((4, 3)) + rng.standard_normal((48, 3))
+    Y -= Y.mean(0)
+    folds = group_kfold(np.arange(48) // 2, 4, random_state=1)
+    alphas = np.array([0.5, 5.0, 500.0])
+    scores = kernel_cv_scores(torch.as_tensor(X @ X.T), torch.as_tensor(Y), folds, torch.as_tensor(alphas))
+    assert scores.shape == (3, 3)
+    for i, alpha in enumerate(alphas):
+        expected = np.zeros(3)
+        for train, val in folds:
+            predicted = Ridge(alpha=alpha, fit_intercept=False).fit(X[train], Y[train]).predict(X[val])
+            residual = ((Y[val] - predicted) ** 2).sum(0)
+            expected += 1 - residual / ((Y[val] - Y[val].mean(0)) ** 2).sum(0)
+        np.testing.assert_allclose(scores[i].numpy(), expected / len(folds), rtol=1e-6, atol=1e-8)

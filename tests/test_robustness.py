@@ -178,11 +178,11 @@ def test_incomplete_pycortex_copy_is_redone(tmp_path, monkeypatch):
 # --- NSD files: damaged, converted or inconsistent inputs are errors that name the file -------
 @pytest.fixture(scope="module")
 def nsd_master(tmp_path_factory):
-    from brainldm.data.datasets.nsd_fabricate import fabricate_nsd
+    from brainldm.data.datasets.nsd_fabricate import FabricationSize, fabricate_nsd
 
     root = tmp_path_factory.mktemp("nsd") / "nsd"
-    fabricate_nsd(root, subjects=("subj01",), n_sessions=2, trials_per_session=30, n_shared=6, image_size=8,
-                  formats=("nii",))
+    fabricate_nsd(root, subjects=("subj01",),
+                  size=FabricationSize(n_sessions=2, trials_per_session=30, n_shared=6, image_size=8), formats=("nii",))
     return root
 
 
@@ -409,14 +409,18 @@ def test_load_dataset_checks_its_options(options, message):
     (["a", 1], {"kind": "str", "many": True}, False),
 ])
 def test_check_parameter(value, kwargs, ok):
-    from brainldm.errors import ParameterError
+    from brainldm.errors import ParameterError, Rule
     from brainldm.book.parameters import check_parameter
 
+    rule = Rule(**kwargs)
     if ok:
-        check_parameter("x", value, **kwargs)
+        check_parameter("x", value, rule)
+        check_parameter("x", value, rule.kind, **{k: v for k, v in kwargs.items() if k != "kind"})  # kind + keywords
     else:
         with pytest.raises(ParameterError, match="'x'"):
-            check_parameter("x", value, **kwargs)
+            check_parameter("x", value, rule)
+        with pytest.raises(ParameterError, match="'x'"):
+            check_parameter("x", value, rule.kind, **{k: v for k, v in kwargs.items() if k != "kind"})
 
 
 # --- the command line: one line, chapter and cell, non-zero exit ----------------------------------
@@ -530,10 +534,10 @@ def test_a_broken_world_weights_folder_is_one_error(tmp_path):
     shutil.copytree(world_zoo.weights_dir() / "vae", weights / "vae")
     (weights / "vae/diffusion_pytorch_model.safetensors").write_bytes(b"not safetensors")
     with pytest.raises(BrainLDMError, match="cannot be loaded.*damaged"):
-        world_zoo.load("vae", weights)
+        world_zoo.load_world_model("vae", weights)
     (weights / "vae/config.json").write_text("{ not json")
     with pytest.raises(BrainLDMError, match="cannot be loaded"):
-        world_zoo.load("vae", weights)
+        world_zoo.load_world_model("vae", weights)
 
 
 @pytest.mark.parametrize("call", ["fit_encoders", "roi_scores"])

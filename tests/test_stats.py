@@ -32,3 +32,23 @@ def test_ncsnr_recovers_the_simulated_ratio(rng):
 def test_ncsnr_needs_repeats():
     with pytest.raises(ValueError, match="at least twice"):
         ncsnr_from_repeats(np.zeros((3, 2)), np.arange(3))
+
+
+def test_noise_ceiling_table_defaults_to_the_streams(world):
+    from brainldm.data.anatomy import STREAMS
+    from brainldm.data.noise import noise_ceiling_table
+
+    table = noise_ceiling_table([world, world.with_subject("subj02")])
+    assert list(table["roi"][:len(STREAMS)]) == list(STREAMS) and set(table["subject"]) == {"subj01", "subj02"}
+    early = table[(table["subject"] == "subj01") & (table["roi"] == "early")].iloc[0]
+    assert early["n_voxels"] == world.roi_mask("early").sum()
+    assert early["median"] == pytest.approx(np.median(world.noise_ceiling("test", roi="early", n_average=3)))
+    assert (table["q25"] <= table["median"]).all() and (table["median"] <= table["q75"]).all()
+    assert "true_median" in table  # the world knows its simulated ncsnr
+
+
+def test_mean_sd():
+    from brainldm.data.noise import mean_sd
+
+    assert mean_sd(0.74321, 0.0168) == "0.743 ± 0.017"
+    assert mean_sd(0.5, float("nan"), digits=2) == "0.50 ± –"

@@ -8,12 +8,16 @@ from brainldm.models.ldm import SamplerSettings
 
 from brainldm.errors import BrainLDMError
 from brainldm.features.stimulus import stimulus_features
-from brainldm.evaluate.truth import decoding_against_oracle, early_cortex_diagnosis, oracle_decoding, oracle_reconstructions, require_truth
+from brainldm.evaluate.truth import (by_true_tuning, decoding_against_oracle, early_cortex_diagnosis,
+                                     noise_ceiling_check, oracle_decoding, require_truth, truth_agreement,
+                                     tuning_agreement)
+from brainldm.generate.oracle import OracleComparison, oracle_reconstructions, reconstructions_against_oracle
 
 
 def test_noise_free_responses_decode_better_than_measured_ones(world, tiny_models):
     table = decoding_against_oracle(world, tiny_models, [("z", "early")])
     row = table.iloc[0]
+    assert row.pair == "z from early"
     assert row.oracle > row.measured
     assert row.fraction == pytest.approx(row.measured / row.oracle)
     r = oracle_decoding(world, tiny_models, "z", "early")
@@ -60,3 +64,75 @@ def test_early_cortex_diagnosis_measures_what_each_feature_carries(world, tiny_m
     assert list(curve["n_train"].unique()) == [20, 40]
     np.testing.assert_allclose(curve["mean"], curve["z"] - curve["c"], atol=1e-9)
     assert diagnosis.crossover("V1") in (None, 20, 40)
+    means = diagnosis.means("contrast_energy")
+    assert means.loc["scene attributes", "V3"] == energy["scene attributes", "V3"]
+
+
+def test_truth_agreement_counts(world):
+    n = world.n_voxels
+    tuning = world.ground_truth["tuning"]  # 0 low-level, 1 semantic, 2 spatial
+    perfect = np.where(tuning == 0, 0, np.where(tuning == 1, 1, -1))
+    out = truth_agreement(world, perfect, ["low-level", "semantic"])
+    assert out["fraction"] == 1.0 and out["n"] == int((tuning < 2).sum())
+    flipped = truth_agreement(world, np.where(perfect >= 0, 1 - perfect, -1), ["low-level", "semantic"])
+    assert flipped["fraction"] == 0.0
+    assert out["confusion"].to_numpy().trace() == out["n"]
+    assert np.shape(perfect) == (n,)
+
+
+def test_noise_ceiling_check_follows_the_simulated_ceilings(world):
+    check = noise_ceiling_check(world)
+    assert check.estimated.shape == check.true.shape == (world.n_voxels,)
+    assert check.n_average == 3  # the world shows each test image three times
+    assert check.r > 0.5 and check.true.min() >= 0 and check.true.max() <= 100
+    summary = check.summary()
+    assert summary["r (estimated, true)"] == check.r and summary["voxels"] == world.n_voxels
+
+
+def test_by_true_tuning_averages_over_each_class(world):
+    tuning = world.ground_truth["tuning"]  # 0 low-level, 1 semantic, 2 spatial
+    values = {"class": tuning.astype(float), "half": np.where(tuning == 1, np.nan, 0.5)}
+    table = by_true_tuning(world, values)
+    assert table.loc["class", "low-level"] == 0 and table.loc["class", "semantic"] == 1
+    assert table.loc["class", "semantic − low-level"] == 1
+    assert table.loc["half", "low-level"] == 0.5 and np.isnan(table.loc["half", "semantic"])  # NaN: left out
+    none = by_true_tuning(world, values, voxels=tuning == 0)
+    assert np.isnan(none.loc["class", "semantic"]) and none.loc["class", "low-level"] == 0
+    with pytest.raises(BrainLDMError, match="unknown tuning class"):
+        by_true_tuning(world, values, classes=("low-level", "visual"))
+
+
+def test_tuning_agreement_scores_the_significant_winners(world):
+    from types import SimpleNamespace
+
+    tuning = world.ground_truth["tuning"]
+    r_z = np.where(tuning == 0, 0.5, 0.1)  # z wins the low-level voxels, c every other
+    sig = tuning < 2  # spatial voxels: no model significant, left out
+    results = {"z": SimpleNamespace(r=r_z, significant=sig), "c": SimpleNamespace(r=np.full_like(r_z, 0.3), significant=sig)}
+    agreement = tuning_agreement(world, results, ("z", "c"), rois=["early", "ventral"])
+    assert agreement.overall["fraction"] == 1.0 and agreement.overall["n"] == int(sig.sum())
+    assert agreement.classes == ["low-level", "semantic"] and (agreement.winner[~sig] == -1).all()
+    assert list(agreement.by_roi["roi"]) == ["early", "ventral"] and (agreement.by_roi["agreement"] == 1.0).all()
+    assert "100.0% of" in agreement.describe()
+
+
+def test_oracle_comparison_share_of_the_margin_over_chance():
+    import pandas as pd
+
+    index = pd.MultiIndex.from_tuples([("oracle", "z-only"), ("oracle", "zc"), ("s1", "zc"), ("s2", "zc")],
+                                      names=["subject", "method"])
+    table = pd.DataFrame({"CLIP early": [0.7, 0.9, 0.7, 0.8]}, index=index)
+    share = OracleComparison(table, {}).share()
+    assert share["CLIP early"] == pytest.approx((0.75 - 0.5) / (0.9 - 0.5))
+
+
+def test_reconstructions_against_the_oracle(world, tiny_models):
+    comparison = reconstructions_against_oracle(world, tiny_models, ["subj01"],
+                                                SamplerSettings(num_inference_steps=2, n_samples=1), n_images=3,
+                                                n_shown=2)
+    table = comparison.identification
+    assert list(table.index) == [("oracle", "z-only"), ("oracle", "zc"), ("subj01", "zc")]
+    assert table.to_numpy().min() >= 0 and table.to_numpy().max() <= 1
+    assert list(comparison.panels) == ["seen", "oracle X_z", "oracle X_zc", "subj01 X_zc"]
+    assert all(len(rows) == 2 for rows in comparison.panels.values())
+

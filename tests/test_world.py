@@ -90,8 +90,8 @@ def test_rois_cover_every_stream(world):
 def test_noise_ceiling_estimate_recovers_the_simulated_snr():
     ds = load_dataset("world", subject="subj05", n_train=400, n_test=10)
     estimate = ds.ncsnr("train")
-    assert np.corrcoef(estimate, ds.truth["ncsnr"])[0, 1] > 0.9
-    assert abs(np.median(estimate / np.maximum(ds.truth["ncsnr"], 1e-3)) - 1) < 0.1
+    assert np.corrcoef(estimate, ds.ground_truth["ncsnr"])[0, 1] > 0.9
+    assert abs(np.median(estimate / np.maximum(ds.ground_truth["ncsnr"], 1e-3)) - 1) < 0.1
 
 
 def test_simulated_tuning_is_what_the_design_says(world):
@@ -103,7 +103,7 @@ def test_simulated_tuning_is_what_the_design_says(world):
     # early voxels: cortical neighbours have neighbouring pRFs
     early = np.flatnonzero(world.roi_mask("V1"))
     flat = world.anatomy["flat"][early]
-    prf = np.c_[world.truth["prf_x"][early], world.truth["prf_y"][early]]
+    prf = np.c_[world.ground_truth["prf_x"][early], world.ground_truth["prf_y"][early]]
     d_cortex = np.linalg.norm(flat[:, None] - flat[None], axis=-1) + np.eye(early.size) * 1e9
     neighbour = d_cortex.argmin(1)
     near = np.linalg.norm(prf - prf[neighbour], axis=1)
@@ -147,3 +147,61 @@ def test_voxel_upsampling_reaches_nsd_scale():
     assert ds.to_volume(np.zeros(ds.n_voxels)).data.shape == (62, 200, 200)
     for roi in ROI_NAMES:
         assert ds.roi_mask(roi).sum() > 100
+
+
+def test_dataset_says_what_the_world_knows(world):
+    assert world.has_ground_truth and world.has_true_depth and world.has_training_pool
+    ids = world.image_ids("test")[:3]
+    stimuli = world.stimuli(ids)
+    np.testing.assert_array_equal(stimuli.ids, ids)
+    np.testing.assert_array_equal(stimuli.images, world.images(ids))
+    np.testing.assert_array_equal(stimuli.depth, world.depth(ids))
+    assert stimuli.captions == world.captions(ids)
+    text = stimuli.describe(2)
+    assert text.startswith(f"image {ids[0]}:") and f"image {ids[1]}:" in text and f"image {ids[2]}:" not in text
+    assert stimuli.captions[1][-1] in text
+
+
+def test_trial_counts_and_roi_sizes(world):
+    counts = world.trial_counts()
+    assert counts.trials == {"train": 120, "test": 30} and counts.images == {"train": 40, "test": 10}
+    assert counts.repeats["train"] == [0, 0, 40]  # every training image seen three times
+    _, test_ids = world.betas("test")
+    np.testing.assert_array_equal(world.image_ids("test")[counts.test_order], test_ids)
+    assert "train: 120 trials of 40 images" in str(counts)
+    sizes = world.roi_sizes()
+    assert list(sizes.index) == world.roi_names
+    assert sizes["early"] == world.roi_mask("early").sum() and sizes["nsdgeneral"] == world.n_voxels
+
+
+def test_with_subject_keeps_the_options(world):
+    other = world.with_subject("subj05")
+    assert other.subject == "subj05" and world.with_subject("subj01") is world
+    assert (other.design.n_train, other.design.n_test, other.seed) == (40, 10, 0)
+    np.testing.assert_array_equal(other.image_ids("test"), world.image_ids("test"))
+    assert other.with_subject("subj02").design.n_train == 40
+    made_directly = type(world)(subject="subj01", n_train=7, n_test=3)
+    assert made_directly.with_subject("subj02").design.n_train == 7
+
+
+def test_scene_drive_features_are_not_the_ldm_features():
+    from brainldm.data.datasets.world.brain import GRID, scene_drive_features
+
+    scenes = render_scenes(np.arange(4), seed=0, size=32)
+    features = scene_drive_features(scenes)
+    assert features["energy"].shape == (4, 4, GRID, GRID) and features["spatial"].shape == (4, 6)
+    assert features["semantic"].shape[0] == 4
+    np.testing.assert_allclose(features["spatial"][:, 5], scenes.n_objects)  # the last column counts objects
+
+
+def test_stimulus_grid_and_trial_order(world):
+    import matplotlib.pyplot as plt
+
+    from brainldm.figures.describe import stimulus_grid, trial_order
+
+    fig = stimulus_grid(world.stimuli(world.image_ids("test")[:3]))
+    assert fig.axes[0].get_ylabel() == "image" and fig.axes[3].get_ylabel().startswith("depth")
+    assert len(fig.axes) == 6
+    ax = trial_order(world.trial_counts(), n_trials=12)
+    np.testing.assert_array_equal(ax.lines[0].get_ydata(), world.trial_counts().test_order[:12])
+    plt.close("all")

@@ -7,10 +7,11 @@ import torch
 from brainldm.data.datasets.world.scenes import render_scenes
 from brainldm.errors import BrainLDMError
 from brainldm.evaluate.metrics import psnr, two_way_identification
-from brainldm.models.ldm import images_to_tensor, prepare_depth
-from brainldm.models.world import MODEL_NAMES, load, model_card, weights_dir
+from brainldm.models.ldm import SamplerSettings, images_to_tensor, prepare_depth
+from brainldm.features.depth import depth_correlation
+from brainldm.models.world import MODEL_NAMES, load_world_model, model_card, weights_dir
 from brainldm.training import train as T
-from brainldm.training.metrics import attribute_accuracy, depth_correlation, held_out_ids, inception_accuracy, top1_retrieval
+from brainldm.training.metrics import accuracy_per_attribute, held_out_ids, inception_accuracy, top1_retrieval
 from brainldm.models.world.nets import ATTRIBUTES, INCEPTION_ATTRIBUTES, MODEL_CLASSES, Captioner, WorldInception, build, caption_from_attributes, scene_attributes
 
 
@@ -21,14 +22,14 @@ def scenes():
 
 @pytest.fixture(scope="module")
 def text_encoder():
-    return load("text_encoder")
+    return load_world_model("text_encoder")
 
 
 # --- the shipped models -------------------------------------------------------------------
 
 @pytest.mark.parametrize("name", [n for n in MODEL_NAMES if n != "text_encoder"])
 def test_every_shipped_model_loads_offline(name):
-    model = load(name)
+    model = load_world_model(name)
     assert type(model) is MODEL_CLASSES[name]
     if name != "scheduler":
         assert not model.training and next(model.parameters()).dtype == torch.float32
@@ -45,7 +46,7 @@ def test_shipped_weights_are_small_and_documented():
 
 def test_the_inception_analogue_is_shipped_trained_and_documented():
     """A second classifier of its own (multi-branch, batch norm) on held-out images: place and category."""
-    model = load("inception")
+    model = load_world_model("inception")
     assert isinstance(model, WorldInception) and not model.training
     assert not any(m.training for m in model.modules())  # batch norm reads its running statistics
     scenes = render_scenes(held_out_ids(200), seed=0)
@@ -82,9 +83,9 @@ def test_world_inception_column_reads_its_own_network():
 
 def test_unknown_or_missing_models_raise_a_clear_error(tmp_path):
     with pytest.raises(BrainLDMError, match="expected one of"):
-        load("clip")
+        load_world_model("clip")
     with pytest.raises(BrainLDMError, match="train-world"):
-        load("vae", tmp_path)
+        load_world_model("vae", tmp_path)
 
 
 def test_text_encoder_averages_token_embeddings_over_captions(text_encoder):
@@ -111,8 +112,7 @@ def _gen():
 
 def test_vae_training_lowers_the_loss(scenes):
     torch.manual_seed(0)
-    losses = T.train_vae(build("vae", tiny=True), images_to_tensor(scenes.images), 12, 12, 5e-3,
-                         _gen())
+    losses = T.train_vae(build("vae", tiny=True), images_to_tensor(scenes.images), T.Schedule(12, 12, 5e-3, _gen()))
     assert _lowered(losses)
 
 
@@ -122,7 +122,7 @@ def test_unet_training_lowers_the_loss(scenes):
     latents = torch.randn(12, 4, 8, 8, generator=_gen())
     depth = prepare_depth(scenes.depth, (8, 8))
     losses = T.train_unet(unet, build("scheduler"), (latents, 0.01 * torch.ones_like(latents)),
-                          torch.randn(12, 5, 8), torch.zeros(1, 5, 8), 30, 12, 3e-3, _gen(),
+                          (torch.randn(12, 5, 8), torch.zeros(1, 5, 8)), T.Schedule(30, 12, 3e-3, _gen()),
                           depth=depth)
     assert _lowered(losses, 5)
 
@@ -130,8 +130,8 @@ def test_unet_training_lowers_the_loss(scenes):
 def test_cnn_training_lowers_the_loss(scenes):
     torch.manual_seed(0)
     labels = {k: torch.as_tensor(v, dtype=torch.long) for k, v in scene_attributes(scenes).items()}
-    losses = T.train_cnn(build("cnn", tiny=True), images_to_tensor(scenes.images), labels, 12, 12,
-                         5e-3, _gen())
+    losses = T.train_cnn(build("cnn", tiny=True), images_to_tensor(scenes.images), labels,
+                         T.Schedule(12, 12, 5e-3, _gen()))
     assert _lowered(losses)
 
 
@@ -158,7 +158,7 @@ def test_inception_training_lowers_the_loss(scenes):
     torch.manual_seed(0)
     attrs = scene_attributes(scenes)
     labels = {k: torch.as_tensor(attrs[k], dtype=torch.long) for k in INCEPTION_ATTRIBUTES}
-    losses = T.train_inception(build("inception", tiny=True), scenes.images, labels, 16, 12, 5e-3, _gen())
+    losses = T.train_inception(build("inception", tiny=True), scenes.images, labels, T.Schedule(16, 12, 5e-3, _gen()))
     assert _lowered(losses)
 
 
@@ -172,7 +172,7 @@ def test_image_encoder_training_lowers_the_loss(scenes):
     torch.manual_seed(0)
     sentences = torch.nn.functional.normalize(torch.randn(12, 5, 384, generator=_gen()), dim=-1)
     losses = T.train_image_encoder(build("image_encoder", tiny=True),
-                                   images_to_tensor(scenes.images), sentences, 12, 12, 5e-3, _gen())
+                                   images_to_tensor(scenes.images), sentences, T.Schedule(12, 12, 5e-3, _gen()))
     assert _lowered(losses)
 
 
@@ -181,7 +181,7 @@ def test_captioner_training_lowers_the_loss(scenes):
     encoder = build("image_encoder", tiny=True)
     targets = T.captioner_targets(scenes.category, scenes.color, scenes.place, scenes.size, scenes.x)
     losses = T.train_captioner(build("captioner", tiny=True), encoder, images_to_tensor(scenes.images),
-                               targets, 12, 12, 5e-3, _gen())
+                               targets, T.Schedule(12, 12, 5e-3, _gen()))
     assert _lowered(losses)
 
 
@@ -189,13 +189,13 @@ def test_depth_estimator_training_lowers_the_loss(scenes):
     torch.manual_seed(0)
     losses = T.train_depth_estimator(build("depth_estimator", tiny=True),
                                      images_to_tensor(scenes.images), torch.from_numpy(scenes.depth),
-                                     12, 12, 5e-3, _gen())
+                                     T.Schedule(12, 12, 5e-3, _gen()))
     assert _lowered(losses)
 
 
 def test_train_world_rejects_unknown_models(tmp_path):
     with pytest.raises(BrainLDMError, match="unknown world models"):
-        T.main(["--models", "vae,clip", "--out", str(tmp_path)])
+        T.train_world_main(["--models", "vae,clip", "--out", str(tmp_path)])
 
 
 # --- the model parts that are not learned -------------------------------------------------
@@ -284,7 +284,7 @@ def test_basic_metrics_known_answers():
     assert top1_retrieval(np.eye(4), np.eye(4)[[1, 0, 3, 2]]) == 0.0
     depth = np.random.default_rng(0).random((3, 5, 5))
     np.testing.assert_allclose(depth_correlation(2 * depth + 1, depth), 1.0)
-    acc = attribute_accuracy({"a": np.array([1, 2]), "b": np.array([0, 0])},
+    acc = accuracy_per_attribute({"a": np.array([1, 2]), "b": np.array([0, 0])},
                              {"a": np.array([1, 2]), "b": np.array([0, 1])})
     assert acc == {"a": 1.0, "b": 0.5, "mean": 0.75}
 
@@ -299,12 +299,12 @@ def test_model_quality_is_evaluated_once_per_weights(tmp_path, monkeypatch):
     evaluate = metrics.evaluate_world_models
     monkeypatch.setattr(metrics, "evaluate_world_models", lambda *a, **k: calls.append(1) or evaluate(*a, **k))
     models = load_world_models()
-    first = metrics.cached_evaluation(models, n_eval=4, num_inference_steps=2)
-    second = metrics.cached_evaluation(models, n_eval=4, num_inference_steps=2)
+    first = metrics.cached_evaluation(models, n_eval=4, settings=SamplerSettings(num_inference_steps=2))
+    second = metrics.cached_evaluation(models, n_eval=4, settings=SamplerSettings(num_inference_steps=2))
     assert len(calls) == 1
     assert first[0] == second[0] and first[0]["n_eval"] == 4
     assert set(first[1]) >= {"original", "vae", "text2img", "img2img"}
     np.testing.assert_array_equal(first[1]["img2img"], second[1]["img2img"])
     assert first[1]["img2img"].dtype == np.uint8 and first[1]["img2img"].shape[0] == 4
-    metrics.cached_evaluation(models, n_eval=4, num_inference_steps=3)  # other settings: computed again
+    metrics.cached_evaluation(models, n_eval=4, settings=SamplerSettings(num_inference_steps=3))  # other settings: computed again
     assert len(calls) == 2

@@ -5,6 +5,7 @@ Every error a reader can trigger with a parameter or a missing file is a
 fix it. The command line prints its message without a traceback.
 """
 
+import argparse
 import math
 import os
 import re
@@ -12,8 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["BrainLDMError", "DataError", "CacheError", "ParameterError", "check_choice", "Rule", "check_parameter",
-           "SUBJECT_PATTERN"]
+__all__ = ["BrainLDMError", "DataError", "CacheError", "ParameterError", "ModelError", "UsageError", "CommandParser",
+           "check_choice", "Rule", "check_parameter", "SUBJECT_PATTERN"]
 
 
 class BrainLDMError(Exception):
@@ -21,7 +22,7 @@ class BrainLDMError(Exception):
 
 
 class DataError(BrainLDMError):
-    """A data file (NSD, ROI volume, stimulus table, model weights) is missing, damaged or inconsistent."""
+    """A data file (NSD, ROI volume, stimulus table) is missing, damaged or inconsistent."""
 
 
 class CacheError(BrainLDMError):
@@ -30,6 +31,25 @@ class CacheError(BrainLDMError):
 
 class ParameterError(BrainLDMError, ValueError):
     """A parameter has a wrong type, is out of range or is not one of the allowed choices."""
+
+
+class ModelError(BrainLDMError):
+    """Model weights are missing, incomplete or damaged, or a model name is unknown."""
+
+
+class UsageError(BrainLDMError):
+    """A command line with an unknown subcommand or option, or an option's value of the wrong kind."""
+
+
+class CommandParser(argparse.ArgumentParser):
+    """An :class:`argparse.ArgumentParser` that raises :class:`UsageError` instead of printing usage and exiting.
+
+    The ``brainldm`` command line prints the error as one line (``brainldm: error: ...``); ``--help``
+    still prints the help and exits 0. Subcommand parsers (``add_subparsers``) are of this class too.
+    """
+
+    def error(self, message):
+        raise UsageError(f"{message}; see `{self.prog} --help` for the valid options")
 
 
 def check_choice(kind, value, choices):
@@ -79,14 +99,14 @@ class Rule:
     """
 
     kind: str
-    low: float = None
-    high: float = None
-    choices: tuple = None
+    low: float | None = None
+    high: float | None = None
+    choices: tuple | None = None
     none: bool = False
     many: bool = False
     low_open: bool = False
     high_open: bool = False
-    multiple_of: int = None
+    multiple_of: int | None = None
 
     def describe(self):
         """What the rule allows, in words."""
@@ -158,8 +178,8 @@ def _check_one(name, value, rule, whole):
     return value
 
 
-def check_parameter(name, value, kind="any", low=None, high=None, choices=None, none=False, many=False,
-                    rule=None, **options):
+def check_parameter(name, value, rule="any", *, low=None, high=None, choices=None, none=False, many=False,
+                    **options):
     """Return ``value`` (ints made floats where a float is expected) if it satisfies the rule, else raise.
 
     Parameters
@@ -167,8 +187,10 @@ def check_parameter(name, value, kind="any", low=None, high=None, choices=None, 
     name : str
         The parameter's name, for the message.
     value : object
-    kind, low, high, choices, none, many, **options
-        The rule (see :class:`Rule`); or give ``rule`` directly.
+    rule : Rule or str
+        The rule; or its ``kind`` (see :class:`Rule`), the other fields then given as keywords.
+    low, high, choices, none, many, **options
+        The rule's other fields when ``rule`` is a kind (see :class:`Rule`); not with a :class:`Rule`.
 
     Raises
     ------
@@ -179,8 +201,14 @@ def check_parameter(name, value, kind="any", low=None, high=None, choices=None, 
     --------
     >>> check_parameter("fdr", 0.05, "float", low=0, high=1, low_open=True, high_open=True)
     0.05
+    >>> check_parameter("n_boot", 200, Rule("int", low=10))
+    200
     """
-    rule = rule or Rule(kind, low, high, tuple(choices) if choices is not None else None, none, many, **options)
+    if isinstance(rule, Rule):
+        if (low, high, choices, none, many, options) != (None, None, None, False, False, {}):
+            raise TypeError("check_parameter takes a Rule or a kind with its fields as keywords, not both")
+    else:
+        rule = Rule(rule, low, high, tuple(choices) if choices is not None else None, none, many, **options)
     if rule.kind not in _KINDS:
         raise ValueError(f"unknown kind {rule.kind!r} of parameter rule")
     if value is None:

@@ -23,8 +23,10 @@ statistics and metrics always compute in float32 (or float64) on the same device
 import os
 from pathlib import Path
 
+from brainldm.errors import BrainLDMError
+
 __all__ = ["data_home", "cache_dir", "models_dir", "nsd_root", "enforce_offline", "torch_device", "torch_dtype",
-           "DTYPES"]
+           "DTYPES", "project_root"]
 
 #: the dtypes models can run in, as torch spells them
 DTYPES = ("float32", "float16", "bfloat16")
@@ -82,9 +84,7 @@ def torch_device(device=None):
     -------
     device : torch.device
     """
-    import torch
-
-    from brainldm.errors import BrainLDMError
+    import torch  # heavy: `import brainldm` (the CLI, the paths resolver) does not load it
 
     value = device if device not in (None, "") else os.environ.get("BRAINLDM_DEVICE") or None
     if value is None:
@@ -114,9 +114,7 @@ def torch_dtype(dtype=None, device=None):
     -------
     dtype : torch.dtype
     """
-    import torch
-
-    from brainldm.errors import BrainLDMError
+    import torch  # heavy: `import brainldm` (the CLI, the paths resolver) does not load it
 
     value = dtype if dtype not in (None, "") else os.environ.get("BRAINLDM_DTYPE") or None
     if value is None:
@@ -128,3 +126,13 @@ def torch_dtype(dtype=None, device=None):
         raise BrainLDMError(f"unknown dtype {value!r} (argument or BRAINLDM_DTYPE); expected one of "
                             f"{', '.join(DTYPES)}")
     return getattr(torch, value)
+
+
+def project_root():
+    """The repository folder: ``BRAINLDM_ROOT``, else the one this package was installed from."""
+    root = os.environ.get("BRAINLDM_ROOT")
+    root = Path(root) if root else Path(__file__).resolve().parents[2]
+    if not (root / "chapters").is_dir():
+        raise BrainLDMError(f"no chapters/ folder in {root}; run from a brainldm checkout "
+                            "(pip install -e .) or set BRAINLDM_ROOT to one")
+    return root

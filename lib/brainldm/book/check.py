@@ -8,6 +8,7 @@ without its vocabulary, truncated weights) is reported with the component that f
 
 import os
 
+from brainldm.errors import BrainLDMError
 from brainldm.models import zoo
 from brainldm.data.datasets.nsd import NSD_SUBJECTS, STANDARD_VOLUMES, NSDLayout
 from brainldm.settings import models_dir, nsd_root
@@ -165,12 +166,10 @@ def verify_model(name, models=None):
     """
     import torch
 
-    from brainldm.errors import BrainLDMError
-
     spec = zoo.MODELS[name]
     problems = []
     if spec.library == "torchvision":
-        problem = _torchvision_hash_problem(spec, zoo.search(name, models)[0])
+        problem = zoo.torchvision_hash_problem(spec, zoo.search(name, models)[0])
         if problem:
             problems.append(f"weights file: {problem}")
     try:
@@ -180,24 +179,6 @@ def verify_model(name, models=None):
     except Exception as error:  # noqa: BLE001
         return [f"loading: {type(error).__name__}: {' '.join(str(error).split())[:300]}"]
     return problems + [f"{component}: {problem}" for component, problem in _verify_parts(spec, model)]
-
-
-def _torchvision_hash_problem(spec, path):
-    """torchvision names its weights ``<name>-<first hex digits of their sha256>.pth``: check them."""
-    import hashlib
-    import re
-
-    match = re.search(r"-([0-9a-f]{8,})\.pth$", spec.filename)
-    if path is None or match is None:
-        return None
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            digest.update(block)
-    if not digest.hexdigest().startswith(match.group(1)):
-        return (f"its sha256 starts {digest.hexdigest()[:len(match.group(1))]}, not {match.group(1)} as the file name "
-                "says: these are not the published weights (damaged, or other weights under that name)")
-    return None
 
 
 def model_lines(models=None, verify=True):

@@ -7,18 +7,29 @@
 ``brainldm check``                      which datasets, models and GPU this machine has
 ``brainldm check-book``                 open every built page in headless Chromium and check it
 ``brainldm train-world [...]``          retrain the embedded world models
+
+Every error a reader can cause (an unknown chapter, a bad parameter or option, a missing file
+or model) is a :class:`~brainldm.errors.BrainLDMError`: :func:`main` prints it as one line,
+``brainldm: error: <what was expected, what was found, how to fix it>``, and exits with status 2.
+Anything else is a bug, and keeps its traceback.
 """
 
 import argparse
 import sys
 
-from brainldm.errors import BrainLDMError
+from brainldm.settings import project_root
+from brainldm.book.browser import check_site, chromium_executable
+from brainldm.book.build import (BuildOptions, build_book, find_chapter, list_chapters, run_chapter,
+                                 write_reference)
+from brainldm.book.check import report
+from brainldm.book.run_record import provenance, provenance_lines
+from brainldm.errors import BrainLDMError, CommandParser
 
 __all__ = ["main"]
 
 
 def _parser():
-    parser = argparse.ArgumentParser(prog="brainldm", description=__doc__.splitlines()[0])
+    parser = CommandParser(prog="brainldm", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="execute one chapter (jupytext -> papermill) into book/")
     run.add_argument("chapter", help="chapter number or name, e.g. 01 or 01_describe_data")
@@ -67,9 +78,6 @@ def _parser():
 
 
 def _check_book(args):
-    from brainldm.book.build import project_root
-    from brainldm.book.browser import check_site, chromium_executable
-
     html = args.html or str(project_root() / "book" / "_build" / "html")
     if args.if_chromium and chromium_executable(args.chromium) is None:
         print("browser check: skipped (Chromium is not installed: apt-get install chromium, or make system-packages "
@@ -81,43 +89,40 @@ def _check_book(args):
 
 
 def main(argv=None):
-    """Entry point; a :class:`BrainLDMError` is printed as one line and exits with status 2."""
+    """Entry point: returns the exit status; a :class:`BrainLDMError` is printed as one line, with status 2."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    # the trainer parses its own options (argparse's REMAINDER refuses a leading --option)
-    args = _parser().parse_args(argv[:1]) if argv[:1] == ["train-world"] else _parser().parse_args(argv)
-    from brainldm.book import build as book
-
     try:
-        if args.command == "run":
-            book.run_chapter(args.chapter, dict(args.parameter), args.output_dir)
-        elif args.command == "book":
-            book.build_book(execute=not args.no_execute, dataset=args.dataset, profile=args.profile,
-                            output=args.output, subjects=args.subjects, device=args.device, dtype=args.dtype,
-                            scheduler=args.scheduler, slurm_config=args.slurm_config, publish=args.publish,
-                            rerun=args.rerun)
-        elif args.command == "refs":
-            for key in args.chapters or [p.stem for p in book.list_chapters()]:
-                book.write_reference(key)
-        elif args.command == "check":
-            from brainldm.book.check import report
-            from brainldm.book.run_record import provenance, provenance_lines
-
-            print(report())
-            print("\nProvenance (what every chapter's page records)")
-            print("\n".join(f"  {line}" for line in provenance_lines(provenance())))
-        elif args.command == "check-book":
-            return _check_book(args)
-        elif args.command == "train-world":
-            from brainldm.training.train import main as train_main
-
-            return train_main(argv[1:])
+        return _command(argv)
     except BrainLDMError as error:
         # one line: the chapter and cell (when inside one), what was wrong and how to fix it
         print(f"brainldm: error: {' '.join(str(error).split())}", file=sys.stderr)
         return 2
-    except OSError as error:  # the environment (a folder that cannot be written, a full disk): no traceback
-        print(f"brainldm: error: {type(error).__name__}: {' '.join(str(error).split())}", file=sys.stderr)
-        return 1
+
+
+def _command(argv):
+    # the trainer parses its own options (argparse's REMAINDER refuses a leading --option)
+    args = _parser().parse_args(argv[:1] if argv[:1] == ["train-world"] else argv)
+    if args.command == "run":
+        run_chapter(args.chapter, dict(args.parameter), args.output_dir)
+    elif args.command == "book":
+        build_book(BuildOptions(execute=not args.no_execute, dataset=args.dataset, profile=args.profile,
+                                output=args.output, subjects=args.subjects, device=args.device, dtype=args.dtype,
+                                scheduler=args.scheduler, slurm_config=args.slurm_config, publish=args.publish,
+                                rerun=args.rerun))
+    elif args.command == "refs":
+        stems = [find_chapter(key).stem for key in args.chapters]  # every name checked before any run
+        for stem in stems or [p.stem for p in list_chapters()]:
+            write_reference(stem)
+    elif args.command == "check":
+        print(report())
+        print("\nProvenance (what every chapter's page records)")
+        print("\n".join(f"  {line}" for line in provenance_lines(provenance())))
+    elif args.command == "check-book":
+        return _check_book(args)
+    elif args.command == "train-world":
+        from brainldm.training.train import train_world_main  # torch and diffusers: only for this command
+
+        return train_world_main(argv[1:])
     return 0
 
 

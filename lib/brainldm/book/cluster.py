@@ -33,6 +33,7 @@ from pathlib import Path
 
 from distributed.diagnostics.plugin import WorkerPlugin
 
+from brainldm.settings import project_root
 from brainldm.data.cache import cache_key
 from brainldm.errors import BrainLDMError
 from brainldm.models.ldm import SamplerSettings, sampler_settings
@@ -222,7 +223,6 @@ def slurm_config(path=None, root=None):
     """The SLURM cluster's settings, from ``path`` (default ``BRAINLDM_SLURM_CONFIG``, else ``slurm.yml``)."""
     import yaml
 
-    from brainldm.book.build import project_root
 
     path = Path(path or os.environ.get("BRAINLDM_SLURM_CONFIG") or Path(root or project_root()) / "slurm.yml")
     if not path.exists():

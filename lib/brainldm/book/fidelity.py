@@ -23,7 +23,7 @@ from brainldm.evaluate.metrics import IDENTIFICATION_COLUMNS, bootstrap_ci, iden
 from brainldm.fit.protocol import protocol_for
 from brainldm.generate.reconstruction import brain_reconstructions
 
-__all__ = ["protocol_effects"]
+__all__ = ["VARIANTS", "ProtocolEffects", "protocol_effects"]
 
 #: (label, protocol changes, identification rule) of each variant; the first is the reference
 VARIANTS = (
@@ -32,6 +32,41 @@ VARIANTS = (
     ("independent noise, wins per sample", {"shared_noise": False}, "per_sample"),
     ("independent noise, best sample of each image", {"shared_noise": False}, "best_sample"),
 )
+
+
+@dataclasses.dataclass(frozen=True)
+class ProtocolEffects:
+    """What :func:`protocol_effects` measured.
+
+    Attributes
+    ----------
+    table : pandas DataFrame
+        One row per (variant, column): ``mean`` identification of ``X_zc``, and the paired
+        ``change`` from the first of :data:`VARIANTS` with its 95% bootstrap CI over images
+        (``ci_low``, ``ci_high``).
+    subject : str
+    n_images, n_samples : int
+    """
+
+    table: pd.DataFrame
+    subject: str
+    n_images: int
+    n_samples: int
+
+    def describe(self):
+        """One line: whose reconstructions, of how many images, with how many samples."""
+        return f"{self.subject}, X_zc of {self.n_images} test images, {self.n_samples} samples per image"
+
+    def changes(self):
+        """The change of each variant (rows) in each identification column (columns)."""
+        return self.table.pivot_table(index="variant", columns="column", values="change", sort=False)
+
+    def shared_noise(self):
+        """What the authors' shared noise changes: ``low`` and ``high`` (the smallest and largest change
+        over the columns), ``above`` (columns whose CI lies above zero) and ``n`` (columns)."""
+        rows = self.table[self.table["variant"] == VARIANTS[1][0]]
+        return {"low": float(rows["change"].min()), "high": float(rows["change"].max()),
+                "above": int((rows["ci_low"] > 0).sum()), "n": len(rows)}
 
 
 def protocol_effects(ds, models, settings, n_images=None, protocol=None, columns=None):
@@ -51,10 +86,7 @@ def protocol_effects(ds, models, settings, n_images=None, protocol=None, columns
 
     Returns
     -------
-    table : pandas DataFrame
-        One row per (variant, column): ``mean`` identification of ``X_zc``, and the paired
-        ``change`` from the first variant with its 95% bootstrap CI over images;
-        ``attrs["n_images"]`` is the number of images.
+    effects : ProtocolEffects
     """
     base = protocol_for(protocol, ds.name)
     columns = columns or IDENTIFICATION_COLUMNS
@@ -75,6 +107,4 @@ def protocol_effects(ds, models, settings, n_images=None, protocol=None, columns
             change, low, high = bootstrap_ci(values - np.asarray(per_image[reference][column]))
             rows.append({"variant": label, "column": column, "mean": float(values.mean()), "change": change,
                          "ci_low": low, "ci_high": high})
-    table = pd.DataFrame(rows)
-    table.attrs["n_images"] = len(values)
-    return table
+    return ProtocolEffects(pd.DataFrame(rows), ds.subject, len(values), settings.n_samples)

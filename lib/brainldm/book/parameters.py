@@ -1,20 +1,17 @@
-"""Validation of every parameter a reader sets, up front and with one message each.
+"""Every chapter parameter a reader sets, checked up front with one message each.
 
-:func:`check_parameter` checks one value against a rule (type, range, choices) and raises a
-:class:`~brainldm.errors.ParameterError` that names the parameter, the value and what is
-allowed. :data:`CHAPTER_PARAMETERS` is the rule of every chapter parameter (the book runner
-checks a chapter's parameters with :func:`check_chapter_parameters` before executing
-anything); :func:`check_dataset_options` checks ``dataset_options`` (the keyword arguments of
-:func:`brainldm.data.datasets.load_dataset`) against the dataset's own options.
+:data:`CHAPTER_PARAMETERS` is the rule (:class:`brainldm.errors.Rule`) of every chapter parameter;
+the book runner checks a chapter's parameters with :func:`check_chapter_parameters` before
+executing anything. ``dataset_options`` go to :func:`brainldm.data.datasets.check_dataset_options`
+and ``sampler`` to :class:`brainldm.models.ldm.SamplerSettings`.
 """
 
-import inspect
+from brainldm.data.datasets import SUBJECTS, check_dataset_options
+from brainldm.data.datasets.nsd import NSD_SUBJECTS
+from brainldm.errors import ParameterError, Rule, check_parameter
+from brainldm.models.ldm import SamplerSettings
 
-
-from brainldm.errors import SUBJECT_PATTERN, ParameterError, Rule, check_parameter
-
-__all__ = ["check_chapter_parameters", "check_dataset_options", "CHAPTER_PARAMETERS", "CHAPTER_OVERRIDES",
-           "DATASET_OPTIONS"]
+__all__ = ["check_chapter_parameters", "CHAPTER_PARAMETERS", "CHAPTER_OVERRIDES"]
 
 def _positive(none=False, low=1):
     return Rule("int", low=low, none=none)
@@ -33,6 +30,8 @@ CHAPTER_PARAMETERS = {
     "seed": Rule("int", low=0, high=2 ** 32 - 1),
     "device": Rule("str", none=True),
     "dtype": Rule("str", choices=("float32", "float16", "bfloat16"), none=True),
+    # overrides of brainldm.models.ldm.SamplerSettings, checked by SamplerSettings itself
+    "sampler": Rule("dict"),
     "protocol": Rule("str", choices=("authors", "brainldm"), none=True),
     # img2img: strength in (0, 1]; guidance 1 = no classifier-free guidance (diffusers turns it off below 1)
     "strength": Rule("float", low=0, high=1, low_open=True, none=True),
@@ -84,8 +83,8 @@ def _check_layer_weights(value):
         return None
     layers = CHAPTER_PARAMETERS["layers"].choices
     for key, weight in value.items():
-        check_parameter("layer_weights (key)", key, "str", choices=layers)
-        check_parameter(f"layer_weights[{key!r}]", weight, "float", low=0)
+        check_parameter("layer_weights (key)", key, Rule("str", choices=layers))
+        check_parameter(f"layer_weights[{key!r}]", weight, Rule("float", low=0))
     return value
 
 
@@ -117,13 +116,10 @@ def check_chapter_parameters(parameters, chapter=None, rules=None):
         else:  # chapter unknown: a chapter's more permissive rule of the name, if any
             rule = next((r for (_, n), r in CHAPTER_OVERRIDES.items() if n == name), None)
         rule = rule or rules.get(name)
-        checked[name] = value if rule is None else check_parameter(name, value, rule=rule)
+        checked[name] = value if rule is None else check_parameter(name, value, rule)
     dataset = checked.get("dataset", "world")
     for name in ("subject", "subjects"):
         if name in checked and dataset in ("world", "nsd"):
-            from brainldm.data.datasets import SUBJECTS
-            from brainldm.data.datasets.nsd import NSD_SUBJECTS
-
             valid = SUBJECTS if dataset == "world" else NSD_SUBJECTS
             for subject in checked[name] if name == "subjects" else [checked[name]]:
                 if subject not in valid:
@@ -131,75 +127,11 @@ def check_chapter_parameters(parameters, chapter=None, rules=None):
                                          f"valid choices are: {', '.join(map(repr, valid))}")
     if "layer_weights" in checked:
         _check_layer_weights(checked["layer_weights"])
+    if checked.get("sampler"):
+        SamplerSettings().replace(**checked["sampler"])  # a ParameterError names a bad key or value
     if "dataset_options" in checked:
         check_dataset_options(checked.get("dataset", "world"), checked["dataset_options"])
     for name in ("subjects", "optimize", "layers", "roi", "strengths"):
         if name in checked and len(set(checked[name])) != len(checked[name]):
             raise ParameterError(f"parameter {name!r} = {checked[name]!r} lists a value twice")
-    return checked
-
-
-#: dataset -> option -> rule (options of the dataset class without a rule are passed unchecked)
-DATASET_OPTIONS = {
-    "world": {
-        "seed": Rule("int", low=0, high=2 ** 32 - 1),
-        "n_train": Rule("int", low=1),
-        "n_test": Rule("int", low=2),
-        "n_repeats": Rule("int", low=1),
-        "image_size": Rule("int", low=16, multiple_of=16),
-    },
-    "nsd": {
-        "root": Rule("path", none=True),
-        "sessions": Rule("int", low=1, none=True),
-        "zscore": Rule("bool"),
-        "voxels": Rule("str", many=True, none=True),
-        "rois": Rule("dict", none=True),
-        "betas_format": Rule("str", choices=("auto", "hdf5", "nii")),
-        "annotations": Rule("path", none=True),
-        "cache": Rule("bool"),
-    },
-}
-
-
-def _dataset_class(name):
-    import importlib
-
-    from brainldm.data.datasets import DATASETS
-
-    module, cls = DATASETS[name].split(":")
-    return getattr(importlib.import_module(module), cls)
-
-
-def check_dataset_options(name, options):
-    """Check the keyword arguments of ``load_dataset(name, subject, **options)`` before anything is loaded.
-
-    Unknown keys are an error that lists the valid ones (the dataset class' own keyword
-    arguments); known keys are checked against :data:`DATASET_OPTIONS`.
-
-    Returns
-    -------
-    options : dict
-    """
-    from brainldm.data.datasets import DATASETS
-
-    if name not in DATASETS:
-        raise ParameterError(f"unknown dataset {name!r}; valid choices are: {', '.join(map(repr, DATASETS))}")
-    if not isinstance(options, dict):
-        raise ParameterError(f"dataset_options must be a dict of keyword arguments of the {name} dataset, got "
-                             f"{options!r}")
-    signature = inspect.signature(_dataset_class(name).__init__)
-    valid = [p for p in signature.parameters if p not in ("self", "subject")
-             and signature.parameters[p].kind not in (inspect.Parameter.VAR_POSITIONAL,
-                                                      inspect.Parameter.VAR_KEYWORD)]
-    unknown = [key for key in options if key not in valid]
-    if unknown:
-        raise ParameterError(f"unknown option(s) {', '.join(map(repr, unknown))} of the {name} dataset "
-                             f"(dataset_options); valid options are: {', '.join(valid)}")
-    rules = DATASET_OPTIONS.get(name, {})
-    checked = {}
-    for key, value in options.items():
-        rule = rules.get(key)
-        if key == "voxels" and isinstance(value, str):
-            rule = Rule("str")
-        checked[key] = value if rule is None else check_parameter(f"dataset_options[{key!r}]", value, rule=rule)
     return checked

@@ -1,6 +1,7 @@
 """Provenance: what produced a page — code, packages, weights, data, device, seeds, profile.
 
-:func:`provenance` returns it as a dict; :func:`provenance_lines` as text (``brainldm check``
+:func:`provenance` returns it as a dict (how the run ran, its :class:`RunSettings`, beside its data and
+models); :func:`provenance_lines` as text (``brainldm check``
 prints it); :func:`show_provenance` displays a short, collapsed block at the top of a chapter,
 and ``brainldm book`` gathers every chapter's block into the book's provenance page
 (:func:`collect_provenance`, :func:`provenance_page`).
@@ -21,10 +22,15 @@ import json
 import os
 import platform
 import subprocess
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
-__all__ = ["MIME", "provenance", "provenance_lines", "show_provenance", "collect_provenance", "provenance_page",
+from brainldm import __version__
+from brainldm.models.zoo import MODELS, search
+from brainldm.settings import cache_dir, models_dir, nsd_root, project_root, torch_device, torch_dtype
+
+__all__ = ["MIME", "RunSettings", "provenance", "provenance_lines", "show_provenance", "collect_provenance", "provenance_page",
            "git_state", "model_hashes"]
 
 #: the record travels as a one-line JSON string under this MIME type (a text type, so that
@@ -39,7 +45,6 @@ _WEIGHTS = (".safetensors", ".bin", ".pth", ".pt", ".ckpt", ".msgpack", ".h5", "
 @functools.lru_cache(maxsize=None)
 def git_state(root=None):
     """``(commit, dirty)`` of the repository at ``root`` (default: this checkout); ``(None, None)`` without git."""
-    from brainldm.book.build import project_root
 
     try:
         root = str(root or project_root())
@@ -90,11 +95,9 @@ def _world_hashes():
 
 @functools.lru_cache(maxsize=None)
 def _nsd_hashes(models):
-    from brainldm.models import zoo
-
     out = {}
-    for name in zoo.MODELS:
-        path, _ = zoo.search(name, models)
+    for name in MODELS:
+        path, _ = search(name, models)
         out[name] = _folder_digest(path) if path is not None else "missing"
     return out
 
@@ -107,8 +110,6 @@ def model_hashes(dataset="world", models=None):
     """
     if dataset == "world":
         return dict(_world_hashes())
-    from brainldm.settings import models_dir
-
     return dict(_nsd_hashes(str(models_dir(models))))
 
 
@@ -117,8 +118,29 @@ def _seeds(namespace):
             and isinstance(namespace[name], int) and not isinstance(namespace[name], bool)}
 
 
-def provenance(dataset="world", subjects=None, ds=None, device=None, dtype=None, seeds=None, profile=None,
-               chapter=None, models=None, dataset_options=None):
+@dataclass(frozen=True)
+class RunSettings:
+    """How a run ran, beside its data and models: the part of :func:`provenance` a chapter chooses.
+
+    Attributes
+    ----------
+    chapter : str, optional
+    device, dtype : optional
+        As the chapter asked; resolved by :func:`brainldm.settings.torch_device` / ``torch_dtype``.
+    seeds : dict, optional
+        Name to seed.
+    profile : str, optional
+        Default ``BRAINLDM_PROFILE`` (``brainldm book`` sets it).
+    """
+
+    chapter: str = None
+    device: str = None
+    dtype: str = None
+    seeds: dict = None
+    profile: str = None
+
+
+def provenance(dataset="world", subjects=None, ds=None, models=None, dataset_options=None, settings=None):
     """The provenance record of a run, as a JSON-serialisable dict.
 
     Parameters
@@ -127,19 +149,14 @@ def provenance(dataset="world", subjects=None, ds=None, device=None, dtype=None,
     subjects : list of str, optional
     ds : Dataset, optional
         Its ``cache_token`` fingerprints the stimuli.
-    device, dtype : optional
-        As the chapter asked; resolved by :func:`brainldm.settings.torch_device` / ``torch_dtype``.
-    seeds : dict, optional
-    profile : str, optional
-        Default ``BRAINLDM_PROFILE`` (``brainldm book`` sets it).
-    chapter : str, optional
     models : ModelSet, optional
         Its ``cache_token`` (a digest of the loaded VAE and U-Net).
     dataset_options : dict, optional
+    settings : RunSettings, optional
+        The chapter, device, dtype, seeds and profile.
     """
-    from brainldm import __version__
-    from brainldm.settings import cache_dir, nsd_root, torch_device, torch_dtype
-
+    settings = settings or RunSettings()
+    device, dtype = settings.device, settings.dtype
     commit, dirty = git_state()
     try:
         resolved_device = str(torch_device(device))
@@ -152,15 +169,15 @@ def provenance(dataset="world", subjects=None, ds=None, device=None, dtype=None,
     if dataset == "nsd":
         fingerprint["root"] = str(nsd_root())
     record = {
-        "chapter": chapter,
+        "chapter": settings.chapter,
         "git_commit": commit, "git_dirty": dirty,
         "versions": {name: (__version__ if name == "brainldm" else _version(name)) for name in PACKAGES},
         "python": platform.python_version(),
         "models": model_hashes(dataset),
         "dataset": fingerprint,
         "device": resolved_device, "dtype": resolved_dtype,
-        "seeds": dict(seeds or {}),
-        "profile": profile or os.environ.get("BRAINLDM_PROFILE") or "default",
+        "seeds": dict(settings.seeds or {}),
+        "profile": settings.profile or os.environ.get("BRAINLDM_PROFILE") or "default",
         "cache": str(cache_dir()),
     }
     if models is not None:
@@ -182,7 +199,7 @@ def provenance_lines(record):
     lines = ([f"chapter: {record['chapter']}"] if record.get("chapter") else []) + [
         f"code: git {commit[:12]}{dirty}, python {record['python']}",
         f"packages: {versions}",
-        f"models: " + ", ".join(f"{k} {v}" for k, v in record["models"].items()),
+        "models: " + ", ".join(f"{k} {v}" for k, v in record["models"].items()),
         f"data: {data}",
         f"device: {record['device']} in {record['dtype']}; seeds: "
         + (", ".join(f"{k}={v}" for k, v in record["seeds"].items()) or "none"),
@@ -214,10 +231,11 @@ def show_provenance(namespace, chapter=None):
     subjects = namespace.get("subjects")
     subject = namespace.get("subject")
     subjects = ([subject] if subject else []) + [s for s in (subjects or []) if s != subject]
+    settings = RunSettings(chapter=chapter or os.environ.get("BRAINLDM_CHAPTER"), device=namespace.get("device"),
+                           dtype=namespace.get("dtype"), seeds=_seeds(namespace))
     record = provenance(dataset=namespace.get("dataset", "world"), subjects=subjects, ds=namespace.get("ds"),
-                        device=namespace.get("device"), dtype=namespace.get("dtype"), seeds=_seeds(namespace),
-                        chapter=chapter or os.environ.get("BRAINLDM_CHAPTER"), models=namespace.get("models"),
-                        dataset_options=namespace.get("dataset_options"))
+                        models=namespace.get("models"), dataset_options=namespace.get("dataset_options"),
+                        settings=settings)
     if os.environ.get("BRAINLDM_PROVENANCE", "1") == "0":
         return record
     from IPython.display import display

@@ -22,7 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from brainldm.data.cache import cached_arrays
+from brainldm.data.cache import _permissions, cached_arrays, clean_stale, file_lock
+from brainldm.errors import ParameterError
 from brainldm.settings import cache_dir
 
 __all__ = ["ROI_NAMES", "STREAMS", "ROI_STREAM", "SUBJECT", "XFM", "import_cortex", "visual_anatomy",
@@ -86,8 +87,6 @@ def _copy_subject(source, store):
     the lock and find the copy done. A copy without the mark (left by an older version or an
     interrupted run) is checked file by file against the bundled one and redone if incomplete.
     """
-    from brainldm.data.cache import _permissions, clean_stale, file_lock
-
     target, marker = store / source.name, store / f".{source.name}.complete"
     if marker.exists() and target.is_dir():
         return
@@ -158,9 +157,7 @@ def transform_name(upsample=1):
     if upsample == 1:
         return XFM
     if upsample not in (2, 3):
-        from brainldm.errors import BrainLDMError
-
-        raise BrainLDMError(f"voxel upsampling must be 1, 2 or 3, got {upsample!r}")
+        raise ParameterError(f"voxel upsampling (dataset_options voxel_upsample) must be 1, 2 or 3, got {upsample!r}")
     name = f"{XFM}_x{upsample}"
     cortex = import_cortex()
     if name not in cortex.db.get_paths(SUBJECT)["xfms"]:

@@ -16,6 +16,7 @@ and writes them a chunk of columns at a time.
 """
 
 import contextlib
+import fcntl
 import hashlib
 import json
 import mmap
@@ -89,8 +90,6 @@ def file_lock(path, shared=False):
     Blocks until the lock is free. Where the lock file cannot be created (a read-only
     folder), the block runs without a lock: nothing can be written there anyway.
     """
-    import fcntl
-
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -107,8 +106,6 @@ def file_lock(path, shared=False):
 
 def _is_locked(lock):
     """Whether another process holds ``lock`` (a lock file) right now."""
-    import fcntl
-
     try:
         fd = os.open(lock, os.O_RDWR)
     except OSError:

@@ -1,9 +1,13 @@
 """Statistics shared by every chapter: repeat averaging and noise ceilings."""
 
 import numpy as np
+import pandas as pd
 from scipy import sparse
 
-__all__ = ["average_repeats", "ncsnr_from_repeats", "noise_ceiling", "noise_ceiling_table"]
+from brainldm.data.anatomy import STREAMS
+from brainldm.errors import ParameterError
+
+__all__ = ["average_repeats", "ncsnr_from_repeats", "noise_ceiling", "noise_ceiling_table", "mean_sd"]
 
 
 def average_repeats(betas, ids):
@@ -49,7 +53,8 @@ def ncsnr_from_repeats(betas, ids):
     _, inverse, counts = np.unique(ids, return_inverse=True, return_counts=True)
     keep = counts[inverse] >= 2
     if not keep.any():
-        raise ValueError("the noise ceiling needs images shown at least twice; every image was shown once")
+        raise ParameterError("the noise ceiling needs images shown at least twice; every image was shown once "
+                             "(use a dataset with repeats, e.g. the world's dataset_options n_repeats >= 2)")
     betas = np.asarray(betas, dtype=np.float32)[keep]
     means, uniq = average_repeats(betas, ids[keep])
     resid = betas - means[np.searchsorted(uniq, ids[keep])]
@@ -67,13 +72,14 @@ def noise_ceiling(ncsnr, n_average=1):
     return 100.0 * ncsnr ** 2 / (ncsnr ** 2 + 1.0 / n_average)
 
 
-def noise_ceiling_table(datasets, rois, split="test"):
+def noise_ceiling_table(datasets, rois=None, split="test"):
     """Noise ceilings of repeat-averaged responses, per subject and ROI.
 
     Parameters
     ----------
     datasets : list of Dataset
-    rois : list of str
+    rois : list of str, optional
+        Default: NSD's ``streams`` labels (``early`` ... ``parietal``) that each dataset has.
     split : {"train", "test"}
         Whose repeats estimate the noise.
 
@@ -82,14 +88,12 @@ def noise_ceiling_table(datasets, rois, split="test"):
     table : pandas DataFrame
         One row per (subject, roi): ``n_voxels``, the median noise ceiling (%)
         and its 25th and 75th percentiles; for simulated datasets (with a
-        ``truth``), ``true_median`` from the simulated ncsnr.
+        ``ground_truth``), ``true_median`` from the simulated ncsnr.
     """
-    import pandas as pd
-
     rows = []
     for ds in datasets:
         n_average = np.unique(ds.betas(split)[1], return_counts=True)[1].mean()
-        for roi in rois:
+        for roi in [r for r in STREAMS if r in ds.roi_names] if rois is None else rois:
             nc = ds.noise_ceiling(split, roi=roi, n_average=n_average)
             row = {"subject": ds.subject, "roi": roi, "n_voxels": nc.size, "median": np.median(nc),
                    "q25": np.percentile(nc, 25), "q75": np.percentile(nc, 75)}

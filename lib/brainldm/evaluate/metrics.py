@@ -6,20 +6,32 @@ with it, in some network's feature space, than its own reconstruction does.
 Chance is 0.5. The authors' rule averages the correlations over a reconstruction's
 samples before counting strict wins; the original code loops over all pairs in Python,
 here it is one matrix product.
+
+:func:`evaluate_reconstructions` scores one subject's reconstructions with every Table 1 column
+and the standard suite of later papers; :func:`evaluate_subjects` does it for several subjects
+and returns a :class:`ReconstructionScores`, whose methods give the tables and bars the book
+shows (identification per subject, means over subjects, each metric's best method).
 """
 
-import numpy as np
+import dataclasses
 
-from brainldm.errors import check_choice
+import numpy as np
+import pandas as pd
+from skimage.color import rgb2gray
+from skimage.metrics import structural_similarity
+
+from brainldm.errors import ParameterError, check_choice
+from brainldm.features.stimulus import resize_images
 
 #: how identification counts wins (see :func:`identification_from_correlations`)
 IDENTIFICATION_RULES = ("authors", "per_sample", "best_sample")
 
 __all__ = ["two_way_identification", "identification_correlations", "identification_from_correlations",
            "IDENTIFICATION_RULES", "DISTANCE_COLUMNS", "correlation_distances", "missing_distances", "psnr",
-           "pixcorr", "ssim", "shuffled", "bootstrap_ci",
-           "identification_scores", "standard_suite", "score_table", "evaluate_reconstructions",
-           "IDENTIFICATION_COLUMNS", "SUITE_COLUMNS", "METHODS"]
+           "pixcorr", "ssim", "shuffled", "bootstrap_ci", "match_size", "column_correlations",
+           "identification_scores", "score_table", "evaluate_reconstructions", "ReconstructionScores",
+           "evaluate_subjects", "IDENTIFICATION_COLUMNS", "SUITE_COLUMNS", "SUITE_METRICS",
+           "RECONSTRUCTION_METHODS"]
 
 
 def _standardise(x, axis=-1):
@@ -49,7 +61,7 @@ def identification_correlations(orig, gen):
         raise ValueError(f"expected orig (n, d) and gen (n, s, d) with the same n and d, found "
                          f"{orig.shape} and {gen.shape}")
     if orig.shape[0] < 2:
-        raise ValueError(f"two-way identification needs at least 2 images, found {orig.shape[0]}")
+        raise ParameterError(f"two-way identification needs at least 2 images, found {orig.shape[0]} (use n_images >= 2)")
     return np.einsum("id,jkd->kij", _standardise(orig), _standardise(gen))
 
 
@@ -143,6 +155,8 @@ SUITE_COLUMNS = {"AlexNet(2)": ("cnn", "early"), "AlexNet(5)": ("cnn", "middle")
 #: the suite's two distances (lower is better): the correlation distance between the pooled features of
 #: the seen image and of its reconstruction, where the model set has the network (NSD with its weights)
 DISTANCE_COLUMNS = {"EffNet-B1": ("efficientnet", "pool"), "SwAV": ("swav", "pool")}
+#: the standard suite's metrics in the order the papers print them
+SUITE_METRICS = ("PixCorr", "SSIM", *SUITE_COLUMNS, *DISTANCE_COLUMNS)
 #: what each score is at chance
 CHANCE = {"identification": 0.5}
 
@@ -181,9 +195,6 @@ def ssim(orig, gen):
     -------
     ssim : array of shape (n,)
     """
-    from skimage.color import rgb2gray
-    from skimage.metrics import structural_similarity
-
     gen = _samples(gen)
     grey = rgb2gray(np.asarray(orig))
     out = np.zeros(gen.shape[:2])
@@ -218,6 +229,64 @@ def bootstrap_ci(values, n_boot=2000, level=0.95, seed=0):
     return float(values.mean()), float(np.percentile(means, tail)), float(np.percentile(means, 100 - tail))
 
 
+def match_size(orig, gen):
+    """``gen`` at the seen images' size, as a uint8 array (n, s, H, W, 3).
+
+    ``orig`` (n, H, W, 3) are the seen images, ``gen`` (n, s, h, w, 3) or (n, h, w, 3) their
+    reconstructions, resized only where h × w differs from H × W: Brain-Diffuser and MindEye
+    compare a reconstruction with the seen image at the seen image's size.
+    """
+    gen = _samples(gen)
+    orig = np.asarray(orig)
+    if gen.shape[2:4] == orig.shape[1:3]:
+        return gen
+    n, s = gen.shape[:2]
+    return resize_images(gen.reshape((n * s,) + gen.shape[2:]), orig.shape[1]).reshape((n, s) + orig.shape[1:])
+
+
+def column_correlations(models, orig, gen, columns=None, orig_features=None):
+    """:func:`identification_correlations` in the feature space of each column.
+
+    Each network runs once on the seen images and once on all samples, for every layer its
+    columns name.
+
+    Parameters
+    ----------
+    models : brainldm.models.loading.ModelSet
+        Provides ``feature_nets``.
+    orig : uint8 array of shape (n, H, W, 3)
+    gen : uint8 array of shape (n, s, H, W, 3) or (n, H, W, 3)
+    columns : dict of str to (net, layer), optional
+        Default :data:`IDENTIFICATION_COLUMNS`.
+    orig_features : dict, optional
+        Features of ``orig`` per net and layer from an earlier call (filled in when given
+        empty), so that several reconstructions of the same images share them.
+
+    Returns
+    -------
+    correlations : dict of str to float64 array of shape (s, n, n)
+        ``r[k, i, j]`` of each column; :func:`identification_from_correlations` turns it into
+        accuracies, of all images or of any subset (``r[:, keep][:, :, keep]``).
+    """
+    columns = columns or IDENTIFICATION_COLUMNS
+    orig_features = {} if orig_features is None else orig_features
+    gen = _samples(gen)
+    n, s = gen.shape[:2]
+    flat_gen = gen.reshape((n * s,) + gen.shape[2:])
+    out = {}
+    for net_name in dict.fromkeys(net for net, _ in columns.values()):
+        layers = list(dict.fromkeys(layer for net, layer in columns.values() if net == net_name))
+        net = models.feature_nets[net_name]
+        if net_name not in orig_features:
+            orig_features[net_name] = net(orig, layers)
+        f_gen = net(flat_gen, layers)
+        for column, (name, layer) in columns.items():
+            if name == net_name:
+                out[column] = identification_correlations(orig_features[net_name][layer],
+                                                          f_gen[layer].reshape(n, s, -1))
+    return out
+
+
 def identification_scores(models, orig, gen, columns=None, orig_features=None, rule="authors"):
     """Two-way identification of each image in the feature spaces of ``columns``.
 
@@ -227,11 +296,8 @@ def identification_scores(models, orig, gen, columns=None, orig_features=None, r
         Provides ``feature_nets``.
     orig : uint8 array of shape (n, H, W, 3)
     gen : uint8 array of shape (n, s, H, W, 3)
-    columns : dict of str to (net, layer), optional
-        Default :data:`IDENTIFICATION_COLUMNS`.
-    orig_features : dict, optional
-        Features of ``orig`` per net and layer from an earlier call (filled in when given
-        empty), so that several reconstructions of the same images share them.
+    columns, orig_features
+        See :func:`column_correlations`.
     rule : str
         See :func:`identification_from_correlations`.
 
@@ -239,23 +305,8 @@ def identification_scores(models, orig, gen, columns=None, orig_features=None, r
     -------
     scores : dict of str to array (n,)
     """
-    columns = columns or IDENTIFICATION_COLUMNS
-    orig_features = {} if orig_features is None else orig_features
-    gen = _samples(gen)
-    n, s = gen.shape[:2]
-    flat_gen = gen.reshape((n * s,) + gen.shape[2:])
-    scores = {}
-    for net_name in dict.fromkeys(net for net, _ in columns.values()):
-        layers = list(dict.fromkeys(layer for net, layer in columns.values() if net == net_name))
-        net = models.feature_nets[net_name]
-        if net_name not in orig_features:
-            orig_features[net_name] = net(orig, layers)
-        f_gen = net(flat_gen, layers)
-        for column, (name, layer) in columns.items():
-            if name == net_name:
-                scores[column] = two_way_identification(orig_features[net_name][layer],
-                                                        f_gen[layer].reshape(n, s, -1), rule)
-    return scores
+    correlations = column_correlations(models, orig, gen, columns, orig_features)
+    return {column: identification_from_correlations(r, rule) for column, r in correlations.items()}
 
 
 def correlation_distances(models, orig, gen, columns=None):
@@ -296,13 +347,6 @@ def missing_distances(models, columns=None):
             for column, (net_name, _) in columns.items() if net_name not in models.feature_nets}
 
 
-def standard_suite(models, orig, gen):
-    """PixCorr, SSIM, AlexNet(2), AlexNet(5), Inception and CLIP of each image: dict of str to (n,)."""
-    scores = {"PixCorr": pixcorr(orig, gen), "SSIM": ssim(orig, gen)}
-    scores.update(identification_scores(models, orig, gen, SUITE_COLUMNS))
-    return scores
-
-
 def score_table(scores, chance=None, **groups):
     """Mean, 95% bootstrap CI and chance of per-image scores, one row per metric.
 
@@ -319,8 +363,6 @@ def score_table(scores, chance=None, **groups):
     -------
     table : pandas DataFrame
     """
-    import pandas as pd
-
     chance = chance or {}
     rows = []
     for metric, values in scores.items():
@@ -333,7 +375,7 @@ def score_table(scores, chance=None, **groups):
 
 
 #: the reconstructions of :func:`brainldm.generate.reconstruction.reconstruct` and the names the papers give them
-METHODS = {"z-only": "X_z", "c-only": "X_c", "zc": "X_zc"}
+RECONSTRUCTION_METHODS = {"z-only": "X_z", "c-only": "X_c", "zc": "X_zc"}
 
 
 def evaluate_reconstructions(models, orig, recon, methods=None, **groups):
@@ -347,7 +389,7 @@ def evaluate_reconstructions(models, orig, recon, methods=None, **groups):
     recon : dict
         ``X_z`` (n, h, w, 3), ``X_c`` and ``X_zc`` (n, s, h, w, 3); resized to H × W if needed.
     methods : dict of str to str, optional
-        Method name -> key of ``recon`` (default :data:`METHODS`).
+        Method name -> key of ``recon`` (default :data:`RECONSTRUCTION_METHODS`).
     **groups
         Constant columns (``subject=...``).
 
@@ -357,19 +399,11 @@ def evaluate_reconstructions(models, orig, recon, methods=None, **groups):
         One row per (method, metric) with mean, 95% CI and chance. PixCorr and SSIM
         chance levels pair each reconstruction with another image.
     """
-    import pandas as pd
-
-    from brainldm.features.stimulus import resize_images
-
     columns = {**IDENTIFICATION_COLUMNS, **SUITE_COLUMNS}
     orig_features = {}
     tables = []
-    for method, key in (methods or METHODS).items():
-        gen = _samples(recon[key])
-        if gen.shape[2:4] != orig.shape[1:3]:  # compared at the seen images' size, as Brain-Diffuser does
-            n, s = gen.shape[:2]
-            gen = resize_images(gen.reshape((n * s,) + gen.shape[2:]), orig.shape[1]).reshape(
-                (n, s) + orig.shape[1:])
+    for method, key in (methods or RECONSTRUCTION_METHODS).items():
+        gen = match_size(orig, recon[key])
         scores = {"PixCorr": pixcorr(orig, gen), "SSIM": ssim(orig, gen)}
         scores.update(identification_scores(models, orig, gen, columns, orig_features))
         distances = correlation_distances(models, orig, gen)
@@ -378,3 +412,127 @@ def evaluate_reconstructions(models, orig, recon, methods=None, **groups):
                   **correlation_distances(models, orig, shuffled(gen), {k: DISTANCE_COLUMNS[k] for k in distances})}
         tables.append(score_table(scores, chance, method=method, **groups))
     return pd.concat(tables, ignore_index=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class ReconstructionScores:
+    """Every subject's scores of its reconstructions (what :func:`evaluate_subjects` returns).
+
+    Attributes
+    ----------
+    table : pandas DataFrame
+        One row per (method, subject, metric): ``mean`` over the test images, its 95% bootstrap
+        CI (``ci_low``, ``ci_high``) and ``chance``, as :func:`evaluate_reconstructions` gives them.
+    n_images : dict of str to int
+        Test images scored per subject.
+    n_samples : int
+        Samples per image of the reconstructions that have several (the most of any method).
+    """
+
+    table: pd.DataFrame
+    n_images: dict
+    n_samples: int
+
+    @property
+    def subjects(self):
+        """The subjects, in the order they were scored."""
+        return list(self.n_images)
+
+    @property
+    def methods(self):
+        """The methods, in the order they were scored."""
+        return list(dict.fromkeys(self.table["method"]))
+
+    def describe(self):
+        """One line: how many images, samples and subjects were scored."""
+        counts = sorted(set(self.n_images.values()))
+        images = str(counts[0]) if len(counts) == 1 else ", ".join(f"{s}: {n}" for s, n in self.n_images.items())
+        return (f"{images} test images, {self.n_samples} sample(s) each, {len(self.n_images)} subject(s) "
+                f"({', '.join(self.subjects)})")
+
+    def identification(self, columns=None):
+        """Mean two-way identification of each (method, subject): one column per Table 1 column.
+
+        Parameters
+        ----------
+        columns : iterable of str, optional
+            Default :data:`IDENTIFICATION_COLUMNS`.
+
+        Returns
+        -------
+        table : pandas DataFrame
+            Index (method, subject), in the order they were scored.
+        """
+        columns = list(columns or IDENTIFICATION_COLUMNS)
+        rows = self.table[self.table["metric"].isin(columns)]
+        wide = rows.pivot_table(index=["method", "subject"], columns="metric", values="mean", sort=False)
+        return wide[[c for c in columns if c in wide.columns]]
+
+    def over_subjects(self, metrics=None):
+        """Each (method, metric)'s mean, CI bounds and chance, averaged over subjects.
+
+        Parameters
+        ----------
+        metrics : iterable of str, optional
+            Default every metric scored; metrics that were not scored are left out.
+
+        Returns
+        -------
+        table : pandas DataFrame
+            Columns ``metric``, ``method``, ``mean``, ``ci_low``, ``ci_high``, ``chance``; rows by
+            metric in the order of ``metrics``, then by method (what :func:`brainldm.figures.ci_bars`
+            draws with ``x="metric", hue="method"``).
+        """
+        scored = list(dict.fromkeys(self.table["metric"]))
+        metrics = [m for m in (metrics or scored) if m in scored]
+        rows = self.table[self.table["metric"].isin(metrics)]
+        mean = rows.groupby(["metric", "method"], sort=False)[["mean", "ci_low", "ci_high", "chance"]].mean()
+        mean = mean.reindex(pd.MultiIndex.from_product([metrics, self.methods], names=["metric", "method"]))
+        return mean.dropna(subset=["mean"]).reset_index()
+
+    def winners(self, metrics=None):
+        """Each metric's mean over subjects per method, and the method that does best.
+
+        Best is the highest score, except for the distances (:data:`DISTANCE_COLUMNS`), where
+        lower is better.
+
+        Returns
+        -------
+        table : pandas DataFrame
+            Index metric; one column per method and ``best``.
+        """
+        means = self.over_subjects(metrics).pivot(index="metric", columns="method", values="mean")
+        order = list(dict.fromkeys(self.over_subjects(metrics)["metric"]))
+        means = means.loc[order, [m for m in self.methods if m in means.columns]]
+        best = [row.idxmin() if metric in DISTANCE_COLUMNS else row.idxmax() for metric, row in means.iterrows()]
+        return means.assign(best=best).rename_axis(columns=None)
+
+
+def evaluate_subjects(models, reconstructions, methods=None):
+    """:func:`evaluate_reconstructions` of every subject.
+
+    Parameters
+    ----------
+    models : ModelSet
+    reconstructions : iterable of (str, uint8 array, dict)
+        ``(subject, seen images (n, H, W, 3), reconstructions)`` of each subject, e.g. a
+        :class:`brainldm.generate.reconstruction.SubjectReconstructions` (which reconstructs
+        one subject at a time, so that only one subject's images are held at once).
+    methods : dict of str to str, optional
+        See :func:`evaluate_reconstructions`.
+
+    Returns
+    -------
+    scores : ReconstructionScores
+    """
+    methods = methods or RECONSTRUCTION_METHODS
+    tables, n_images, n_samples = [], {}, 1
+    for subject, seen, recon in reconstructions:
+        tables.append(evaluate_reconstructions(models, seen, recon, methods, subject=subject))
+        n_images[subject] = len(seen)
+        n_samples = max(n_samples, *(_samples(recon[key]).shape[1] for key in methods.values()))
+    if not tables:
+        raise ParameterError("evaluate_subjects got no subjects to score; give at least one")
+    table = pd.concat(tables, ignore_index=True)
+    columns = ["method", "subject"] + [c for c in table.columns if c not in ("method", "subject")]
+    return ReconstructionScores(table[columns], n_images, n_samples)

@@ -2,34 +2,40 @@
 
 The world's subjects are simulated, so what every analysis should find is known:
 
+* **noise ceilings** — :func:`noise_ceiling_check` puts the ceiling estimated from repeats
+  beside the one the simulated signal-to-noise gives;
 * **decoding** — how well a feature can be decoded from an ROI is bounded by the ROI's
   tuning, not only by noise. :func:`oracle_decoding` fits the same ridge on the
   noise-free responses (:meth:`WorldDataset.true_signal`) and compares it with the
   decoder fitted on the measured betas;
 * **reconstruction** — the generative model itself bounds what a perfect decoder would
-  give. :func:`oracle_reconstructions` reconstructs the test images from their true
-  ``z`` and ``c`` (what a decoder with r = 1 would hand the sampler), with the same
-  settings and seeds as the brain's reconstructions;
+  give: :mod:`brainldm.generate.oracle` (above this layer, beside the brain's reconstructions);
 * **encoding** — each voxel's true tuning class (``ds.ground_truth["tuning"]``) says which
-  feature should win; :mod:`brainldm.fit.encoding` scores its maps against it;
+  feature should win: :func:`tuning_agreement` scores the winners of the encoding models,
+  :func:`by_true_tuning` averages any per-voxel measure over the voxels of each class, and
   :func:`early_cortex_diagnosis` asks why ``z`` does or does not beat ``c`` in early
-  visual cortex (issue 18): on noise-free responses, with feature counts equalised, on
-  the contrast energy early voxels are tuned to, and as the training set grows.
+  visual cortex: on noise-free responses, with feature counts equalised, on the contrast
+  energy early voxels are tuned to, and as the training set grows.
 """
 from dataclasses import dataclass
 
 import numpy as np
-import torch
+import pandas as pd
 
 from brainldm.data.cache import array_digest, cached_arrays
+from brainldm.data.datasets.world import brain as brain_model
+from brainldm.data.datasets.world.brain import TUNING_CLASSES
+from brainldm.data.noise import noise_ceiling
+from brainldm.errors import BrainLDMError, check_choice
+from brainldm.features.stimulus import stimulus_features
 from brainldm.fit.decoding import decode
-from brainldm.errors import BrainLDMError
-from brainldm.features.stimulus import feature_shape, stimulus_features
-from brainldm.generate.reconstruction import Reconstruction, reconstruct
-from brainldm.models.ldm import sampler_settings
-from brainldm.fit.ridge import DEFAULT_ALPHAS, GroupRidgeCV, correlation_score
+from brainldm.fit.encoding import EncodingData, best_feature, encoding_data, fit_encoders, roi_scores
+from brainldm.fit.ridge import GroupRidgeCV, RidgeRecipe, correlation_score
+from brainldm.models.world.nets import ATTRIBUTES, scene_attributes
 
-__all__ = ["require_truth", "oracle_decoding", "decoding_against_oracle", "oracle_reconstructions",
+__all__ = ["require_truth", "NoiseCeilingCheck", "noise_ceiling_check", "oracle_decoding", "DECODING_PAIRS",
+           "decoding_against_oracle",
+           "TUNING_OF_FEATURE", "true_tuning", "truth_agreement", "by_true_tuning", "TuningAgreement", "tuning_agreement",
            "EarlyCortexDiagnosis", "early_cortex_diagnosis", "DIAGNOSIS_ROIS", "TRAINING_SIZES"]
 _VERSION = "1"
 
@@ -41,12 +47,65 @@ def require_truth(ds):
                             "Run this analysis with dataset='world'.")
 
 
-def oracle_decoding(ds, models, feature, roi, alphas=DEFAULT_ALPHAS, n_folds=5, random_state=0):
+# --- noise ceilings ----------------------------------------------------------------------
+@dataclass
+class NoiseCeilingCheck:
+    """Every voxel's noise ceiling estimated from repeats, beside the simulated one.
+
+    Attributes
+    ----------
+    estimated, true : float arrays of shape (n_voxels,)
+        % of the variance of the repeat-averaged test responses that is explainable: from the
+        spread of the repeats (NSD's ``ncsnr``), and from the simulation's own ncsnr.
+    n_average : float
+        Repeats averaged per test image.
+    """
+
+    estimated: np.ndarray
+    true: np.ndarray
+    n_average: float
+
+    @property
+    def r(self):
+        """Correlation over voxels of the estimated and the true ceilings."""
+        return float(np.corrcoef(self.estimated, self.true)[0, 1])
+
+    def summary(self):
+        """The correlation, the medians of both and the number of voxels."""
+        return pd.Series({"r (estimated, true)": self.r, "median estimated (%)": float(np.median(self.estimated)),
+                          "median true (%)": float(np.median(self.true)), "voxels": self.estimated.size},
+                         name="noise ceiling")
+
+
+def noise_ceiling_check(ds):
+    """The noise ceiling of every voxel estimated from the test repeats, against the simulated truth.
+
+    Returns
+    -------
+    check : NoiseCeilingCheck
+    """
+    require_truth(ds)
+    n_average = float(np.unique(ds.betas("test")[1], return_counts=True)[1].mean())
+    return NoiseCeilingCheck(estimated=ds.noise_ceiling("test"),
+                             true=noise_ceiling(ds.ground_truth["ncsnr"], n_average), n_average=n_average)
+
+
+# --- decoding ----------------------------------------------------------------------------
+def oracle_decoding(ds, models, feature, roi, recipe=None):
     """Test-set r of ``feature`` decoded from the *noise-free* responses of ``roi``.
 
     The ridge is fitted on each training image's true response (one sample per image)
     and applied to the test images' true responses: the accuracy a decoder would reach
     with infinitely many repeats.
+
+    Parameters
+    ----------
+    ds : WorldDataset
+    models : ModelSet
+    feature : {"z", "c"}
+    roi : str
+    recipe : brainldm.fit.ridge.RidgeRecipe, optional
+        Default ``RidgeRecipe()``.
 
     Returns
     -------
@@ -54,6 +113,7 @@ def oracle_decoding(ds, models, feature, roi, alphas=DEFAULT_ALPHAS, n_folds=5, 
         Pearson r of each feature dimension over the test images.
     """
     require_truth(ds)
+    recipe = RidgeRecipe() if recipe is None else recipe
     mask = ds.roi_mask(roi)
     train_ids, test_ids = ds.image_ids("train"), ds.image_ids("test")
     X, X_test = ds.true_signal(train_ids)[:, mask], ds.true_signal(test_ids)[:, mask]
@@ -61,71 +121,190 @@ def oracle_decoding(ds, models, feature, roi, alphas=DEFAULT_ALPHAS, n_folds=5, 
     Y_test = stimulus_features(ds, models, feature, test_ids)
 
     def fit():
-        model = GroupRidgeCV(alphas=np.asarray(alphas), n_folds=n_folds, random_state=random_state,
-                             progress=False)
-        model.fit(X, Y, groups=train_ids)
+        model = GroupRidgeCV(recipe, progress=False).fit(X, Y, groups=train_ids)
         return {"predicted": model.predict(X_test).astype(np.float32)}
 
-    params = {"inputs": array_digest(X, X_test, Y), "alphas": np.asarray(alphas).tolist(), "n_folds": n_folds,
-              "random_state": random_state}
+    params = {"inputs": array_digest(X, X_test, Y), **recipe.as_dict()}
     predicted = cached_arrays("oracle_decoding", params, _VERSION, fit)["predicted"]
     return correlation_score(Y_test, predicted)
 
 
-def decoding_against_oracle(ds, models, pairs):
+#: the (feature, ROI) pairs chapter 14 decodes: the paper's two, and each feature from the other's ROI
+DECODING_PAIRS = (("z", "early"), ("z", "ventral"), ("c", "ventral"), ("c", "early"))
+
+
+def decoding_against_oracle(ds, models, pairs=DECODING_PAIRS):
     """Measured and noise-free decoding accuracy of each (feature, roi) in ``pairs``.
 
     Returns
     -------
     table : pandas DataFrame
-        One row per pair: ``measured`` and ``oracle`` mean r over the feature's
-        dimensions and their ratio ``fraction`` (how much of what the ROI's tuning
+        One row per pair: ``pair`` (``"z from early"``), ``measured`` and ``oracle`` mean r over
+        the feature's dimensions and their ratio ``fraction`` (how much of what the ROI's tuning
         allows the measured betas reach).
     """
-    import pandas as pd
-
     rows = []
     for feature, roi in pairs:
         measured = float(np.nanmean(decode(ds, models, feature, roi).r))
         oracle = float(np.nanmean(oracle_decoding(ds, models, feature, roi)))
-        rows.append({"subject": ds.subject, "feature": feature, "roi": roi, "measured": measured,
-                     "oracle": oracle, "fraction": measured / oracle if oracle > 0 else np.nan})
+        rows.append({"subject": ds.subject, "feature": feature, "roi": roi, "pair": f"{feature} from {roi}",
+                     "measured": measured, "oracle": oracle, "fraction": measured / oracle if oracle > 0 else np.nan})
     return pd.DataFrame(rows)
 
 
-def oracle_reconstructions(ds, models, settings=None, n_images=None):
-    """Reconstructions of the test images from their *true* ``z`` and ``c`` (cached).
+# --- encoding ----------------------------------------------------------------------------
+#: the simulated tuning class (:data:`brainldm.data.datasets.world.brain.TUNING_CLASSES`) each LDM feature stands for
+TUNING_OF_FEATURE = {"z": "low-level", "c": "semantic"}
 
-    The same sampler, settings and seeds as :func:`brainldm.generate.reconstruction.brain_reconstructions`:
-    the gap between these and the brain's reconstructions is what decoding loses.
+
+def true_tuning(ds):
+    """Each voxel's simulated tuning class (:data:`~brainldm.data.datasets.world.brain.TUNING_CLASSES`): str array."""
+    require_truth(ds)
+    return np.array(TUNING_CLASSES)[ds.ground_truth["tuning"]]
+
+
+def truth_agreement(ds, winner, classes, voxels=None):
+    """How often the winning feature's class is the voxel's true tuning class (world only).
 
     Parameters
     ----------
-    ds : Dataset
-    models : ModelSet
-    settings : brainldm.models.ldm.SamplerSettings, optional
-        Default: :func:`brainldm.models.ldm.sampler_settings` of the dataset.
-    n_images : int, optional
-        The first ``n_images`` test images (all by default).
+    ds : WorldDataset
+        Its ``ground_truth["tuning"]`` indexes :data:`brainldm.data.datasets.world.brain.TUNING_CLASSES`.
+    winner : int array of shape (n_voxels,)
+        Index of the winning model per voxel (-1: none).
+    classes : list of str
+        The tuning class each model index stands for (e.g. ``["low-level", "semantic"]``).
+    voxels : bool array of shape (n_voxels,), optional
+        Voxels to score (default: every voxel with a winner whose true class is one of
+        ``classes``).
 
     Returns
     -------
-    ids : int array of shape (n,)
-    result : Reconstruction
-        ``X_z``, ``X_c``, ``X_zc``.
+    agreement : dict
+        ``fraction`` agreeing, ``n`` voxels scored, ``chance`` (agreement of a winner drawn
+        independently with the same frequencies), and ``confusion`` (pandas DataFrame of
+        counts, true class × winning class).
     """
-    settings = settings or sampler_settings(ds.name)
-    ids = ds.image_ids("test")
-    ids = ids if n_images is None else ids[:int(n_images)]
-    z = stimulus_features(ds, models, "z", ids).reshape((-1,) + tuple(feature_shape(models, "z")))
-    c = stimulus_features(ds, models, "c", ids).reshape((-1,) + tuple(feature_shape(models, "c")))
-    params = {"model": models.cache_token, "inputs": array_digest(z, c), **settings.as_dict()}
-    arrays = cached_arrays("reconstructions", params, _VERSION, lambda: dict(reconstruct(
-        models.ldm, torch.from_numpy(z), torch.from_numpy(c), models.uncond, settings)))
-    return ids, Reconstruction(arrays)
+    true = true_tuning(ds)
+    won = np.where(winner >= 0, np.array(classes, dtype=object)[np.clip(winner, 0, None)], None)
+    keep = (winner >= 0) & np.isin(true, classes)
+    if voxels is not None:
+        keep &= np.asarray(voxels, bool)
+    confusion = pd.crosstab(pd.Series(true[keep], name="true tuning"), pd.Series(won[keep], name="winner"))
+    confusion = confusion.reindex(index=list(dict.fromkeys(classes)), columns=list(dict.fromkeys(classes)),
+                                  fill_value=0)
+    n = int(keep.sum())
+    fraction = float((true[keep] == won[keep]).mean()) if n else float("nan")
+    if n:
+        p_true = confusion.sum(1).to_numpy() / n
+        p_won = confusion.sum(0).to_numpy() / n
+        chance = float((p_true * p_won).sum())
+    else:
+        chance = float("nan")
+    return {"fraction": fraction, "n": n, "chance": chance, "confusion": confusion}
 
 
-# --- why z does or does not beat c in early visual cortex (issue 18) ---------------------
+def by_true_tuning(ds, values, voxels=None, classes=("low-level", "semantic")):
+    """The mean of per-voxel measures over the voxels of each true tuning class (world only).
+
+    What chapters 10–12 ask of their maps: does a latent gain more on ``z`` in semantic voxels
+    than in low-level ones, does a low-level voxel prefer outer U-Net layers?
+
+    Parameters
+    ----------
+    ds : WorldDataset
+    values : dict of str to array of shape (n_voxels,)
+        Name to a per-voxel measure (NaN: left out), e.g. r(latent) − r(z).
+    voxels : bool array of shape (n_voxels,), optional
+        Voxels to average over (default all), e.g. those some model predicts significantly.
+    classes : pair of str
+        The classes compared; the last column is the second minus the first.
+
+    Returns
+    -------
+    table : pandas DataFrame
+        One row per name, one column per class, and ``"<second> − <first>"``.
+    """
+    for name in classes:
+        check_choice("tuning class", name, TUNING_CLASSES)
+    true = true_tuning(ds)
+    keep = np.ones(true.size, bool) if voxels is None else np.asarray(voxels, bool)
+    table = pd.DataFrame({cls: [float(np.nanmean(np.where(keep & (true == cls), np.asarray(v, float), np.nan)))
+                                if (keep & (true == cls) & np.isfinite(v)).any() else np.nan
+                                for v in values.values()] for cls in classes}, index=list(values))
+    table[f"{classes[-1]} − {classes[0]}"] = table[classes[-1]] - table[classes[0]]
+    return table
+
+
+@dataclass
+class TuningAgreement:
+    """Which feature predicts each voxel best, scored against the voxel's true tuning class.
+
+    Made by :func:`tuning_agreement`; :meth:`report` says it in words and tables.
+
+    Attributes
+    ----------
+    winner : int array of shape (n_voxels,)
+        Index into ``names`` of the best model among those significant (-1: none is).
+    names : list of str
+        The competing models.
+    classes : list of str
+        The tuning class each stands for (:data:`TUNING_OF_FEATURE`).
+    overall : dict
+        :func:`truth_agreement` over every scored voxel.
+    by_roi : pandas DataFrame
+        Per ROI: ``voxels scored``, ``agreement`` and ``chance``.
+    """
+
+    winner: np.ndarray
+    names: list
+    classes: list
+    overall: dict
+    by_roi: pd.DataFrame
+
+    def describe(self):
+        """One line: how often the winner is the voxel's true class, beside chance."""
+        o = self.overall
+        return (f"winner matches the true tuning class in {o['fraction']:.1%} of {o['n']} voxels "
+                f"(chance {o['chance']:.1%})")
+
+    def report(self, digits=3):
+        """:meth:`describe`, the confusion table (true class × winner) and the agreement per ROI, as text."""
+        parts = [self.describe(), self.overall["confusion"].to_string()]
+        if len(self.by_roi):
+            parts.append(self.by_roi.round(digits).to_string(index=False))
+        return "\n\n".join(parts)
+
+
+def tuning_agreement(ds, results, names=("z", "c"), rois=()):
+    """How often the best of several encoding models stands for the voxel's true tuning class (world only).
+
+    Parameters
+    ----------
+    ds : WorldDataset
+    results : dict of str to EncodingResult
+        Their ``significant`` voxels (the one significance rule) decide which voxels are scored.
+    names : sequence of str
+        Competing models, each a key of :data:`TUNING_OF_FEATURE`.
+    rois : sequence of str
+        ROIs scored one by one in :attr:`TuningAgreement.by_roi`.
+
+    Returns
+    -------
+    agreement : TuningAgreement
+    """
+    require_truth(ds)
+    classes = [TUNING_OF_FEATURE[check_choice("feature", name, TUNING_OF_FEATURE)] for name in names]
+    winner, names = best_feature(results, names)
+    rows = []
+    for roi in rois:
+        part = truth_agreement(ds, winner, classes, voxels=ds.roi_mask(roi))
+        rows.append({"roi": roi, "voxels scored": part["n"], "agreement": part["fraction"], "chance": part["chance"]})
+    return TuningAgreement(winner, names, classes, truth_agreement(ds, winner, classes),
+                           pd.DataFrame(rows, columns=["roi", "voxels scored", "agreement", "chance"]))
+
+
+# --- why z does or does not beat c in early visual cortex -------------------------------
 #: the ROIs of the diagnosis: the early areas one by one, and the ventral stream for contrast
 DIAGNOSIS_ROIS = ("V1", "V2", "V3", "ventral")
 #: training images of the learning curve (NSD has 8,859 per subject)
@@ -161,6 +340,11 @@ class EarlyCortexDiagnosis:
     by_training_size: object
     n_components: int
 
+    def means(self, table="noise_free"):
+        """ROI means of ``noise_free`` or ``contrast_energy``: one row per feature, one column per ROI."""
+        check_choice("table", table, ("noise_free", "contrast_energy"))
+        return getattr(self, table).pivot(index="feature", columns="roi", values="mean")
+
     def crossover(self, roi="V1"):
         """The smallest training size at which ``z - c`` in ``roi`` is above 0, or None."""
         rows = self.by_training_size[(self.by_training_size["roi"] == roi) & (self.by_training_size["mean"] > 0)]
@@ -177,15 +361,11 @@ def _pca(X, n_train, k):
 
 
 def _attributes_one_hot(scenes, keys):
-    from brainldm.models.world.nets import ATTRIBUTES, scene_attributes
-
     values = scene_attributes(scenes)
     return np.concatenate([np.eye(ATTRIBUTES[k], dtype=np.float32)[values[k]] for k in keys], axis=1)
 
 
 def _fit_table(data, features, rois, ds, n_boot, seed):
-    from brainldm.fit.encoding import fit_encoders, roi_scores
-
     results = fit_encoders(data, features, seed=seed, progress=False)
     return roi_scores(data, results, list(rois), ds, n_boot=n_boot, seed=seed).table()
 
@@ -221,19 +401,12 @@ def early_cortex_diagnosis(ds, models, n_train=None, n_components=100, sizes=TRA
     -------
     diagnosis : EarlyCortexDiagnosis
     """
-    import pandas as pd
-
-    from brainldm.data.datasets.world import brain as brain_model
-    from brainldm.fit.encoding import EncodingData, encoding_data, fit_encoders, roi_scores
-
     require_truth(ds)
     data = encoding_data(ds, n_train=n_train)
     ids, n_fit = data.ids, len(data.train_ids)
     z = stimulus_features(ds, models, "z", ids)
     c = stimulus_features(ds, models, "c", ids)
     scenes = ds.scenes(ids)
-    from brainldm.models.world.nets import scene_attributes
-
     captions = [caps + [_POSITION_SENTENCE[p]] for caps, p in
                 zip(scenes.captions, scene_attributes(scenes)["position"])]
     c_position = models.text_encoder.encode_captions(captions).reshape(len(ids), -1).numpy()
@@ -246,7 +419,7 @@ def early_cortex_diagnosis(ds, models, n_train=None, n_components=100, sizes=TRA
                             test_ids=data.test_ids, Y_test=Y[n_fit:], noise_ceiling=np.full(Y.shape[1], 100.0))
 
     noise_free = _fit_table(truth_data(ds.true_signal(ids)), features, rois, ds, n_boot, seed)
-    low = brain_model.drives(brain_model.stimulus_features(scenes), ds.ground_truth)[0].astype(np.float32)
+    low = brain_model.drives(brain_model.scene_drive_features(scenes), ds.ground_truth)[0].astype(np.float32)
     attributes = {"scene attributes": _attributes_one_hot(
                       scenes, ["place", "category", "color", "size", "position", "n_objects"]),
                   "without position and size": _attributes_one_hot(scenes, ["place", "category", "color",

@@ -14,26 +14,46 @@ Both captioners sit behind one small interface, a *caption model*:
 
 :class:`WorldCaptionModel` wraps the world's image encoder and captioner;
 :class:`BlipCaptionModel` wraps BLIP. :func:`caption_model` picks the one of a
-model set. :func:`caption_scores` measures how well decoded captions describe the
-seen images: two-way identification and cosine similarity in a sentence-embedding
-space, beside the captions of the seen images themselves (a ceiling) and chance.
+model set. :func:`sentence_embeddings` embeds captions with a model set's text
+encoder, for :func:`brainldm.evaluate.decoded.caption_scores`.
 """
+
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
 
+from brainldm.data.progress import progress_bar
 from brainldm.errors import BrainLDMError
 from brainldm.features.stimulus import resize_images
 from brainldm.models.ldm import images_to_tensor, to_module
-from brainldm.data.progress import progress_bar
+from brainldm.models.loading import weights_digest
+from brainldm.models.world.nets import Captioner, caption_from_attributes
 
-__all__ = ["WorldCaptionModel", "BlipCaptionModel", "caption_model", "sentence_embeddings", "caption_scores",
-           "attribute_accuracy", "attribute_table", "BLIP_GENERATION"]
+__all__ = ["BlipGeneration", "WorldCaptionModel", "BlipCaptionModel", "caption_model", "sentence_embeddings"]
 
-#: Takagi & Nishimoto's BLIP settings (codes/caption/BLIP/decode_captions.py): beam search,
-#: 3 beams, 5-20 tokens, repetition penalty 1.5, after BLIP's prompt "a picture of "
-BLIP_GENERATION = {"num_beams": 3, "min_length": 5, "max_length": 20, "repetition_penalty": 1.5,
-                   "prompt": "a picture of "}
+
+@dataclass(frozen=True)
+class BlipGeneration:
+    """How BLIP writes a caption; the defaults are Takagi & Nishimoto's (``codes/caption/BLIP/decode_captions.py``).
+
+    Attributes
+    ----------
+    num_beams : int
+        Beam search with 3 beams.
+    min_length, max_length : int
+        5 to 20 tokens; ``max_length`` counts the prompt's tokens and is capped at the text
+        decoder's position embeddings.
+    repetition_penalty : float
+    prompt : str
+        BLIP's prompt, which the written captions start with (and lose).
+    """
+
+    num_beams: int = 3
+    min_length: int = 5
+    max_length: int = 20
+    repetition_penalty: float = 1.5
+    prompt: str = "a picture of "
 
 
 class WorldCaptionModel:
@@ -54,8 +74,6 @@ class WorldCaptionModel:
 
     @property
     def cache_token(self):
-        from brainldm.models.loading import weights_digest
-
         return f"world-captioner-{weights_digest(self.image_encoder, self.captioner)}"
 
     @property
@@ -78,8 +96,6 @@ class WorldCaptionModel:
 
     def generate(self, features):
         """Captions written from ``features`` (n, in_features): list of n str."""
-        from brainldm.models.world.nets import caption_from_attributes
-
         return caption_from_attributes(self.attributes(features))
 
 
@@ -90,9 +106,8 @@ class BlipCaptionModel:
     ----------
     model : transformers.BlipForConditionalGeneration
     processor : transformers.BlipProcessor
-    num_beams, min_length, max_length, repetition_penalty, prompt
-        Generation settings; defaults :data:`BLIP_GENERATION`. ``max_length`` counts the
-        prompt's tokens and is capped at the text decoder's position embeddings.
+    generation : BlipGeneration, optional
+        How captions are written (default Takagi & Nishimoto's).
     batch_size : int
     input_size : int or None
         The authors' input (``codes/caption/BLIP/img2feat_blip.py``, l. 27-43): images resized to
@@ -102,18 +117,15 @@ class BlipCaptionModel:
 
     name = "BLIP"
 
-    def __init__(self, model, processor, num_beams=3, min_length=5, max_length=20, repetition_penalty=1.5,
-                 prompt="a picture of ", batch_size=16, input_size=240):
+    def __init__(self, model, processor, generation=None, batch_size=16, input_size=240):
         self.model, self.processor = model, processor
         self.input_size = None if input_size is None else int(input_size)
-        self.generation = {"num_beams": int(num_beams), "min_length": int(min_length),
-                           "max_length": int(max_length), "repetition_penalty": float(repetition_penalty)}
-        self.prompt, self.batch_size = prompt, int(batch_size)
+        generation = generation or BlipGeneration()
+        self.generation = {k: v for k, v in asdict(generation).items() if k != "prompt"}
+        self.prompt, self.batch_size = generation.prompt, int(batch_size)
 
     @property
     def cache_token(self):
-        from brainldm.models.loading import weights_digest
-
         return f"blip-{weights_digest(self.model.vision_model)}-{self.generation}-{self.prompt!r}-{self.input_size}"
 
     @property
@@ -170,10 +182,8 @@ def caption_model(models, **options):
     """The caption model of a :class:`brainldm.models.loading.ModelSet`.
 
     World: :class:`WorldCaptionModel`; NSD: :class:`BlipCaptionModel` (BLIP is loaded
-    on first use). ``options`` go to the constructor (e.g. BLIP's generation settings).
+    on first use). ``options`` go to the constructor (e.g. BLIP's ``generation`` settings).
     """
-    from brainldm.models.world.nets import Captioner
-
     captioner = models.extras["captioner"]
     if isinstance(captioner, Captioner):
         return WorldCaptionModel(models.extras["image_encoder"], captioner, **options)
@@ -201,101 +211,3 @@ def sentence_embeddings(text_encoder, texts):
                        max_length=tokenizer.model_max_length, return_tensors="pt")
     pooled = model(tokens.input_ids.to(model.device)).pooler_output.float().cpu()
     return torch.nn.functional.normalize(pooled, dim=-1).numpy()
-
-
-def caption_scores(text_encoder, true_captions, captions, seed=0):
-    """How well captions describe the seen images, per image.
-
-    Parameters
-    ----------
-    text_encoder : object
-        A model set's text encoder (see :func:`sentence_embeddings`).
-    true_captions : list of n lists of str
-        The seen images' captions (COCO's five on NSD).
-    captions : dict of str to list of n str
-        Captions to score, e.g. ``{"decoded": ..., "seen image": ...}``.
-    seed : int
-        Seeds the shuffled pairing that gives chance.
-
-    Returns
-    -------
-    scores : dict of str to dict of str to array (n,)
-        For each entry of ``captions``: ``identification``, the two-way identification of
-        the caption among all captions by correlation with the image's true captions'
-        mean embedding (chance 0.5), and ``cosine``, its mean cosine similarity to
-        the image's true captions. ``"chance"``: the first entry's captions paired with
-        other images (a derangement), whose ``cosine`` is the chance level of ``cosine``
-        and whose ``identification`` is 0.5.
-    """
-    from brainldm.evaluate.metrics import shuffled, two_way_identification
-
-    n = len(true_captions)
-    counts = [len(caps) for caps in true_captions]
-    if min(counts, default=0) < 1:
-        raise BrainLDMError("every image needs at least one true caption to score captions against")
-    true = sentence_embeddings(text_encoder, [text for caps in true_captions for text in caps]).astype(np.float64)
-    owner = np.repeat(np.arange(n), counts)
-    true_mean = np.zeros((n, true.shape[1]))
-    np.add.at(true_mean, owner, true)
-    true_mean /= np.linalg.norm(true_mean, axis=1, keepdims=True)
-
-    def score(texts):
-        emb = sentence_embeddings(text_encoder, texts).astype(np.float64)
-        cosine = np.bincount(owner, weights=(true * emb[owner]).sum(1), minlength=n) / counts
-        return emb, cosine
-
-    scores = {}
-    for name, texts in captions.items():
-        if len(texts) != n:
-            raise BrainLDMError(f"{len(texts)} captions under {name!r} for {n} images")
-        emb, cosine = score(texts)
-        scores[name] = {"identification": two_way_identification(true_mean, emb), "cosine": cosine}
-    first = next(iter(captions))
-    scores["chance"] = {"identification": np.full(n, 0.5),
-                        "cosine": score(list(shuffled(np.array(captions[first], dtype=object), seed)))[1]}
-    return scores
-
-
-def attribute_accuracy(attributes, truth):
-    """Which images' main-object and scene attributes a captioner got right (world).
-
-    Parameters
-    ----------
-    attributes : dict
-        Predicted attributes as the world captioner returns them (``place``, ``size``,
-        ``position`` (n,); ``category``, ``color`` (n, objects)).
-    truth : dict
-        :func:`brainldm.models.world.nets.scene_attributes` of the seen scenes.
-
-    Returns
-    -------
-    correct : dict of str to bool array (n,)
-        ``place``, ``category``, ``color``, ``size``, ``position`` (of the main object).
-    """
-    return {name: np.asarray(attributes[name] if np.ndim(attributes[name]) == 1 else attributes[name][:, 0])
-            == np.asarray(truth[name]) for name in ("place", "category", "color", "size", "position")}
-
-
-def attribute_table(attributes, truth):
-    """Accuracy of each attribute, per source of captions, beside the majority-class chance level.
-
-    Parameters
-    ----------
-    attributes : dict of str to dict
-        Source name (e.g. ``"decoded"``) -> predicted attributes (see :func:`attribute_accuracy`).
-    truth : dict
-        :func:`brainldm.models.world.nets.scene_attributes` of the seen scenes.
-
-    Returns
-    -------
-    table : pandas DataFrame
-        Index attribute; one column per source, then ``chance`` (the most frequent true
-        value's share: always guessing it).
-    """
-    import pandas as pd
-
-    table = pd.DataFrame({source: {name: correct.mean() for name, correct in attribute_accuracy(attrs, truth).items()}
-                          for source, attrs in attributes.items()})
-    table["chance"] = [np.unique(np.asarray(truth[name]), return_counts=True)[1].max() / len(truth[name])
-                       for name in table.index]
-    return table

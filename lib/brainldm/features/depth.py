@@ -31,10 +31,11 @@ import torch
 from brainldm.errors import BrainLDMError, check_choice
 from brainldm.features.stimulus import resize_images
 from brainldm.models.ldm import images_to_tensor, to_module
+from brainldm.models.loading import weights_digest
+from brainldm.models.world.nets import DepthEstimator
 
 __all__ = ["CONVENTIONS", "CONDITIONING_CONVENTION", "convert_depth", "WorldDepthModel", "DPTDepthModel",
-           "depth_model", "depth_generator", "true_depth", "resize_depth", "depth_correlation",
-           "depth_scores"]
+           "depth_model", "depth_generator", "true_depth", "resize_depth", "depth_correlation"]
 
 CONVENTIONS = ("distance", "disparity")
 #: the depth convention each depth-conditioned model was trained with, by ModelSet name
@@ -100,8 +101,6 @@ class WorldDepthModel:
 
     @property
     def cache_token(self):
-        from brainldm.models.loading import weights_digest
-
         return f"world-depth-{weights_digest(self.estimator)}-{self.image_size}-{self.grid}"
 
     @property
@@ -152,8 +151,6 @@ class DPTDepthModel:
 
     @property
     def cache_token(self):
-        from brainldm.models.loading import weights_digest
-
         return f"dpt-{weights_digest(self.model)}-{self.grid}"
 
     @property
@@ -211,8 +208,6 @@ def depth_model(models, grid=None):
     the latent grid); NSD: :class:`DPTDepthModel` of DPT-large (loaded on first use), whose
     representation is its hidden states, or its map on a ``grid`` if given.
     """
-    from brainldm.models.world.nets import DepthEstimator
-
     estimator = models.extras["depth_estimator"]
     if isinstance(estimator, DepthEstimator):
         grid = grid or models.resolution // models.ldm.vae_scale_factor
@@ -236,10 +231,10 @@ def depth_generator(models):
 def true_depth(ds, model, ids):
     """Depth maps of the seen images in ``model.convention``: (n, H, W).
 
-    The dataset's own depth maps where it has them (the world's, converted from
-    distance); else the estimator's maps of the seen images (NSD, as in the report).
+    The dataset's own depth maps where it has them (``ds.has_true_depth``: the world's,
+    converted from distance); else the estimator's maps of the seen images (NSD, as in the report).
     """
-    if hasattr(ds, "depth"):
+    if ds.has_true_depth:
         return convert_depth(np.asarray(ds.depth(ids), np.float32), "distance", model.convention)
     return model.estimate(ds.images(ids))
 
@@ -264,27 +259,3 @@ def depth_correlation(depth, reference, size=None):
     b -= b.mean(1, keepdims=True)
     norm = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
     return (a * b).sum(1) / np.where(norm > 0, norm, 1.0)
-
-
-def depth_scores(depth, reference, size=None, seed=0):
-    """Per-image scores of depth maps against references (same convention).
-
-    Depth maps of one world share much (the ground recedes towards the horizon), so the
-    correlation of a map with another image's reference is far from 0; the chance
-    pairing and two-way identification measure what is specific to each image.
-
-    Returns
-    -------
-    scores : dict of str to array (n,)
-        ``r`` (:func:`depth_correlation`), ``r chance`` (each map against another image's
-        reference) and ``identification`` (two-way identification of each map among all
-        of them by correlation with the reference; chance 0.5).
-    """
-    from brainldm.evaluate.metrics import shuffled, two_way_identification
-
-    size = size or min(np.shape(depth)[-1], np.shape(reference)[-1])
-    flat = resize_depth(depth, size).reshape(len(depth), -1)
-    ref = resize_depth(reference, size).reshape(len(reference), -1)
-    return {"r": depth_correlation(depth, reference, size),
-            "r chance": depth_correlation(depth, shuffled(np.asarray(reference), seed), size),
-            "identification": two_way_identification(ref, flat)}

@@ -22,14 +22,31 @@ _VERSION = "1"
 
 
 def resize_images(images, size):
-    """Resize uint8 images (n, H, W, 3) to ``size`` × ``size`` (antialiased bilinear)."""
+    """Resize images to ``size`` (antialiased bilinear): the one resize of the package's images.
+
+    Parameters
+    ----------
+    images : array of shape (n, H, W, channels) or (n, H, W)
+        uint8 images (rounded and clipped back to uint8) or float maps (e.g. luminance).
+    size : int or (height, width)
+        An int makes square images.
+
+    Returns
+    -------
+    resized : array of shape (n, height, width[, channels]), of the input's dtype (floats as float32)
+    """
     images = np.asarray(images)
-    if images.shape[1:3] == (size, size):
+    height, width = (size, size) if np.ndim(size) == 0 else size
+    if images.shape[1:3] == (height, width):
         return images
-    pixels = torch.from_numpy(images).permute(0, 3, 1, 2).float()
-    pixels = torch.nn.functional.interpolate(pixels, size=(size, size), mode="bilinear", antialias=True,
-                                             align_corners=False)
-    return pixels.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    pixels = torch.from_numpy(np.ascontiguousarray(images if images.ndim == 4 else images[..., None]))
+    pixels = pixels.permute(0, 3, 1, 2).float()
+    pixels = torch.nn.functional.interpolate(pixels, size=(int(height), int(width)), mode="bilinear",
+                                             antialias=True, align_corners=False)
+    if images.dtype == np.uint8:
+        pixels = pixels.round().clamp(0, 255).to(torch.uint8)
+    out = pixels.permute(0, 2, 3, 1).numpy()
+    return out if images.ndim == 4 else out[..., 0]
 
 
 def feature_shape(models, feature):

@@ -278,6 +278,11 @@ class LDMFeatures:
         """The recorded U-Net layers, input to output."""
         return tuple(dict.fromkeys(layer for layer, _ in self.activations))
 
+    def describe(self):
+        """One line: the run's steps, their timesteps and its stages."""
+        return (f"{self.n_steps} denoising steps at timesteps {self.timesteps.tolist()}; stages (step index) "
+                f"{self.stages}; strength {self.settings['strength']}, guidance {self.settings['guidance_scale']}")
+
     def step(self, i):
         """The flattened latent after step ``i`` (n, d)."""
         if not -self.n_steps <= int(i) < self.n_steps:

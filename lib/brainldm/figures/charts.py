@@ -17,13 +17,14 @@ __all__ = ["ci_bars", "paper_beside"]
 _COLUMNS = ("mean", "ci_low", "ci_high")
 
 
-def ci_bars(table, x, hue=None, ax=None, title=None, ylabel=None, chance=None):
-    """Bars of ``table["mean"]`` with their CIs, grouped along ``x`` and coloured by ``hue``.
+def ci_bars(table, x, hue=None, ax=None, title=None, ylabel=None, chance=None, value="mean"):
+    """Bars of ``table[value]`` (default ``mean``) with their CIs, grouped along ``x`` and coloured by ``hue``.
 
     Parameters
     ----------
     table : pandas DataFrame
-        Columns ``mean``, ``ci_low``, ``ci_high``, ``x`` and (optionally) ``hue``.
+        Columns ``value`` (``mean``), ``x`` and (optionally) ``hue``; ``ci_low`` and ``ci_high`` draw the
+        error bars (a table without them is drawn without).
     x : str
         The column whose values are the groups along the horizontal axis, in order of appearance.
     hue : str, optional
@@ -33,12 +34,14 @@ def ci_bars(table, x, hue=None, ax=None, title=None, ylabel=None, chance=None):
     title, ylabel : str, optional
     chance : float, optional
         Draw a dashed line at this value (e.g. 0.5 for two-way identification).
+    value : str
+        The column the bars show (e.g. ``"change"`` of :func:`brainldm.evaluate.paired.paired_differences`).
 
     Returns
     -------
     ax : matplotlib Axes
     """
-    missing = [c for c in (*_COLUMNS, x, *([hue] if hue else [])) if c not in table.columns]
+    missing = [c for c in (value, x, *([hue] if hue else [])) if c not in table.columns]
     if missing:
         raise BrainLDMError(f"ci_bars needs the columns {missing}; the table has {list(table.columns)}")
     groups = list(dict.fromkeys(table[x]))
@@ -50,8 +53,9 @@ def ci_bars(table, x, hue=None, ax=None, title=None, ylabel=None, chance=None):
         rows = table if level is None else table[table[hue] == level]
         rows = rows.set_index(x).reindex(groups)
         position = np.arange(len(groups)) + (k - (len(hues) - 1) / 2) * width
-        error = np.vstack([rows["mean"] - rows["ci_low"], rows["ci_high"] - rows["mean"]])
-        ax.bar(position, rows["mean"], width, yerr=error, capsize=2, label=None if level is None else str(level))
+        error = (np.vstack([rows[value] - rows["ci_low"], rows["ci_high"] - rows[value]])
+                 if set(_COLUMNS[1:]) <= set(table.columns) else None)
+        ax.bar(position, rows[value], width, yerr=error, capsize=2, label=None if level is None else str(level))
     ax.set_xticks(np.arange(len(groups)), [str(g) for g in groups], rotation=30 if len(groups) > 4 else 0,
                   ha="right" if len(groups) > 4 else "center")
     if chance is not None:

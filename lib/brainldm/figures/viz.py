@@ -1,8 +1,17 @@
-"""Figures the chapters share: image grids, brain maps, bars per ROI."""
+"""Figures the chapters share: image grids (of seen images and their reconstructions), brain maps, bars per ROI."""
 
+import textwrap
+
+import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
+from matplotlib.container import BarContainer
+from matplotlib.patches import Patch
 
-__all__ = ["image_grid", "brain_map", "stream_map", "bars_by_roi"]
+from brainldm.data.anatomy import STREAMS, import_cortex, inkscape_available, quiet
+from brainldm.figures.charts import ci_bars
+
+__all__ = ["image_grid", "reconstruction_grid", "brain_map", "stream_map", "bars_by_roi"]
 
 
 def image_grid(rows, row_labels=None, col_labels=None, size=1.4, cmap=None):
@@ -10,8 +19,8 @@ def image_grid(rows, row_labels=None, col_labels=None, size=1.4, cmap=None):
 
     Parameters
     ----------
-    rows : list of arrays of shape (n_cols, H, W[, 3])
-        uint8 RGB images or float maps (shown with ``cmap``).
+    rows : list of arrays of shape (n_cols, H, W[, 3]), or dict of str to such arrays
+        uint8 RGB images or float maps (shown with ``cmap``); a dict's keys are the row labels.
     row_labels : list of str, optional
     col_labels : list of str, optional
         Titles above the first row (long ones are wrapped).
@@ -22,10 +31,8 @@ def image_grid(rows, row_labels=None, col_labels=None, size=1.4, cmap=None):
     -------
     fig : matplotlib Figure
     """
-    import textwrap
-
-    import matplotlib.pyplot as plt
-
+    if isinstance(rows, dict):
+        rows, row_labels = list(rows.values()), row_labels or list(rows)
     n_rows, n_cols = len(rows), max(len(r) for r in rows)
     fig, axes = plt.subplots(n_rows, n_cols, figsize=(size * n_cols, size * n_rows + 0.2), squeeze=False)
     for i, row in enumerate(rows):
@@ -45,6 +52,30 @@ def image_grid(rows, row_labels=None, col_labels=None, size=1.4, cmap=None):
     return fig
 
 
+def reconstruction_grid(ds, ids, panels, n_shown=6, captions=True):
+    """The first ``n_shown`` test images above their reconstructions, with a caption of each.
+
+    Parameters
+    ----------
+    ds : Dataset
+        Gives the seen images and their captions.
+    ids : int array of shape (n,)
+        The images reconstructed.
+    panels : dict of str to uint8 array of shape (n, H, W, 3)
+        One row each, by label (e.g. :meth:`brainldm.generate.reconstruction.Reconstruction.panels`).
+    n_shown : int
+    captions : bool
+        Title each column with the image's first caption.
+
+    Returns
+    -------
+    fig : matplotlib Figure
+    """
+    shown = np.asarray(ids)[:n_shown]
+    rows = {"seen": ds.images(shown), **{label: images[:n_shown] for label, images in panels.items()}}
+    return image_grid(rows, col_labels=[texts[0] for texts in ds.captions(shown)] if captions else None)
+
+
 def brain_map(dataset, values, title=None, cmap="inferno", vmin=None, vmax=None, colorbar=True):
     """Draw a ``(n_voxels,)`` vector on the subject's brain.
 
@@ -56,13 +87,9 @@ def brain_map(dataset, values, title=None, cmap="inferno", vmin=None, vmax=None,
     -------
     fig : matplotlib Figure
     """
-    import matplotlib.pyplot as plt
-
-    from brainldm.data.anatomy import import_cortex, inkscape_available, quiet
-
     volume = dataset.to_volume(np.asarray(values, dtype=np.float32))
     if hasattr(volume, "affine"):  # NIfTI
-        from nilearn import plotting
+        from nilearn import plotting  # 1.5 s to import, and only NSD's volumes need it
 
         fig = plt.figure(figsize=(10, 3))
         plotting.plot_img(volume, display_mode="mosaic", cmap=cmap, vmin=vmin, vmax=vmax,
@@ -81,11 +108,6 @@ def brain_map(dataset, values, title=None, cmap="inferno", vmin=None, vmax=None,
 
 def stream_map(dataset):
     """Flatmap (or volume) of the voxels coloured by NSD ``streams`` label, with a legend."""
-    import matplotlib.pyplot as plt
-    from matplotlib.patches import Patch
-
-    from brainldm.data.anatomy import STREAMS
-
     labels = np.full(dataset.n_voxels, np.nan, np.float32)
     for k, stream in enumerate(STREAMS, start=1):
         labels[dataset.roi_mask(stream)] = k
@@ -99,31 +121,30 @@ def stream_map(dataset):
 def bars_by_roi(table, value, low=None, high=None, hue="subject", ylabel=None, reference=None):
     """Grouped bars of ``table[value]`` per ROI (rows of ``table``), one colour per ``hue``.
 
+    :func:`brainldm.figures.charts.ci_bars` with ``x="roi"``, for tables whose value and interval
+    columns have other names, and with an optional reference value on each bar.
+
     Parameters
     ----------
     table : pandas DataFrame
         Columns ``roi``, ``hue`` and ``value`` (and optionally ``low``/``high`` for error bars).
     reference : str, optional
         A column drawn as a black tick on each bar (e.g. the true value in the world).
-    """
-    import matplotlib.pyplot as plt
 
-    rois = list(dict.fromkeys(table["roi"]))
-    groups = list(dict.fromkeys(table[hue]))
-    width = 0.8 / len(groups)
-    fig, ax = plt.subplots(figsize=(max(6, 0.6 * len(rois) * len(groups) ** 0.5), 3.2))
-    for g, name in enumerate(groups):
-        sub = table[table[hue] == name].set_index("roi").reindex(rois)
-        x = np.arange(len(rois)) + (g - (len(groups) - 1) / 2) * width
-        err = None
-        if low is not None and high is not None:
-            err = np.vstack([sub[value] - sub[low], sub[high] - sub[value]])
-        ax.bar(x, sub[value], width, yerr=err, label=str(name), capsize=2)
-        if reference is not None:
-            ax.scatter(x, sub[reference], marker="_", color="k", s=60, zorder=3,
-                       label="simulated truth" if g == 0 else None)
-    ax.set_xticks(np.arange(len(rois)), rois, rotation=45, ha="right")
-    ax.set_ylabel(ylabel or value)
-    ax.legend(fontsize=7, ncol=min(len(groups) + 1, 5))
-    fig.tight_layout()
-    return fig
+    Returns
+    -------
+    fig : matplotlib Figure
+    """
+    bars = pd.DataFrame({"roi": table["roi"], hue: table[hue], "mean": table[value]})
+    if low is not None and high is not None:
+        bars["ci_low"], bars["ci_high"] = table[low], table[high]
+    ax = ci_bars(bars, x="roi", hue=hue, ylabel=ylabel or value)
+    if reference is not None:
+        rois = list(dict.fromkeys(table["roi"]))
+        containers = [c for c in ax.containers if isinstance(c, BarContainer)]
+        for g, (container, name) in enumerate(zip(containers, dict.fromkeys(table[hue]))):
+            x = [patch.get_x() + patch.get_width() / 2 for patch in container.patches]
+            truth = table[table[hue] == name].set_index("roi").reindex(rois)[reference]
+            ax.scatter(x, truth, marker="_", color="k", s=60, zorder=3, label="simulated truth" if g == 0 else None)
+        ax.legend(fontsize="small")
+    return ax.figure

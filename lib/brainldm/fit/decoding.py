@@ -9,14 +9,15 @@ applied to repeat-averaged test responses, as in the original code.
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 from brainldm.data.cache import ColumnBlocks, array_digest, cached_arrays, cached_memmaps
 from brainldm.features.stimulus import feature_shape, stimulus_features
 from brainldm.fit.protocol import protocol_for
-from brainldm.fit.ridge import DEFAULT_ALPHAS, GroupRidgeCV, correlation_score
+from brainldm.fit.ridge import GroupRidgeCV, RidgeRecipe, correlation_score
 
-__all__ = ["DEFAULT_ROIS", "STREAM_ABOVE", "AUTHORS_ALPHAS", "Decoded", "decode", "decoding_table", "fit_predict",
-           "decode_tables", "ridge_recipe"]
+__all__ = ["DEFAULT_ROIS", "STREAM_ABOVE", "AUTHORS_ALPHAS", "Decoded", "TableSplit", "decode", "decoding_table",
+           "fit_predict", "decode_tables", "ridge_recipe"]
 
 #: the authors' penalty grids (``codes/utils/ridge.py``, l. 40–43): z and c; text, GAN and depth features
 AUTHORS_ALPHAS = {"z_c": [1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 0.1, 1.0], "extensions": [1e4, 2e4, 4e4]}
@@ -86,8 +87,7 @@ class Decoded:
         return getattr(self, which).reshape((-1,) + tuple(feature_shape(models, self.feature)))
 
 
-def fit_predict(X, ids, X_test, Y, cache, version, alphas=DEFAULT_ALPHAS, n_folds=5, train_on="trials",
-                random_state=0, stream_above=STREAM_ABOVE, cv="grouped", fit_intercept=True):
+def fit_predict(X, ids, X_test, Y, cache, version, recipe=None, stream_above=STREAM_ABOVE):
     """Fit a :class:`~brainldm.fit.ridge.GroupRidgeCV` from ``X`` to ``Y`` and predict ``X_test`` (cached).
 
     ``Y`` is read a chunk of columns at a time either way. Predictions up to ``stream_above``
@@ -109,12 +109,10 @@ def fit_predict(X, ids, X_test, Y, cache, version, alphas=DEFAULT_ALPHAS, n_fold
         by the image of each trial (identified by its ``cache_token``, never read whole).
     cache, version : str
         Cache entry name and the version of the code that computes it.
-    alphas, n_folds, train_on, random_state
-        See :class:`brainldm.fit.ridge.GroupRidgeCV`.
+    recipe : brainldm.fit.ridge.RidgeRecipe, optional
+        What is fitted (default ``RidgeRecipe()``; the authors': :func:`ridge_recipe`).
     stream_above : int
         Size in bytes of the predictions above which they go to disk as they are computed.
-    cv, fit_intercept
-        See :class:`brainldm.fit.ridge.GroupRidgeCV` (the authors' recipe: ``"contiguous"``, False).
 
     Returns
     -------
@@ -123,12 +121,11 @@ def fit_predict(X, ids, X_test, Y, cache, version, alphas=DEFAULT_ALPHAS, n_fold
         streamed), the ``alphas`` chosen per target and which targets were ``constant`` in
         training (predicted as that constant).
     """
-    model = GroupRidgeCV(alphas=np.asarray(alphas), n_folds=n_folds, train_on=train_on, random_state=random_state,
-                         progress=False, cv=cv, fit_intercept=fit_intercept)
+    recipe = RidgeRecipe() if recipe is None else recipe
+    model = GroupRidgeCV(recipe, progress=False)
     inputs = ({"inputs": array_digest(X, ids, X_test), "targets": Y.cache_token} if isinstance(Y, ColumnBlocks)
               else {"inputs": array_digest(X, ids, X_test, Y)})
-    params = {**inputs, "alphas": np.asarray(alphas).tolist(), "n_folds": n_folds, "train_on": train_on,
-              "random_state": random_state, "cv": cv, "fit_intercept": bool(fit_intercept)}
+    params = {**inputs, **recipe.as_dict()}
     shape = (len(X_test), Y.shape[1])
 
     def in_memory():
@@ -147,9 +144,34 @@ def fit_predict(X, ids, X_test, Y, cache, version, alphas=DEFAULT_ALPHAS, n_fold
     return cached_memmaps(cache, params, version, stream)
 
 
-def decode_tables(X, ids, X_test, test_ids, train, test, cache, version, roi=None, alphas=DEFAULT_ALPHAS,
-                  n_folds=5, train_on="trials", random_state=0, stream_above=STREAM_ABOVE, cv="grouped",
-                  fit_intercept=True):
+@dataclass(frozen=True)
+class TableSplit:
+    """One split of a decoding problem whose targets are stored as tables with one row per image.
+
+    Attributes
+    ----------
+    X : array of shape (n_rows, n_voxels)
+        Betas: single trials (training) or repeat-averaged responses (test).
+    ids : int array of shape (n_rows,)
+        The image of each row of ``X``: repeats of one image stay in one CV fold.
+    tables : dict of str to array of shape (n_images, d)
+        Feature name to a table with one row per image (e.g. the memory-mapped files of
+        :func:`brainldm.data.cache.cached_memmaps`); the same names in both splits.
+    rows : int array of shape (n_rows,)
+        The table row of each row of ``X``.
+    """
+
+    X: np.ndarray
+    ids: np.ndarray
+    tables: dict
+    rows: np.ndarray
+
+    def targets(self):
+        """The tables side by side, indexed by ``rows`` and never read whole (:class:`ColumnBlocks`)."""
+        return ColumnBlocks([self.tables[name] for name in self.tables], rows=self.rows)
+
+
+def decode_tables(train, test, cache, version, roi=None, recipe=None, stream_above=STREAM_ABOVE):
     """Decode several features stored as tables with one row per image, with one ridge fit.
 
     The features are fitted side by side (one penalty per target, so this equals separate
@@ -160,19 +182,13 @@ def decode_tables(X, ids, X_test, test_ids, train, test, cache, version, roi=Non
 
     Parameters
     ----------
-    X, ids, X_test
-        As for :func:`fit_predict`.
-    test_ids : int array of shape (n_test,)
-        The image of each row of ``X_test``.
-    train, test : tuple (tables, rows)
-        ``tables``: dict of feature name to an array (n_images, d) with one row per image
-        (e.g. the memory-mapped files of :func:`brainldm.data.cache.cached_memmaps`); ``rows``:
-        the row of each trial of ``X`` (each test image of ``X_test``). Same names in both.
+    train, test : TableSplit
+        The training trials and the test images, with the same table names.
     cache, version
         As for :func:`fit_predict`.
     roi : str or list of str, optional
         Recorded in the results.
-    alphas, n_folds, train_on, random_state, stream_above, cv, fit_intercept
+    recipe, stream_above
         As for :func:`fit_predict`.
 
     Returns
@@ -181,28 +197,25 @@ def decode_tables(X, ids, X_test, test_ids, train, test, cache, version, roi=Non
         In the order of the tables. ``predicted`` and ``true`` are memory-mapped when the
         predictions were streamed to disk, else in memory.
     """
-    (tables, rows), (test_tables, test_rows) = train, test
-    names = list(tables)
-    Y = ColumnBlocks([tables[name] for name in names], rows=rows)
-    Y_test = ColumnBlocks([test_tables[name] for name in names], rows=test_rows)
-    arrays = fit_predict(X, ids, X_test, Y, cache, version, alphas, n_folds, train_on, random_state, stream_above,
-                         cv, fit_intercept)
+    names = list(train.tables)
+    Y, Y_test = train.targets(), test.targets()
+    arrays = fit_predict(train.X, train.ids, test.X, Y, cache, version, recipe, stream_above)
     predicted, alphas = arrays["predicted"], arrays["alphas"]
     r = correlation_score(Y_test, ColumnBlocks([predicted]))
     # streamed: the test tables themselves if their rows are the test images in order (as averaged betas are)
-    keep_mapped = isinstance(predicted, np.memmap) and np.array_equal(test_rows, np.arange(len(Y_test.blocks[0])))
+    keep_mapped = isinstance(predicted, np.memmap) and np.array_equal(test.rows, np.arange(len(Y_test.blocks[0])))
     out = {}
     for name, cols in zip(names, Y.slices):
-        table = test_tables[name]
-        true = table if keep_mapped else np.asarray(table[test_rows], dtype=np.float32)
-        out[name] = Decoded(feature=name, roi=roi, ids=np.asarray(test_ids), predicted=predicted[:, cols], true=true,
-                            r=r[cols], alphas=alphas[cols], n_voxels=X.shape[1],
+        table = test.tables[name]
+        true = table if keep_mapped else np.asarray(table[test.rows], dtype=np.float32)
+        out[name] = Decoded(feature=name, roi=roi, ids=np.asarray(test.ids), predicted=predicted[:, cols], true=true,
+                            r=r[cols], alphas=alphas[cols], n_voxels=train.X.shape[1],
                             constant=arrays["constant"][cols])
     return out
 
 
 def ridge_recipe(protocol, targets="z_c", **overrides):
-    """The decoders' :class:`~brainldm.fit.ridge.GroupRidgeCV` settings under ``protocol``.
+    """The decoders' :class:`~brainldm.fit.ridge.RidgeRecipe` under ``protocol``.
 
     Parameters
     ----------
@@ -210,28 +223,24 @@ def ridge_recipe(protocol, targets="z_c", **overrides):
         ``"authors"``: Takagi & Nishimoto's ``codes/utils/ridge.py`` (l. 40–53): StandardScaler
         on the betas, himalaya ``RidgeCV`` without intercept, 5 unshuffled folds, single trials,
         alphas :data:`AUTHORS_ALPHAS`. ``"brainldm"``: folds grouped by image, an intercept,
-        :data:`~brainldm.fit.ridge.DEFAULT_ALPHAS`.
+        :data:`~brainldm.fit.ridge.DEFAULT_ALPHAS` (``RidgeRecipe()``'s defaults).
     targets : {"z_c", "extensions"}
         Which of the authors' alpha grids.
     **overrides
-        Settings that are not None replace the recipe's.
+        Fields of the recipe; those that are not None replace the protocol's.
 
     Returns
     -------
-    settings : dict
-        ``alphas``, ``n_folds``, ``train_on``, ``random_state``, ``cv``, ``fit_intercept``.
+    recipe : brainldm.fit.ridge.RidgeRecipe
     """
     if protocol.ridge == "authors":
-        base = {"alphas": AUTHORS_ALPHAS[targets], "n_folds": 5, "train_on": "trials", "random_state": 0,
-                "cv": "contiguous", "fit_intercept": False}
+        base = RidgeRecipe(alphas=AUTHORS_ALPHAS[targets], cv="contiguous", fit_intercept=False)
     else:
-        base = {"alphas": DEFAULT_ALPHAS, "n_folds": 5, "train_on": "trials", "random_state": 0, "cv": "grouped",
-                "fit_intercept": True}
-    return {**base, **{k: v for k, v in overrides.items() if v is not None}}
+        base = RidgeRecipe()
+    return base.replace(**overrides)
 
 
-def decode(ds, models, feature, roi=None, protocol=None, alphas=None, n_folds=None, train_on=None,
-           random_state=None):
+def decode(ds, models, feature, roi=None, protocol=None, ridge=None):
     """Fit fMRI → ``feature`` on the training split and predict the test split.
 
     Parameters
@@ -243,22 +252,22 @@ def decode(ds, models, feature, roi=None, protocol=None, alphas=None, n_folds=No
         Default :data:`DEFAULT_ROIS` of the feature.
     protocol : brainldm.fit.protocol.Protocol or str, optional
         Its ridge recipe (:func:`ridge_recipe`); default the authors' on NSD, ours on the world.
-    alphas, n_folds, train_on, random_state
-        Override the recipe's (see :class:`brainldm.fit.ridge.GroupRidgeCV`).
+    ridge : dict, optional
+        Overrides of the recipe's fields (``alphas``, ``n_folds``, ``train_on``, ``random_state``...,
+        see :class:`brainldm.fit.ridge.RidgeRecipe`).
 
     Returns
     -------
     decoded : Decoded
     """
     roi = DEFAULT_ROIS[feature] if roi is None else roi
-    recipe = ridge_recipe(protocol_for(protocol, ds.name), alphas=alphas, n_folds=n_folds, train_on=train_on,
-                          random_state=random_state)
+    recipe = ridge_recipe(protocol_for(protocol, ds.name), **(ridge or {}))
     X, ids = ds.betas("train", roi=roi)
     X_test, test_ids = ds.betas("test", roi=roi, average=True)
     Y = stimulus_features(ds, models, feature, ids)
     Y_test = stimulus_features(ds, models, feature, test_ids)
 
-    arrays = fit_predict(X, ids, X_test, Y, "decoding", _VERSION, **recipe)
+    arrays = fit_predict(X, ids, X_test, Y, "decoding", _VERSION, recipe)
     return Decoded(feature=feature, roi=roi, ids=test_ids, predicted=arrays["predicted"], true=Y_test,
                    r=correlation_score(Y_test, arrays["predicted"]), alphas=arrays["alphas"],
                    n_voxels=X.shape[1], constant=arrays["constant"])
@@ -273,8 +282,6 @@ def decoding_table(ds, models, features=("z", "c"), rois=None, **kwargs):
         One row per (feature, roi): ``n_voxels``, the mean and median r over
         the feature's dimensions, and the fraction of dimensions with r > 0.
     """
-    import pandas as pd
-
     rois = rois or ["early", "midventral", "midlateral", "midparietal", "ventral", "lateral", "parietal"]
     rows = []
     for feature in features:

@@ -19,8 +19,9 @@ model per voxel and map the test-set accuracy on the cortex. Here:
   (``cv="gcv"``, the default: leave-one-image-out cross-validation made rotation
   invariant, Golub, Heath & Wahba 1979), which in the kernel's eigenbasis costs
   ``O(n_train × n_voxels)`` per alpha; or by K-fold cross-validation grouped by image
-  (``cv=5``), which matches :class:`brainldm.fit.ridge.GroupRidgeCV` exactly (a test checks it)
-  and costs about five times as much.
+  (``cv=5``), computed by the ridge engine's kernel solver (:func:`brainldm.fit.ridge.kernel_cv_scores`,
+  so it equals :class:`~brainldm.fit.ridge.GroupRidgeCV`'s; a test checks it), which costs about five
+  times as much.
 * **Scores.** On the test images (repeats averaged): Pearson ``r`` per voxel, ``r``
   divided by the voxel's noise ceiling (``sqrt(NC / 100)``, the largest ``r`` its noise
   allows), the coefficient of determination ``R²`` (for variance partitioning), and a
@@ -37,27 +38,32 @@ Fits are cached per feature (:func:`brainldm.data.cache.cached_arrays`), keyed b
 responses, the feature values and the settings.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
+import pandas as pd
 import torch
+from himalaya.backend import set_backend
+from himalaya.kernel_ridge import MultipleKernelRidgeCV
+from scipy import stats
 from sklearn.base import BaseEstimator
 
 from brainldm.data.cache import array_digest, cached_arrays
-from brainldm.errors import BrainLDMError, check_choice
+from brainldm.errors import BrainLDMError, check_choice, check_parameter
 from brainldm.data.progress import progress_bar
-from brainldm.fit.ridge import correlation_score, group_kfold
+from brainldm.fit.ridge import check_alphas, correlation_score, group_kfold, kernel_cv_scores
 from brainldm.settings import torch_device
 
-__all__ = ["DEFAULT_ALPHAS", "DEFAULT_N_TRAIN", "EncodingData", "encoding_data", "roi_medians",
-           "KernelRidgeEncoder", "EncodingResult", "fit_encoders", "bh_fdr", "RoiScores", "roi_scores", "variance_partition", "best_feature",
-           "truth_agreement", "TUNING_OF_FEATURE", "voxel_scores"]
+__all__ = ["ENCODING_ALPHAS", "DEFAULT_N_TRAIN", "EncodingData", "encoding_data", "roi_medians",
+           "KernelRidgeEncoder", "EncodingRecipe", "EncodingResult", "fit_encoders", "bh_fdr", "significant",
+           "RoiScores", "roi_scores", "variance_partition", "best_feature"]
 
 _VERSION = "1"
 
 #: Penalties for kernels with unit mean diagonal (their eigenvalues sum to ``n_train``):
 #: from almost none to far more than the largest eigenvalue, a quarter decade apart.
-DEFAULT_ALPHAS = np.logspace(-2, 5, 29)
+#: (The decoders' grid, for standardised features, is :data:`brainldm.fit.ridge.DEFAULT_ALPHAS`.)
+ENCODING_ALPHAS = np.logspace(-2, 5, 29)
 
 TESTS = ("parametric", "permutation")
 
@@ -146,8 +152,6 @@ def roi_medians(ds, values, rois):
     table : pandas DataFrame
         One row per name, one column per ROI (NaN values are ignored).
     """
-    import pandas as pd
-
     return pd.DataFrame({roi: [np.nanmedian(np.where(ds.roi_mask(roi), v, np.nan)) for v in values.values()]
                          for roi in rois}, index=list(values))
 
@@ -212,7 +216,7 @@ class KernelRidgeEncoder(BaseEstimator):
     >>> r = model.score([z_test, c_test], Y_test)  # doctest: +SKIP
     """
 
-    def __init__(self, alphas=DEFAULT_ALPHAS, cv="gcv", device=None, random_state=0, chunk_size=8192,
+    def __init__(self, alphas=ENCODING_ALPHAS, cv="gcv", device=None, random_state=0, chunk_size=8192,
                  banded=False, n_weights=21):
         self.alphas = alphas
         self.cv = cv
@@ -264,9 +268,7 @@ class KernelRidgeEncoder(BaseEstimator):
         n = len(blocks[0])
         if Y.ndim != 2 or len(Y) != n:
             raise BrainLDMError(f"Y must have shape (n_samples, n_voxels) with the {n} rows of X; found {Y.shape}")
-        alphas = np.atleast_1d(np.asarray(self.alphas, dtype=np.float64))
-        if alphas.ndim != 1 or alphas.size == 0 or not np.all(alphas > 0):
-            raise BrainLDMError(f"alphas must be a non-empty 1-D array of positive numbers; found {self.alphas!r}")
+        alphas = check_alphas(self.alphas)
         if self.cv != "gcv" and not (isinstance(self.cv, (int, np.integer)) and self.cv >= 2):
             raise BrainLDMError(f"cv must be 'gcv' or a number of folds >= 2; found {self.cv!r}")
         self.device_ = device = torch_device(self.device)
@@ -302,8 +304,6 @@ class KernelRidgeEncoder(BaseEstimator):
 
     def _himalaya(self):
         """himalaya's torch backend on this model's device (``torch_cuda`` on a GPU)."""
-        from himalaya.backend import set_backend
-
         return set_backend("torch_cuda" if self.device_.type == "cuda" else "torch", on_error="raise")
 
     def _fit_banded(self, blocks, Y, alphas, groups):
@@ -314,8 +314,6 @@ class KernelRidgeEncoder(BaseEstimator):
         ``cv``-fold cross-validation grouped by image (5 folds when ``cv`` is ``"gcv"``):
         the random-search solver of Nunez-Elizalde et al. (2019) / Dupré la Tour et al. (2022).
         """
-        from himalaya.kernel_ridge import MultipleKernelRidgeCV
-
         backend = self._himalaya()
         n = len(blocks[0])
         Ks = torch.stack(self._kernels(blocks, fit=True)).float()
@@ -356,22 +354,9 @@ class KernelRidgeEncoder(BaseEstimator):
         return scores, scores.argmin(0)
 
     def _kfold(self, K, Yc, folds, alphas):
-        """Mean validation R² of every alpha and voxel over grouped folds, and the best alpha per voxel."""
-        scores = torch.zeros(len(alphas), Yc.shape[1], dtype=torch.float64, device=Yc.device)
-        Y64 = Yc.double()
-        for train, val in folds:
-            train_t = torch.as_tensor(train, device=Yc.device)
-            val_t = torch.as_tensor(val, device=Yc.device)
-            s, U = torch.linalg.eigh(K[train_t][:, train_t])
-            s = s.clamp(min=0)
-            A = K[val_t][:, train_t] @ U
-            B = U.T @ Y64[train_t]
-            Yv = Y64[val_t]
-            total = ((Yv - Yv.mean(0)) ** 2).sum(0)
-            for i, alpha in enumerate(alphas):
-                residual = Yv - A @ (B / (s + alpha)[:, None])
-                scores[i] += 1 - (residual ** 2).sum(0) / total
-        scores /= len(folds)
+        """Mean validation R² of every alpha and voxel over grouped folds (the ridge engine's
+        :func:`~brainldm.fit.ridge.kernel_cv_scores`), and the best alpha per voxel."""
+        scores = kernel_cv_scores(K, Yc.double(), folds, alphas)
         return scores, scores.argmax(0)
 
     def predict(self, X):
@@ -403,7 +388,8 @@ def bh_fdr(p):
     Returns
     -------
     q : array of shape (n,)
-        A voxel is significant at false discovery rate ``level`` when ``q <= level``.
+        A voxel is significant at false discovery rate ``level`` when ``q <= level``
+        (:func:`significant`).
     """
     p = np.asarray(p, dtype=np.float64)
     q = np.full(p.shape, np.nan)
@@ -416,9 +402,25 @@ def bh_fdr(p):
     return q
 
 
-def _parametric_p(r, n):
-    from scipy import stats
+def significant(q, fdr=0.05):
+    """The book's one significance rule: a q-value at most the false discovery rate (NaN: not significant).
 
+    Parameters
+    ----------
+    q : array of shape (n,)
+        Benjamini–Hochberg q-values (:func:`bh_fdr`).
+    fdr : float
+        False discovery rate, in (0, 1).
+
+    Returns
+    -------
+    significant : bool array of shape (n,)
+    """
+    fdr = check_parameter("fdr", fdr, "float", low=0, high=1, low_open=True, high_open=True)
+    return np.nan_to_num(np.asarray(q, dtype=np.float64), nan=1.0) <= fdr
+
+
+def _parametric_p(r, n):
     r = np.clip(np.asarray(r, np.float64), -0.999999, 0.999999)
     t = r * np.sqrt((n - 2) / (1 - r ** 2))
     return stats.t.sf(t, n - 2)
@@ -481,8 +483,48 @@ def _r2(Y, P):
         return 1 - residual / total
 
 
-def fit_encoders(data, features, alphas=DEFAULT_ALPHAS, cv="gcv", test="parametric", n_permutations=1000, fdr=0.05,
-                 min_ceiling=1.0, seed=0, device=None, progress=True, banded=True):
+@dataclass(frozen=True)
+class EncodingRecipe:
+    """How :func:`fit_encoders` fits and tests every feature's model: one frozen value, checked when made.
+
+    Attributes
+    ----------
+    alphas : tuple of float
+        Candidate penalties for kernels with unit mean diagonal (:data:`ENCODING_ALPHAS`).
+    cv : "gcv" or int
+        Generalised cross-validation, or the number of folds grouped by image
+        (:class:`KernelRidgeEncoder`).
+    banded : bool
+        A joint model (a list of blocks) gets one penalty per block and voxel (banded
+        ridge, :class:`KernelRidgeEncoder` ``banded``); False sums the blocks' kernels.
+    test : {"parametric", "permutation"}
+        How p-values are computed: Student's t of r, or permutations of the test images.
+    n_permutations : int
+        Permutations of the test images (``test="permutation"``).
+    min_ceiling : float
+        Noise ceiling (%) below which ``r_normalized`` is NaN.
+    """
+
+    alphas: tuple = tuple(ENCODING_ALPHAS)
+    cv: object = "gcv"
+    banded: bool = True
+    test: str = "parametric"
+    n_permutations: int = 1000
+    min_ceiling: float = 1.0
+
+    def __post_init__(self):
+        object.__setattr__(self, "alphas", tuple(float(a) for a in check_alphas(self.alphas)))
+        if self.cv != "gcv" and not (isinstance(self.cv, (int, np.integer)) and self.cv >= 2):
+            raise BrainLDMError(f"cv must be 'gcv' or a number of folds >= 2; found {self.cv!r}")
+        check_choice("test", self.test, TESTS)
+        check_parameter("n_permutations", self.n_permutations, "int", low=1)
+
+    def replace(self, **overrides):
+        """A copy with the given fields replaced; None values are ignored."""
+        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def fit_encoders(data, features, fdr=0.05, recipe=None, seed=0, device=None, progress=True):
     """Fit one encoding model per feature, sharing the responses (cached per feature).
 
     Parameters
@@ -491,38 +533,28 @@ def fit_encoders(data, features, alphas=DEFAULT_ALPHAS, cv="gcv", test="parametr
     features : dict of str to array or list of arrays
         Feature name to its values for ``data.ids`` (training images, then test images):
         an array of shape (n_train + n_test, d), or a list of such arrays for a joint model.
-    alphas, cv
-        See :class:`KernelRidgeEncoder`.
-    test : {"parametric", "permutation"}
-        How p-values are computed.
-    n_permutations : int
-        Permutations of the test images (``test="permutation"``).
     fdr : float
-        False discovery rate of :attr:`EncodingResult.significant`.
-    min_ceiling : float
-        Noise ceiling (%) below which ``r_normalized`` is NaN.
+        False discovery rate of :attr:`EncodingResult.significant` (:func:`significant`).
+    recipe : EncodingRecipe, optional
+        Penalties, cross-validation, banded joint models and the test (default ``EncodingRecipe()``).
     seed : int
         Seeds the folds (``cv`` int) and the permutations.
     device : str or torch.device, optional
         See :class:`KernelRidgeEncoder`.
     progress : bool
-    banded : bool
-        A joint model (a list of blocks) gets one penalty per block and voxel (banded
-        ridge, :class:`KernelRidgeEncoder` ``banded``); False sums the blocks' kernels.
 
     Returns
     -------
     results : dict of str to EncodingResult
         In the order of ``features``.
     """
-    check_choice("test", test, TESTS)
-    from brainldm.book.parameters import check_parameter
-
     fdr = check_parameter("fdr", fdr, "float", low=0, high=1, low_open=True, high_open=True)
+    recipe = EncodingRecipe() if recipe is None else recipe
     n_train, n_test = len(data.train_ids), len(data.test_ids)
     data_key = data.digest()
     results = {}
     ceiling = np.sqrt(np.clip(data.noise_ceiling, 0, None) / 100.0)
+    permutation = recipe.test == "permutation"
     for name, value in progress_bar(features.items(), desc="encoding models", unit="feature",
                                     show=progress and len(features) > 1):
         blocks = _blocks(value)
@@ -531,30 +563,31 @@ def fit_encoders(data, features, alphas=DEFAULT_ALPHAS, cv="gcv", test="parametr
                                 f"({n_train} training then {n_test} test images)")
 
         def compute():
-            model = KernelRidgeEncoder(alphas=alphas, cv=cv, device=device, random_state=seed, banded=banded)
+            model = KernelRidgeEncoder(alphas=recipe.alphas, cv=recipe.cv, device=device, random_state=seed,
+                                       banded=recipe.banded)
             model.fit([b[:n_train] for b in blocks], data.Y_train, groups=data.train_ids)
             predicted = model.predict([b[n_train:] for b in blocks]).astype(np.float32)
             out = {"predicted": predicted, "alphas": model.best_alphas_, "kernel_weights": model.kernel_weights_}
-            if test == "permutation":
+            if permutation:
                 r = correlation_score(data.Y_test, predicted)
-                out["p"] = _permutation_p(data.Y_test, predicted, r, n_permutations, seed)
+                out["p"] = _permutation_p(data.Y_test, predicted, r, recipe.n_permutations, seed)
             return out
 
         params = {"data": data_key, "features": [array_digest(b) for b in blocks],
-                  "alphas": np.asarray(alphas).tolist(), "cv": cv, "seed": seed,
-                  "test": test, "n_permutations": n_permutations if test == "permutation" else None,
-                  "banded": bool(banded and len(blocks) > 1)}
+                  "alphas": list(recipe.alphas), "cv": recipe.cv, "seed": seed,
+                  "test": recipe.test, "n_permutations": recipe.n_permutations if permutation else None,
+                  "banded": bool(recipe.banded and len(blocks) > 1)}
         arrays = cached_arrays("encoding", params, _VERSION, compute)
         predicted = arrays["predicted"]
         r = correlation_score(data.Y_test, predicted)
-        p = arrays["p"] if test == "permutation" else _parametric_p(r, n_test)
+        p = arrays["p"] if permutation else _parametric_p(r, n_test)
         p = np.where(np.isfinite(r), p, np.nan)
         q = bh_fdr(p)
         with np.errstate(invalid="ignore", divide="ignore"):
-            r_norm = np.where(data.noise_ceiling >= min_ceiling, r / ceiling, np.nan)
+            r_norm = np.where(data.noise_ceiling >= recipe.min_ceiling, r / ceiling, np.nan)
         results[name] = EncodingResult(name=name, predicted=predicted, r=r, r_normalized=r_norm,
                                        r2=_r2(data.Y_test, predicted), p=p, q=q,
-                                       significant=np.nan_to_num(q, nan=1.0) <= fdr, alphas=arrays["alphas"],
+                                       significant=significant(q, fdr), alphas=arrays["alphas"],
                                        n_features=int(sum(b.shape[1] for b in blocks)),
                                        kernel_weights=arrays.get("kernel_weights"))
     return results
@@ -642,10 +675,6 @@ class RoiScores:
         table : pandas DataFrame
             Columns ``subject``, ``feature``, ``roi``, ``n_voxels``, ``mean``, ``ci_low``, ``ci_high``.
         """
-        import pandas as pd
-
-        from scipy import stats
-
         obs = sum(w * self.observed[self._index(k)] for k, w in weights.items())
         boot = sum(w * self.boot[self._index(k)] for k, w in weights.items())
         half = stats.norm.ppf(0.5 + self.level / 2) * np.nanstd(boot, axis=0, ddof=1)
@@ -655,8 +684,6 @@ class RoiScores:
 
     def table(self, names=None):
         """Every model's ROI means with intervals (one row per model and ROI)."""
-        import pandas as pd
-
         names = self.names if names is None else names
         return pd.concat([self.combination({n: 1.0}, n) for n in names], ignore_index=True)
 
@@ -693,8 +720,6 @@ def roi_scores(data, results, rois, ds, metric="r", n_boot=1000, seed=0, level=0
     scores : RoiScores
     """
     check_choice("metric", metric, ("r", "r2"))
-    from brainldm.book.parameters import check_parameter
-
     n_boot = check_parameter("n_boot", n_boot, "int", low=1)
     masks = np.stack([ds.roi_mask(roi) for roi in rois], axis=1).astype(np.float64)  # (v, n_rois)
     counts = masks.sum(0)
@@ -756,101 +781,3 @@ def best_feature(results, names=None, significant_only=True):
         any_significant = np.stack([results[n].significant for n in names]).any(0)
         winner = np.where(any_significant, winner, -1)
     return winner, names
-
-
-#: the simulated tuning class (brainldm.data.datasets.world.brain.TUNING_CLASSES) each LDM feature stands for
-TUNING_OF_FEATURE = {"z": "low-level", "c": "semantic"}
-
-
-def truth_agreement(ds, winner, classes, voxels=None):
-    """How often the winning feature's class is the voxel's true tuning class (world only).
-
-    Parameters
-    ----------
-    ds : WorldDataset
-        Its ``truth["tuning"]`` indexes :data:`brainldm.data.datasets.world.brain.TUNING_CLASSES`.
-    winner : int array of shape (n_voxels,)
-        Index of the winning model per voxel (-1: none).
-    classes : list of str
-        The tuning class each model index stands for (e.g. ``["low-level", "semantic"]``).
-    voxels : bool array of shape (n_voxels,), optional
-        Voxels to score (default: every voxel with a winner whose true class is one of
-        ``classes``).
-
-    Returns
-    -------
-    agreement : dict
-        ``fraction`` agreeing, ``n`` voxels scored, ``chance`` (agreement of a winner drawn
-        independently with the same frequencies), and ``confusion`` (pandas DataFrame of
-        counts, true class × winning class).
-    """
-    import pandas as pd
-
-    from brainldm.data.datasets.world.brain import TUNING_CLASSES
-
-    if not ds.has_ground_truth:
-        raise BrainLDMError(f"{ds.name} has no simulated truth; truth_agreement needs the world dataset")
-    true = np.array(TUNING_CLASSES)[ds.ground_truth["tuning"]]
-    won = np.where(winner >= 0, np.array(classes, dtype=object)[np.clip(winner, 0, None)], None)
-    keep = (winner >= 0) & np.isin(true, classes)
-    if voxels is not None:
-        keep &= np.asarray(voxels, bool)
-    confusion = pd.crosstab(pd.Series(true[keep], name="true tuning"), pd.Series(won[keep], name="winner"))
-    confusion = confusion.reindex(index=list(dict.fromkeys(classes)), columns=list(dict.fromkeys(classes)),
-                                  fill_value=0)
-    n = int(keep.sum())
-    fraction = float((true[keep] == won[keep]).mean()) if n else float("nan")
-    if n:
-        p_true = confusion.sum(1).to_numpy() / n
-        p_won = confusion.sum(0).to_numpy() / n
-        chance = float((p_true * p_won).sum())
-    else:
-        chance = float("nan")
-    return {"fraction": fraction, "n": n, "chance": chance, "confusion": confusion}
-
-
-# --- for other chapters ------------------------------------------------------------------
-def voxel_scores(ds, models, features=("z", "c", "z_c"), n_train=None, **kwargs):
-    """Per-voxel test r of the standard encoding models of one subject (cached fits).
-
-    Parameters
-    ----------
-    ds : Dataset
-    models : ModelSet
-    features : sequence of {"z", "c", "z_c"}
-        ``z_c`` uses :data:`brainldm.features.unet.ENCODING_SETTINGS`.
-    n_train : int, optional
-        See :func:`encoding_data`.
-    **kwargs
-        Passed to :func:`fit_encoders`.
-
-    Returns
-    -------
-    table : pandas DataFrame
-        One row per voxel: ``voxel``, ``roi`` (stream name or ROI index on NSD), ``noise_ceiling``,
-        and ``r_<feature>``, ``q_<feature>`` for every feature.
-    """
-    import pandas as pd
-
-    from brainldm.features.stimulus import stimulus_features
-    from brainldm.features.unet import ldm_features
-
-    data = encoding_data(ds, n_train=n_train)
-    arrays = {}
-    for name in features:
-        check_choice("feature", name, ("z", "c", "z_c"))
-        arrays[name] = (ldm_features(ds, models, data.ids).z_c if name == "z_c"
-                        else stimulus_features(ds, models, name, data.ids))
-    results = fit_encoders(data, arrays, **kwargs)
-    table = pd.DataFrame({"voxel": np.arange(data.n_voxels), "noise_ceiling": data.noise_ceiling})
-    from brainldm.data.anatomy import STREAMS
-
-    stream = np.full(data.n_voxels, "", dtype=object)
-    for name in STREAMS:
-        if name in ds.roi_names:
-            stream[ds.roi_mask(name)] = name
-    table.insert(1, "stream", stream)
-    for name, result in results.items():
-        table[f"r_{name}"] = result.r
-        table[f"q_{name}"] = result.q
-    return table

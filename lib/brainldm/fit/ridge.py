@@ -38,6 +38,8 @@ of the image shown on each trial), ``X.T @ Y = (R.T @ X).T @ Y_groups`` with ``R
 (n_samples, n_groups) indicator, which costs ``n_groups`` rows instead of ``n_samples``.
 """
 
+from dataclasses import asdict, dataclass, replace
+
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator
@@ -47,8 +49,8 @@ from brainldm.data.progress import progress_bar
 from brainldm.settings import torch_device
 from brainldm.data.noise import average_repeats
 
-__all__ = ["GroupRidgeCV", "group_kfold", "contiguous_kfold", "correlation_score", "DEFAULT_ALPHAS", "CV_SCHEMES",
-           "CONSTANT_TOLERANCE"]
+__all__ = ["RidgeRecipe", "GroupRidgeCV", "group_kfold", "contiguous_kfold", "correlation_score", "check_alphas",
+           "kernel_cv_scores", "DEFAULT_ALPHAS", "CV_SCHEMES", "CONSTANT_TOLERANCE"]
 
 #: Default alpha grid, one value per decade. With standardised ``X`` the eigenvalues
 #: of ``X.T @ X`` average ``n_samples`` (about 2.5e4 single trials on NSD), so the grid
@@ -66,6 +68,71 @@ TRAIN_ON = ("trials", "averages")
 VALIDATIONS = ("auto", "eigenbasis", "predictions")
 #: eigenvalues of a fold closer than this fraction of ``s + min(alphas)`` are merged (``"eigenbasis"``)
 MERGE_TOLERANCE = 1e-6
+
+
+def check_alphas(alphas):
+    """``alphas`` as a 1-D float64 array of positive penalties, or a clear error."""
+    checked = np.atleast_1d(np.asarray(alphas, dtype=np.float64))
+    if checked.ndim != 1 or checked.size == 0 or not np.all(checked > 0):
+        raise BrainLDMError(f"alphas must be a non-empty 1-D array of positive numbers; found {alphas!r}")
+    return checked
+
+
+@dataclass(frozen=True)
+class RidgeRecipe:
+    """What a :class:`GroupRidgeCV` fit computes: one frozen value, checked when made.
+
+    Everything that decides the fitted weights (and so keys a cached fit) is here; how they
+    are computed (solver, device, chunks of targets) is given to :class:`GroupRidgeCV` itself.
+
+    Attributes
+    ----------
+    alphas : tuple of float
+        Candidate penalties, for ``X`` standardised to unit variance per feature.
+    n_folds : int
+        Number of cross-validation folds; the samples of one group are never split.
+    cv : {"grouped", "contiguous"}
+        Folds that keep each group's samples together (shuffled by ``random_state``), or
+        ``n_folds`` blocks of consecutive samples (the authors' recipe: scikit-learn's unshuffled
+        ``KFold``).
+    train_on : {"trials", "averages"}
+        Fit on every sample (single trials, as Takagi & Nishimoto do) or on the mean of the
+        samples of each group (repeat-averaged responses).
+    fit_intercept : bool
+        Fit an intercept per target; without one (the authors' himalaya ``RidgeCV``) the
+        targets are not centred and predictions have the mean of ``X``'s centred rows.
+    random_state : int
+        Seed of the assignment of groups to folds.
+
+    Examples
+    --------
+    >>> RidgeRecipe(alphas=[1.0, 10.0], n_folds=3).replace(n_folds=None, cv="contiguous").n_folds
+    3
+    """
+
+    alphas: tuple = tuple(DEFAULT_ALPHAS)
+    n_folds: int = 5
+    cv: str = "grouped"
+    train_on: str = "trials"
+    fit_intercept: bool = True
+    random_state: int = 0
+
+    def __post_init__(self):
+        object.__setattr__(self, "alphas", tuple(float(a) for a in check_alphas(self.alphas)))
+        if isinstance(self.n_folds, bool) or int(self.n_folds) != self.n_folds or self.n_folds < 2:
+            raise BrainLDMError(f"n_folds must be an integer >= 2; found {self.n_folds!r}")
+        object.__setattr__(self, "n_folds", int(self.n_folds))
+        check_choice("cv", self.cv, CV_SCHEMES)
+        check_choice("train_on", self.train_on, TRAIN_ON)
+        object.__setattr__(self, "fit_intercept", bool(self.fit_intercept))
+
+    def replace(self, **overrides):
+        """A copy with the given fields replaced; None values are ignored (they mean "keep")."""
+        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+    def as_dict(self):
+        """The fields as plain Python values (``alphas`` a list): a cache key's parameters."""
+        return {**asdict(self), "alphas": list(self.alphas)}
 
 
 def contiguous_kfold(n_samples, n_folds=5):
@@ -164,13 +231,19 @@ class GroupRidgeCV(BaseEstimator):
 
     Parameters
     ----------
-    alphas : array of shape (n_alphas,)
-        Candidate penalties, for ``X`` standardised to unit variance per feature.
-    n_folds : int
-        Number of cross-validation folds; the samples of one group are never split.
-    train_on : {"trials", "averages"}
-        Fit on every sample (single trials, as Takagi & Nishimoto do) or on the mean
-        of the samples of each group (repeat-averaged responses).
+    recipe : RidgeRecipe, optional
+        What is fitted: the penalties, folds, samples and intercept (default ``RidgeRecipe()``).
+    solver : {"auto", "primal", "kernel"}
+        ``"primal"`` eigendecomposes ``X.T @ X`` (cheap when n_samples >= n_features),
+        ``"kernel"`` eigendecomposes ``X @ X.T`` (cheap when n_features > n_samples);
+        ``"auto"`` picks the cheaper one.
+    validation : {"auto", "eigenbasis", "predictions"}
+        How each alpha's validation error is computed: ``"eigenbasis"`` evaluates all alphas
+        from one product per fold in the fold's eigenbasis (module docstring; primal solver
+        only), ``"predictions"`` forms every alpha's validation predictions. ``"auto"``: the
+        eigenbasis when it is cheaper and at most doubles the folds' memory (primal solver,
+        ``n_features < n_alphas * n_val`` and ``n_features <= n_val``).
+        Both give the same scores to float32 accuracy.
     chunk_size : int
         Number of targets fitted at once. Memory beyond ``X``, ``Y`` and ``coef_`` is a
         standardised copy of ``X``, the fold decompositions (primal: about
@@ -179,31 +252,11 @@ class GroupRidgeCV(BaseEstimator):
         samples on repeat averages), and a few ``(n_samples, chunk_size)`` arrays.
         :meth:`fit_predict` keeps no ``coef_`` and reads ``Y`` a chunk at a time, so its
         memory does not grow with the number of targets.
-    solver : {"auto", "primal", "kernel"}
-        ``"primal"`` eigendecomposes ``X.T @ X`` (cheap when n_samples >= n_features),
-        ``"kernel"`` eigendecomposes ``X @ X.T`` (cheap when n_features > n_samples);
-        ``"auto"`` picks the cheaper one.
     device : str or torch.device, optional
         Where the linear algebra runs (``"cpu"``, ``"cuda"``...), in float32; default
         :func:`brainldm.settings.torch_device` (``BRAINLDM_DEVICE``, else CUDA when present).
-    random_state : int
-        Seed of the assignment of groups to folds.
     progress : bool
         Show tqdm progress bars.
-    cv : {"grouped", "contiguous"}
-        Folds that keep each group's samples together (shuffled by ``random_state``), or
-        ``n_folds`` blocks of consecutive samples (the authors' recipe: scikit-learn's unshuffled
-        ``KFold``).
-    fit_intercept : bool
-        Fit an intercept per target; without one (the authors' himalaya ``RidgeCV``) the
-        targets are not centred and predictions have the mean of ``X``'s centred rows.
-    validation : {"auto", "eigenbasis", "predictions"}
-        How each alpha's validation error is computed: ``"eigenbasis"`` evaluates all alphas
-        from one product per fold in the fold's eigenbasis (module docstring; primal solver
-        only), ``"predictions"`` forms every alpha's validation predictions. ``"auto"``: the
-        eigenbasis when it is cheaper and at most doubles the folds' memory (primal solver,
-        ``n_features < n_alphas * n_val`` and ``n_features <= n_val``).
-        Both give the same scores to float32 accuracy.
 
     Attributes
     ----------
@@ -245,25 +298,19 @@ class GroupRidgeCV(BaseEstimator):
     Examples
     --------
     >>> betas, ids = ds.betas("train", roi="early")      # doctest: +SKIP
-    >>> model = GroupRidgeCV().fit(betas, z_of_image[ids], groups=ids)  # doctest: +SKIP
+    >>> model = GroupRidgeCV(RidgeRecipe(n_folds=3)).fit(betas, z_of_image[ids], groups=ids)  # doctest: +SKIP
     >>> r = model.score(test_betas, test_z)  # doctest: +SKIP
     >>> predicted = GroupRidgeCV().fit_predict(betas, Y, ids, test_betas)  # no weights kept  # doctest: +SKIP
     """
 
-    def __init__(self, alphas=DEFAULT_ALPHAS, n_folds=5, train_on="trials", chunk_size=4096,
-                 solver="auto", device=None, random_state=0, progress=True, cv="grouped", fit_intercept=True,
-                 validation="auto"):
-        self.validation = validation
-        self.cv = cv
-        self.fit_intercept = fit_intercept
-        self.alphas = alphas
-        self.n_folds = n_folds
-        self.train_on = train_on
-        self.chunk_size = chunk_size
-        self.solver = solver
-        self.device = device
-        self.random_state = random_state
-        self.progress = progress
+    def __init__(self, recipe=None, solver="auto", validation="auto", chunk_size=4096, device=None, progress=True):
+        self.recipe = recipe  # what is fitted; the rest is how it is computed
+        self.solver, self.validation, self.chunk_size = solver, validation, chunk_size
+        self.device, self.progress = device, progress
+
+    def _recipe(self):
+        """The recipe in use: ``recipe``, or the default :class:`RidgeRecipe`."""
+        return RidgeRecipe() if self.recipe is None else self.recipe
 
     # --- fitting ---------------------------------------------------------------------
     def fit(self, X, Y, groups):
@@ -339,14 +386,14 @@ class GroupRidgeCV(BaseEstimator):
         """
         self._y_was_1d = np.ndim(Y) == 1
         X, Y, groups, alphas = self._check_fit_inputs(X, Y, groups)
+        recipe = self._recipe()
         trial_groups = None
-        if self.train_on == "averages":
+        if recipe.train_on == "averages":
             X, uniq = average_repeats(X, groups)
             trial_groups, groups = groups, uniq  # Y is averaged a chunk at a time
         n_samples, n_features = X.shape
-        check_choice("cv", self.cv, CV_SCHEMES)
-        folds = (group_kfold(groups, self.n_folds, self.random_state) if self.cv == "grouped"
-                 else contiguous_kfold(n_samples, self.n_folds))
+        folds = (group_kfold(groups, recipe.n_folds, recipe.random_state) if recipe.cv == "grouped"
+                 else contiguous_kfold(n_samples, recipe.n_folds))
         device = torch_device(self.device)
 
         # 1. Standardise X (statistics in float64, data in float32).
@@ -395,7 +442,7 @@ class GroupRidgeCV(BaseEstimator):
         for start in progress_bar(chunks, desc="ridge: target chunks", show=self.progress and len(chunks) > 1):
             cols = slice(start, min(start + int(self.chunk_size), n_targets))
             Yc, y_mean, y_std, constant = self._standardised_chunk(state["Y"], cols, state["trial_groups"],
-                                                                   Xs.device, self.fit_intercept)
+                                                                   Xs.device, self._recipe().fit_intercept)
             self.constant_[cols] = constant
             XtY = _cross_product(Xs, Yc, state["repeats"]) if self.solver_ == "primal" else None
             scores = torch.zeros(alphas.size, Yc.shape[1], device=Xs.device)
@@ -446,7 +493,6 @@ class GroupRidgeCV(BaseEstimator):
         parts = []
         for k, (train, val) in enumerate(progress_bar(folds, desc=f"ridge: {self.solver_} fold decompositions",
                                                       show=self.progress)):
-            val_t = torch.as_tensor(val, device=Xs.device)
             if self.solver_ == "primal":
                 Xv = Xs[_rows(val, Xs.device)]
                 if val_grams is not None:
@@ -459,9 +505,7 @@ class GroupRidgeCV(BaseEstimator):
                 A = Xv @ V
                 parts.append(_EigenbasisFold(s, V, A, alpha_min) if self.validation_ == "eigenbasis" else (s, V, A))
             else:
-                train_t = torch.as_tensor(train, device=Xs.device)
-                s, U = _eigh(square[train_t][:, train_t])
-                parts.append((s, U, square[val_t][:, train_t] @ U))
+                parts.append(_kernel_fold(square, train, val))
         return parts, _eigh(square)
 
     def _validation_r2(self, part, Xs, Yc, XtY, train, val, alphas):
@@ -479,12 +523,7 @@ class GroupRidgeCV(BaseEstimator):
             B = basis.T @ (XtY - Xs[val_t].T @ Yv)
         else:
             B = basis.T @ Yc[torch.as_tensor(train, device=Xs.device)]
-        total = ((Yv - Yv.mean(0)) ** 2).sum(0)
-        scores = torch.empty(alphas.numel(), Yc.shape[1], device=Xs.device)
-        for i, alpha in enumerate(alphas):
-            residual = Yv - A @ (B / (s + alpha)[:, None])
-            scores[i] = 1 - (residual**2).sum(0) / total
-        return scores
+        return _prediction_r2(s, A, B, Yv, alphas)
 
     def _refit(self, full_part, Xs, Yc, XtY, best_alphas):
         """Standardised-unit weights of shape (n_features, chunk), one alpha per target."""
@@ -526,7 +565,8 @@ class GroupRidgeCV(BaseEstimator):
         return Yc, y_mean, y_std, constant
 
     def _check_fit_inputs(self, X, Y, groups):
-        check_choice("train_on", self.train_on, TRAIN_ON)
+        if not isinstance(self._recipe(), RidgeRecipe):
+            raise BrainLDMError(f"recipe must be a RidgeRecipe; found {type(self.recipe).__name__}")
         check_choice("solver", self.solver, SOLVERS)
         X = _check_X(X)
         if np.ndim(Y) == 1:
@@ -539,9 +579,7 @@ class GroupRidgeCV(BaseEstimator):
                 f"X, Y and groups must have one row per sample; found X {X.shape}, Y {Y.shape}, "
                 f"groups {groups.shape}. Pass the image id of every row of X as groups."
             )
-        alphas = np.atleast_1d(np.asarray(self.alphas, dtype=np.float64))
-        if alphas.ndim != 1 or alphas.size == 0 or not np.all(alphas > 0):
-            raise BrainLDMError(f"alphas must be a non-empty 1-D array of positive numbers; found {self.alphas!r}")
+        alphas = np.asarray(self._recipe().alphas, dtype=np.float64)
         if int(self.chunk_size) < 1:
             raise BrainLDMError(f"chunk_size must be a positive integer; found {self.chunk_size!r}")
         return X, Y, groups, alphas
@@ -620,6 +658,56 @@ def _eigh(matrix):
     s = matrix.new_empty(matrix.shape[0])
     torch.linalg.eigh(vectors, out=(s, vectors))
     return s.clamp_(min=0), vectors
+
+
+def _kernel_fold(K, train, val):
+    """One fold of kernel ridge: ``(s, U, A)``, ``U diag(s) U.T = K[train, train]`` and ``A = K[val, train] @ U``."""
+    train_t = torch.as_tensor(train, device=K.device)
+    s, U = _eigh(K[train_t][:, train_t])  # a copy: decomposed in place
+    return s, U, K[torch.as_tensor(val, device=K.device)][:, train_t] @ U
+
+
+def _prediction_r2(s, A, B, Yv, alphas):
+    """R² of every alpha on a fold's validation targets ``Yv``: shape (n_alphas, n_targets).
+
+    ``s`` and ``B`` are the fold's eigenvalues and its training cross-product in their basis
+    (``V.T @ X_train.T @ Y_train`` or ``U.T @ Y_train``), ``A`` maps that basis to the
+    validation samples: alpha's validation predictions are ``A @ (B / (s + alpha))``.
+    """
+    total = ((Yv - Yv.mean(0)) ** 2).sum(0)
+    scores = torch.empty(len(alphas), Yv.shape[1], dtype=Yv.dtype, device=Yv.device)
+    for i, alpha in enumerate(alphas):
+        residual = Yv - A @ (B / (s + alpha)[:, None])
+        scores[i] = 1 - (residual ** 2).sum(0) / total
+    return scores
+
+
+def kernel_cv_scores(K, Y, folds, alphas):
+    """Mean validation R² of kernel ridge regression for every alpha and target, over folds.
+
+    The same computation as :class:`GroupRidgeCV`'s kernel solver, on a precomputed kernel.
+
+    Parameters
+    ----------
+    K : float tensor of shape (n_samples, n_samples)
+        The kernel of the (standardised) samples, e.g. ``X @ X.T``; float64 for exact scores.
+    Y : float tensor of shape (n_samples, n_targets)
+        Centred targets, of ``K``'s dtype.
+    folds : list of (train, val) index arrays
+        E.g. :func:`group_kfold`.
+    alphas : float tensor of shape (n_alphas,)
+
+    Returns
+    -------
+    scores : tensor of shape (n_alphas, n_targets)
+        Validation R² (of each fold's validation targets about their own mean), averaged over folds.
+    """
+    scores = torch.zeros(len(alphas), Y.shape[1], dtype=Y.dtype, device=Y.device)
+    for train, val in folds:
+        s, U, A = _kernel_fold(K, train, val)
+        scores += _prediction_r2(s, A, U.T @ Y[torch.as_tensor(train, device=Y.device)],
+                                 Y[torch.as_tensor(val, device=Y.device)], alphas)
+    return scores / len(folds)
 
 
 def _rows(index, device):

@@ -9,32 +9,48 @@ and finds no change. This module
    near-duplicate search: the cosine similarity of image-encoder embeddings
    (:func:`image_embeddings`) and the Hamming distance of DCT perceptual hashes
    (:func:`phash`), with thresholds as parameters (:class:`NearDuplicateSearch`);
-2. scores that detector against a known answer (:func:`detection_scores`): in the
-   world, the leaked test images are known (``design.is_leaked``) and the pool is
-   rendered from its ids (:func:`world_signatures`). Web copies of an image are
-   seldom identical to it (re-encoded, rescaled, cropped), so the pool can be
-   searched as such copies (:func:`web_copies`);
-3. re-scores the reconstructions with and without the overlapping images
-   (:func:`rescore_without`);
-4. reads a published list of overlapping NSD images (:func:`read_id_list`), since
-   LAION-5B itself is not searchable here.
+2. scores that detector against a known answer (:func:`detect_known_leaks`, a
+   :class:`LeakDetection`): in the world, the leaked test images are known
+   (``design.is_leaked``) and the pool is rendered from its ids (:func:`world_signatures`).
+   Web copies of an image are seldom identical to it (re-encoded, rescaled, cropped), so
+   the pool can be searched as such copies (:func:`web_copies`);
+3. says which test images to leave out (:func:`overlap_exclusion`, an :class:`Exclusion`):
+   the world's known and detected leaks, a published list of overlapping NSD images
+   (:func:`read_id_list`, since LAION-5B itself is not searchable here) or the detector run
+   against a pool on disk (:func:`load_pool_images`);
+4. re-scores every subject's reconstructions with and without them
+   (:func:`rescore_subjects`, a :class:`Rescored`; one subject: :func:`rescore_without`).
 """
 
 import csv
+import io
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
+import pandas as pd
+from PIL import Image
 
-from brainldm.data.cache import array_digest, cache_key, cached_arrays
-from brainldm.errors import BrainLDMError, check_choice
+from brainldm.data.cache import cache_key, cached_arrays
+from brainldm.data.datasets.world.design import NSD_TEST_IMAGES, is_leaked, zoo_pool_ids
+from brainldm.data.datasets.world.scenes import render_scenes
+from brainldm.data.noise import mean_sd
 from brainldm.data.progress import progress_bar
+from brainldm.errors import BrainLDMError, check_choice
+from brainldm.evaluate.metrics import (IDENTIFICATION_COLUMNS, identification_correlations,
+                                       identification_from_correlations, pixcorr, score_table, ssim)
+from brainldm.features.layers import feature_net_token
+from brainldm.features.stimulus import resize_images
+from brainldm.generate.reconstruction import brain_reconstructions
+from brainldm.models.world import model_card
 
 __all__ = ["phash", "hamming_distances", "image_embeddings", "web_copies", "signatures", "NearDuplicateSearch",
-           "detection_scores", "threshold_sweep", "world_signatures", "world_pool_images", "read_id_list",
-           "load_pool_images", "rescore_without", "feature_net_token", "RULES", "ID_KINDS"]
+           "detection_scores", "threshold_sweep", "ThresholdSweep", "world_signatures", "world_pool_images",
+           "LeakDetection", "detect_known_leaks", "read_id_list", "load_pool_images", "Exclusion",
+           "overlap_exclusion", "rescore_without", "Rescored", "rescore_subjects", "report_inception", "RULES",
+           "ID_KINDS", "RESCORED_METRICS"]
 
-_VERSION = "1"
+_VERSION = "2"  # 2: web copies resized with features.stimulus.resize_images
 #: how the two similarities are combined: a pair is a near duplicate if ``both`` pass, if ``either`` does,
 #: or by the ``embedding`` cosine or the ``phash`` distance alone
 RULES = ("both", "either", "embedding", "phash")
@@ -77,8 +93,7 @@ def phash(images, hash_size=8, highfreq_factor=4):
         raise BrainLDMError(f"expected images of shape (n, H, W, 3), found {images.shape}")
     size = int(hash_size) * int(highfreq_factor)
     luma = images.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
-    small = torch.nn.functional.interpolate(torch.from_numpy(luma)[:, None], size=(size, size), mode="bilinear",
-                                            antialias=True, align_corners=False)[:, 0].numpy().astype(np.float64)
+    small = resize_images(luma, size).astype(np.float64)
     d = _dct_matrix(size)
     coefficients = d @ small @ d.T
     low = coefficients[:, :hash_size, :hash_size].reshape(len(images), -1)
@@ -135,10 +150,6 @@ def web_copies(images, keys=None, seed=0, crop=0.08, jpeg_quality=75):
     -------
     copies : uint8 array of the same shape
     """
-    import io
-
-    from PIL import Image
-
     images = np.asarray(images)
     keys = np.arange(len(images)) if keys is None else np.asarray(keys, np.int64)
     if keys.shape != (len(images),):
@@ -149,8 +160,8 @@ def web_copies(images, keys=None, seed=0, crop=0.08, jpeg_quality=75):
         rng = np.random.default_rng([seed, int(keys[i])])
         cut_y, cut_x = (rng.uniform(0, crop, 2) * (h, w)).astype(int)
         top, left = rng.integers(0, cut_y + 1), rng.integers(0, cut_x + 1)
-        picture = Image.fromarray(image[top:h - (cut_y - top), left:w - (cut_x - left)])
-        picture = picture.resize((w, h), Image.BILINEAR)
+        cropped = image[None, top:h - (cut_y - top), left:w - (cut_x - left)]
+        picture = Image.fromarray(resize_images(cropped, (h, w))[0])
         if jpeg_quality is not None:
             buffer = io.BytesIO()
             picture.save(buffer, format="JPEG", quality=int(jpeg_quality))
@@ -186,6 +197,10 @@ class NearDuplicateSearch:
         self.hamming_threshold = hamming_threshold
         self.rule = rule
         self.chunk_size = chunk_size
+
+    def __str__(self):
+        return (f"a near duplicate needs {self.rule!r} of: embedding cosine >= {self.cosine_threshold}, "
+                f"pHash distance <= {self.hamming_threshold} bits")
 
     def fit(self, pool):
         """Index the pool: ``pool`` is a dict of ``embedding`` (m, d) and ``hash`` (m, bits) (:func:`signatures`)."""
@@ -287,8 +302,6 @@ def threshold_sweep(query, pool, truth, cosine_thresholds=None, hamming_threshol
     table : pandas DataFrame
         One row per (cosine_threshold, hamming_threshold) with :func:`detection_scores`.
     """
-    import pandas as pd
-
     check_choice("rule", rule, RULES)
     cosine_thresholds = np.linspace(0.8, 1.0, 9) if cosine_thresholds is None else cosine_thresholds
     hamming_thresholds = [0, 4, 8, 12, 16, 20] if hamming_thresholds is None else hamming_thresholds
@@ -308,12 +321,6 @@ def threshold_sweep(query, pool, truth, cosine_thresholds=None, hamming_threshol
 
 
 # --- the world: the pool the world models were trained on --------------------------------------
-
-def feature_net_token(net):
-    """A short digest of a feature network's outputs on a fixed probe image: changes when its weights do."""
-    probe = np.random.default_rng(0).integers(0, 256, (2, net.input_size, net.input_size, 3), dtype=np.uint8)
-    return array_digest(*[np.round(v, 4) for v in net(probe).values()])
-
 
 def world_signatures(models, test_ids=None, world_seed=0, n_fresh=None, crop=0.08, jpeg_quality=75, hash_size=8):
     """Signatures of world test stimuli and of the world models' training pool (cached).
@@ -350,10 +357,6 @@ def world_signatures(models, test_ids=None, world_seed=0, n_fresh=None, crop=0.0
     truth : bool array of shape (n_test,)
         Which test stimuli are in the pool (``design.is_leaked``).
     """
-    from brainldm.data.datasets.world.design import NSD_TEST_IMAGES, is_leaked, zoo_pool_ids
-    from brainldm.data.datasets.world.scenes import render_scenes
-    from brainldm.models.world import model_card
-
     card = model_card().get("pool")
     if not card:
         raise BrainLDMError("the world models' card has no 'pool' entry (n_fresh, seed, image_size); retrain "
@@ -408,10 +411,6 @@ def world_pool_images(indices, copies=True, crop=0.08, jpeg_quality=75):
     -------
     images : uint8 array of shape (n, size, size, 3)
     """
-    from brainldm.data.datasets.world.design import zoo_pool_ids
-    from brainldm.data.datasets.world.scenes import render_scenes
-    from brainldm.models.world import model_card
-
     card = model_card()["pool"]
     indices = np.asarray(indices, np.int64)
     ids = zoo_pool_ids(int(card["n_fresh"]), int(card["seed"]))[indices]
@@ -506,8 +505,6 @@ def load_pool_images(path):
     names : list of str
         The file names (folders) or ``str(index)``.
     """
-    from PIL import Image
-
     path = Path(path).expanduser()
     if path.is_dir():
         files = sorted(p for p in path.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
@@ -516,7 +513,7 @@ def load_pool_images(path):
         images = [np.asarray(Image.open(p).convert("RGB")) for p in files]
         if len({im.shape for im in images}) > 1:
             size = images[0].shape[:2]
-            images = [np.asarray(Image.fromarray(im).resize(size[::-1], Image.BILINEAR)) for im in images]
+            images = [resize_images(im[None], size)[0] for im in images]
         return np.stack(images), [p.name for p in files]
     if path.suffix == ".npy" and path.is_file():
         images = np.load(path)
@@ -564,11 +561,6 @@ def rescore_without(models, seen, reconstructions, exclude, columns=None, **grou
         ``"<name> only"`` (when at least two images are in it; ``name`` is ``"overlap"``
         for a single mask), with ``n``, mean and 95% bootstrap CI.
     """
-    import pandas as pd
-
-    from brainldm.evaluate.metrics import IDENTIFICATION_COLUMNS, identification_correlations, identification_from_correlations, pixcorr, score_table, ssim
-    from brainldm.features.stimulus import resize_images
-
     seen = np.asarray(seen)
     reconstructions = np.asarray(reconstructions)
     if reconstructions.ndim != 5 or len(reconstructions) != len(seen):
@@ -607,3 +599,280 @@ def rescore_without(models, seen, reconstructions, exclude, columns=None, **grou
         scores.update({metric: values[keep] for metric, values in pixels.items()})
         tables.append(score_table(scores, images=name, n=int(keep.sum()), **groups))
     return pd.concat(tables, ignore_index=True)
+
+
+# --- the chapter's analyses: result objects -------------------------------------------------------
+
+#: the metrics the chapter re-scores (the report's Inception first)
+RESCORED_METRICS = ("Inception", "CLIP late", "CNN mid", "PixCorr", "SSIM")
+# Takagi & Nishimoto's technical report, section 2.4: Inception-v3 identification, mean and s.d. over
+# the four NSD subjects, on all test images and without those also in LAION-5B
+_REPORT_INCEPTION = {"all test images": (0.743, 0.017), "without overlap": (0.743, 0.016)}
+
+
+def report_inception():
+    """The report's Inception identification with and without the overlap: rows ``mean`` and ``s.d.``."""
+    return pd.DataFrame(_REPORT_INCEPTION, index=["mean", "s.d."])
+
+
+@dataclass(frozen=True)
+class ThresholdSweep:
+    """Precision and recall over a grid of thresholds (:meth:`LeakDetection.sweep`).
+
+    Attributes
+    ----------
+    table : pandas DataFrame
+        One row per (``cosine_threshold``, ``hamming_threshold``) with :func:`detection_scores`.
+    """
+
+    table: pd.DataFrame
+
+    @property
+    def best(self):
+        """The row with the highest F1: pandas Series."""
+        return self.table.loc[self.table["f1"].idxmax()]
+
+    def __str__(self):
+        best = self.best
+        return (f"best F1 on this grid: {best['f1']:.3f} at cosine >= {best['cosine_threshold']:.2f}, pHash <= "
+                f"{int(best['hamming_threshold'])} bits (precision {best['precision']:.3f}, "
+                f"recall {best['recall']:.3f})")
+
+
+@dataclass(frozen=True)
+class LeakDetection:
+    """The near-duplicate detector scored against the world's known leaks (:func:`detect_known_leaks`).
+
+    Attributes
+    ----------
+    query : dict
+        :func:`signatures` of the searched test stimuli, with their ``ids``.
+    pools : dict of str to dict
+        ``"exact"`` and ``"web copies"``: the pool's signatures (see :func:`world_signatures`).
+    truth : bool array of shape (n_query,)
+        Which searched test stimuli are in the pool.
+    found : dict of str to dict
+        Per pool, :meth:`NearDuplicateSearch.search` of the query.
+    search : NearDuplicateSearch
+    """
+
+    query: dict
+    pools: dict
+    truth: np.ndarray
+    found: dict
+    search: NearDuplicateSearch
+
+    @property
+    def table(self):
+        """Precision, recall, F1 and counts per pool searched: pandas DataFrame."""
+        rows = [{"pool searched as": name, "pool size": len(self.pools[name]["ids"]),
+                 **detection_scores(found["flagged"], self.truth)} for name, found in self.found.items()]
+        columns = ["pool size", "precision", "recall", "f1", "true_positives", "false_positives", "false_negatives"]
+        return pd.DataFrame(rows).set_index("pool searched as")[columns]
+
+    def __str__(self):
+        pool_size = len(next(iter(self.pools.values()))["ids"])
+        return (f"{int(self.truth.sum())} of {self.truth.size} test ids searched are in the {pool_size}-image "
+                f"training pool; {self.search}\n" + self.table.round(3).to_string(na_rep="–"))
+
+    def sweep(self, cosine_thresholds=None, hamming_thresholds=None, pool="web copies"):
+        """:func:`threshold_sweep` of the query against one pool, with the search's rule: :class:`ThresholdSweep`."""
+        check_choice("pool", pool, self.pools)
+        return ThresholdSweep(threshold_sweep(self.query, self.pools[pool], self.truth, cosine_thresholds,
+                                              hamming_thresholds, self.search.rule))
+
+    def outcomes(self, pool="web copies"):
+        """Query positions of the ``found``, ``missed`` and ``false alarm`` leaks: dict of str to int array."""
+        flagged = self.found[pool]["flagged"]
+        return {"found": np.flatnonzero(flagged & self.truth), "missed": np.flatnonzero(~flagged & self.truth),
+                "false alarm": np.flatnonzero(flagged & ~self.truth)}
+
+    def partners(self, positions, pool="web copies"):
+        """Each query's closest pool image: the flagged match, else the highest cosine (positions in the whole pool)."""
+        found = self.found[pool]
+        closest = np.where(found["match"] >= 0, found["match"], found["best_cosine_index"])
+        return self.pools[pool]["position"][closest[np.asarray(positions, np.int64)]]
+
+    def test_masks(self, test_ids, pool="web copies"):
+        """Which of ``test_ids`` are ``leaked`` (known) and ``detected`` (flagged in ``pool``): dict of bool arrays."""
+        position = {int(i): k for k, i in enumerate(self.query["ids"])}
+        missing = [int(i) for i in test_ids if int(i) not in position]
+        if missing:
+            raise BrainLDMError(f"test ids {missing[:5]} were not searched; search them (n_search=None searches "
+                                "every test id)")
+        rows = [position[int(i)] for i in test_ids]
+        return {"leaked": self.truth[rows], "detected": self.found[pool]["flagged"][rows]}
+
+
+def detect_known_leaks(ds, models, search, n_search=None, n_fresh=None):
+    """Search the world's test stimuli in the pool its models were trained on, and score the search.
+
+    Parameters
+    ----------
+    ds : Dataset
+        A dataset with :attr:`~brainldm.data.datasets.base.Dataset.has_training_pool` (the world).
+    models : ModelSet
+        Its models (the image encoder embeds the images).
+    search : NearDuplicateSearch
+        Thresholds and rule (it is fitted to each pool here).
+    n_search : int, optional
+        Search the first ``n_search`` test ids and the dataset's test images; default the
+        first ``NSD_TEST_IMAGES`` (982), among which the leaks are drawn.
+    n_fresh : int, optional
+        See :func:`world_signatures`.
+
+    Returns
+    -------
+    detection : LeakDetection
+    """
+    if not ds.has_training_pool:
+        raise BrainLDMError(f"the {ds.name} dataset cannot render its models' training pool, so its leaked test "
+                            "images are not known; give a list of overlapping images (overlap_exclusion)")
+    test_ids = ds.image_ids("test")
+    searched = np.union1d(np.arange(NSD_TEST_IMAGES if n_search is None else int(n_search)), test_ids)
+    query, pools, truth = world_signatures(models, test_ids=searched, world_seed=ds.seed, n_fresh=n_fresh)
+    found = {name: search.fit(pool).search(query) for name, pool in pools.items()}
+    return LeakDetection(query, pools, truth, found, search)
+
+
+@dataclass(frozen=True)
+class Exclusion:
+    """Which test images to leave out when re-scoring (:func:`overlap_exclusion`).
+
+    Attributes
+    ----------
+    masks : dict of str to bool array of shape (n_test,)
+        One named set of excluded test images per entry (none: nothing is excluded).
+    source : str
+        Where the sets come from.
+    """
+
+    masks: dict
+    source: str
+
+    def __str__(self):
+        return f"excluded: {self.source}" + "".join(f"; {name}: {mask.sum()} of {mask.size} test images"
+                                                    for name, mask in self.masks.items())
+
+
+def overlap_exclusion(ds, models, search, detection=None, listed=None, id_kind="nsd", pool=None):
+    """The test images of ``ds`` to leave out, from the best source there is.
+
+    In order: the world's known leaks and the detector's flags (``detection``); a list of
+    overlapping image ids (``listed``, e.g. the authors' published one); the detector run
+    against a training pool on disk (``pool``); else nothing.
+
+    Parameters
+    ----------
+    ds : Dataset
+    models : ModelSet
+    search : NearDuplicateSearch
+        Used with ``pool``.
+    detection : LeakDetection, optional
+    listed : path, optional
+        See :func:`read_id_list`, with ``id_kind``.
+    id_kind : {"nsd", "nsd1", "coco"}
+    pool : path, optional
+        See :func:`load_pool_images`.
+
+    Returns
+    -------
+    exclusion : Exclusion
+    """
+    test_ids = ds.image_ids("test")
+    if detection is not None:
+        return Exclusion(detection.test_masks(test_ids), "the world's known leaks and the detector's flags "
+                                                         f"(web copies; {detection.search})")
+    if listed is not None:
+        return Exclusion({"listed": np.isin(test_ids, read_id_list(listed, id_kind, dataset=ds))},
+                         f"the list in {listed}")
+    if pool is not None:
+        flags = search.fit(signatures(models, load_pool_images(pool)[0])).search(signatures(models, ds.images(test_ids)))
+        return Exclusion({"detected": flags["flagged"]}, f"the detector run against {pool} ({search})")
+    return Exclusion({}, "nothing: no list of overlapping images was given")
+
+
+@dataclass(frozen=True)
+class Rescored:
+    """Every subject's ``X_zc`` scores on all test images and without the excluded ones (:func:`rescore_subjects`).
+
+    Attributes
+    ----------
+    table : pandas DataFrame
+        One row per (subject, images, metric) of :func:`rescore_without`: ``n``, ``mean``,
+        ``ci_low``, ``ci_high`` (95% bootstrap CI over images), ``chance``.
+    metrics : tuple of str
+        The metrics the summaries keep, in order.
+    """
+
+    table: pd.DataFrame
+    metrics: tuple = RESCORED_METRICS
+
+    @property
+    def subsets(self):
+        """The image sets scored: ``"all"``, then ``"without <name>"`` and ``"<name> only"`` per excluded set."""
+        return list(dict.fromkeys(self.table["images"]))
+
+    def over_subjects(self):
+        """Mean and s.d. over subjects of each subset's mean score: index images, columns (metric, mean/std)."""
+        wide = self.table.pivot_table(index=["images", "subject"], columns="metric", values="mean", sort=False)
+        return wide[list(self.metrics)].groupby(level="images", sort=False).agg(["mean", "std"])
+
+    @property
+    def by_subset(self):
+        """Mean over subjects of each (images, metric) mean and CI bounds, for :func:`brainldm.figures.ci_bars`."""
+        part = self.table[self.table["metric"].isin(self.metrics)].copy()
+        part["metric"] = pd.Categorical(part["metric"], categories=list(self.metrics), ordered=True)
+        means = part.groupby(["metric", "images"], sort=False, observed=True)[["mean", "ci_low", "ci_high"]].mean()
+        return means.sort_index(level="metric", sort_remaining=False).reset_index().astype({"metric": str})
+
+    def report_table(self):
+        """``"mean ± s.d."`` over subjects, as the report prints them: index subsets, columns metrics."""
+        summary = self.over_subjects()
+        return pd.DataFrame({m: [mean_sd(summary.loc[s, (m, "mean")], summary.loc[s, (m, "std")])
+                                 for s in summary.index] for m in self.metrics}, index=summary.index)
+
+    def __str__(self):
+        return "mean and s.d. over subjects (the report's format):\n" + self.report_table().to_string(na_rep="–")
+
+    def inception(self):
+        """Inception identification beside :func:`report_inception`: rows ``mean``, ``s.d.``; the first exclusion.
+
+        Columns ``all test images`` and (when something was excluded) ``without overlap``,
+        the first ``"without <name>"`` subset.
+        """
+        summary = self.over_subjects()
+        without = next((s for s in self.subsets if s.startswith("without")), None)
+        columns = {"all test images": "all", **({"without overlap": without} if without else {})}
+        return pd.DataFrame({label: [summary.loc[s, ("Inception", "mean")], summary.loc[s, ("Inception", "std")]]
+                             for label, s in columns.items()}, index=["mean", "s.d."])
+
+
+def rescore_subjects(ds, subjects, models, exclusion, settings=None):
+    """Reconstruct every subject's test images (``X_zc``, cached) and re-score them without the excluded ones.
+
+    Parameters
+    ----------
+    ds : Dataset
+        One subject's dataset; the others are :meth:`~brainldm.data.datasets.base.Dataset.with_subject`.
+    subjects : list of str
+    models : ModelSet
+    exclusion : Exclusion
+        Which test images to leave out (:func:`overlap_exclusion`).
+    settings : SamplerSettings, optional
+        See :func:`brainldm.generate.reconstruction.brain_reconstructions`.
+
+    Returns
+    -------
+    rescored : Rescored
+    """
+    test_ids = ds.image_ids("test")
+    tables = []
+    for name in subjects:
+        subject = ds.with_subject(name)
+        ids, recon, _ = brain_reconstructions(subject, models, settings)
+        if not np.array_equal(ids, test_ids):
+            raise BrainLDMError(f"{name}'s reconstructed test images differ from {ds.subject}'s; the overlap "
+                                "control needs the same test images for every subject")
+        tables.append(rescore_without(models, subject.images(ids), recon["X_zc"], exclusion.masks, subject=name))
+    return Rescored(pd.concat(tables, ignore_index=True))

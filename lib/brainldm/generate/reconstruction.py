@@ -20,17 +20,34 @@ import torch
 from brainldm.data.cache import array_digest, cached_arrays
 from brainldm.errors import BrainLDMError
 from brainldm.features.stimulus import resize_images
-from brainldm.models.ldm import sampler_settings
+from brainldm.models.ldm import SamplerSettings, sampler_settings
+from brainldm.models.loading import ModelSet
 from brainldm.fit.decoding import decode
 from brainldm.fit.protocol import Protocol, protocol_for
 from brainldm.data.progress import progress_bar
 
-__all__ = ["Reconstruction", "reconstruct", "brain_reconstructions",
+__all__ = ["Reconstruction", "reconstruct", "brain_reconstructions", "SubjectReconstructions",
            "sample_noise"]
 _VERSION = "3"  # 2: noise per (image, sample), samples batched; 3: protocols
 
 class Reconstruction(dict):
     """Reconstructed images: ``X_z`` (n, H, W, 3), ``X_c`` and ``X_zc`` (n, samples, H, W, 3), uint8."""
+
+    def panels(self, n=None):
+        """The rows of a figure of the first ``n`` images (all by default), by label.
+
+        ``X_z``, the first sample of ``X_c`` and every sample of ``X_zc`` (``"X_zc #1"``, ...),
+        each uint8 (n, H, W, 3); a reconstruction that was not made is left out.
+        """
+        keep = slice(None) if n is None else slice(int(n))
+        rows = {}
+        if "X_z" in self:
+            rows["X_z"] = self["X_z"][keep]
+        if "X_c" in self:
+            rows["X_c"] = self["X_c"][keep, 0]
+        for k in range(self["X_zc"].shape[1] if "X_zc" in self else 0):
+            rows[f"X_zc #{k + 1}"] = self["X_zc"][keep, k]
+        return rows
 
 
 def _check_shapes(ldm, z, c, uncond):
@@ -151,10 +168,10 @@ def brain_reconstructions(ds, models, settings=None, n_images=None, z_roi=None, 
     ds : Dataset
     models : ModelSet
     settings : brainldm.models.ldm.SamplerSettings, optional
-        Default: :func:`brainldm.models.ldm.sampler_settings` of the dataset; its ``size`` is the
-        models' generation resolution unless set.
+        The dataset's :func:`~brainldm.models.ldm.sampler_settings` by default; without a ``size``,
+        the images are generated at the models' ``generation_resolution``.
     n_images : int, optional
-        Reconstruct the first ``n_images`` test images (all by default).
+        How many test images, from the first (all by default).
     z_roi, c_roi : str or list of str, optional
         Where ``z`` and ``c`` are decoded from (default ``early`` and ``ventral``).
     protocol : brainldm.fit.protocol.Protocol or str, optional
@@ -185,3 +202,79 @@ def brain_reconstructions(ds, models, settings=None, n_images=None, z_roi=None, 
     arrays = cached_arrays("reconstructions", params, _VERSION, lambda: dict(reconstruct(
         models.ldm, z, c, models.uncond, settings, protocol=protocol, which=which)))
     return decoded["z"].ids[keep], Reconstruction(arrays), decoded
+
+
+@dataclasses.dataclass(frozen=True)
+class SubjectReconstructions:
+    """The same test images reconstructed from each subject's brain, one subject at a time.
+
+    Iterating yields ``(subject, seen images, Reconstruction)`` for each dataset in turn, from
+    :func:`brain_reconstructions` (cached), so that only one subject's images are held at once
+    (on NSD one subject's ``X_c`` and ``X_zc`` are about 8 GB);
+    :func:`brainldm.evaluate.metrics.evaluate_subjects` scores them.
+
+    Parameters
+    ----------
+    datasets : sequence of Dataset
+        One per subject, of the same dataset (their test images are shared).
+    models : ModelSet
+    settings : brainldm.models.ldm.SamplerSettings, optional
+    n_images : int, optional
+    protocol : brainldm.fit.protocol.Protocol or str, optional
+        See :func:`brain_reconstructions`.
+    """
+
+    datasets: tuple
+    models: ModelSet
+    settings: SamplerSettings = None
+    n_images: int = None
+    protocol: Protocol = None
+
+    def __post_init__(self):
+        object.__setattr__(self, "datasets", tuple(self.datasets))
+        if not self.datasets:
+            raise BrainLDMError("SubjectReconstructions needs at least one subject's dataset")
+        names = {ds.name for ds in self.datasets}
+        if len(names) > 1:
+            raise BrainLDMError(f"the subjects must come from one dataset, found {sorted(names)}")
+
+    @property
+    def subjects(self):
+        """The subjects' names."""
+        return [ds.subject for ds in self.datasets]
+
+    def reconstruct(self, ds):
+        """``(ids, Reconstruction)`` of one subject's dataset, with this object's settings."""
+        ids, recon, _ = brain_reconstructions(ds, self.models, self.settings, n_images=self.n_images,
+                                              protocol=self.protocol)
+        return ids, recon
+
+    def __iter__(self):
+        for ds in self.datasets:
+            ids, recon = self.reconstruct(ds)
+            yield ds.subject, ds.images(ids), recon
+
+    def panels(self, n=6, key="X_zc", sample=0):
+        """The rows of a figure: the first ``n`` seen test images, then each subject's reconstructions of them.
+
+        Returns
+        -------
+        rows : dict of str to uint8 array of shape (n, H, W, 3)
+            ``"seen"`` (the first subject's test images), then ``"<subject> <key>"``: sample
+            ``sample`` of ``key`` (``X_z`` has no samples).
+        """
+        rows, shown = {}, None
+        for ds in self.datasets:
+            ids, recon = self.reconstruct(ds)
+            if shown is None:
+                shown = np.asarray(ids[:n])
+                rows["seen"] = ds.images(shown)
+            position = {int(i): k for k, i in enumerate(ids)}
+            missing = [int(i) for i in shown if int(i) not in position]
+            if missing:
+                raise BrainLDMError(f"{ds.subject} has no reconstruction of test images {missing} that "
+                                    f"{self.datasets[0].subject} has; show subjects that saw the same test images")
+            images = recon[key][[position[int(i)] for i in shown]]
+            rows[f"{ds.subject} {key}"] = images if images.ndim == 4 else images[:, sample]
+        return rows
+

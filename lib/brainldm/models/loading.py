@@ -8,12 +8,16 @@ encoder, CLIP ViT-L/14, AlexNet and Inception-v3 from :mod:`brainldm.models.zoo`
 decoding, reconstruction and evaluation code never asks which.
 """
 
+import hashlib
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from diffusers import DDIMScheduler
 
 from brainldm.errors import check_choice
+from brainldm.models import zoo
+from brainldm.models.world import load_world_models
 from brainldm.models.ldm import LatentDiffusion, images_to_tensor, to_module
 from brainldm.data.progress import quiet_libraries
 from brainldm.settings import torch_device, torch_dtype
@@ -27,8 +31,6 @@ MODEL_SETS = {"world": "world", "nsd": "stable-diffusion-v1-4"}
 
 def weights_digest(*modules):
     """A short digest of torch modules' parameters (names and the first 16,384 values of each)."""
-    import hashlib
-
     digest = hashlib.sha256()
     for module in modules:
         for name, tensor in sorted(module.state_dict().items()):
@@ -245,10 +247,6 @@ def _imagenet(pixels):
 
 
 def _stable_diffusion(device, dtype):
-    from diffusers import DDIMScheduler
-
-    from brainldm.models import zoo
-
     pipe = zoo.load("sd-v1-4", device=device, dtype=dtype)
     # Takagi & Nishimoto sample with DDIM (50 steps); v1.4 ships a PNDM scheduler. Their CompVis
     # sampler never clips x0; diffusers' DDIM clips unless told (its default when the key is missing)
@@ -314,8 +312,6 @@ def _distance_nets(device, dtype):
     Preprocessing as MindEye's evaluation: ImageNet normalisation, 255 px for EfficientNet-B1 and
     224 px for SwAV; the layer is the global average pool.
     """
-    from brainldm.models import zoo
-
     nets = {}
     for key, (name, size) in {"efficientnet": ("efficientnet-b1", 255), "swav": ("swav-resnet50", 224)}.items():
         if zoo.search(name)[0] is None:
@@ -339,11 +335,7 @@ NSD_EXTRAS = {"captioner": "blip", "depth_estimator": "dpt-large", "depth_ldm": 
 
 def _nsd_extras(feature_nets, device, dtype):
     """The technical report's extra models: BLIP (+T), DPT-large (+D depth) and SD 2 depth (+D)."""
-    from brainldm.models import zoo
-
     def depth_ldm():
-        from diffusers import DDIMScheduler
-
         pipe = zoo.load(NSD_EXTRAS["depth_ldm"], device=device, dtype=dtype)
         ldm = LatentDiffusion(pipe.vae, pipe.unet, DDIMScheduler.from_config(pipe.scheduler.config,
                                                                               clip_sample=False))
@@ -381,8 +373,6 @@ def load_models(dataset="world", device=None, dtype=None):
     device = torch_device(device)
     dtype = torch_dtype(dtype, device)
     if dataset == "world":
-        from brainldm.models.world import load_world_models
-
         return world_model_set(load_world_models(device=device, dtype=dtype))
     return _stable_diffusion(device, dtype)
 

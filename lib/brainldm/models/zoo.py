@@ -9,7 +9,7 @@ Each model is looked for in two places, in order:
    torchvision weights torch hub's cache (``$TORCH_HOME/hub/checkpoints``).
 
 Nothing is ever downloaded (``local_files_only=True``); a model that is in neither place
-raises one :class:`~brainldm.errors.BrainLDMError` that names both places and the
+raises one :class:`~brainldm.errors.ModelError` that names both places and the
 command that fetches it on a machine with network.
 
 =================  ======================================  =============================================
@@ -27,17 +27,20 @@ name               weights                                 used for
 =================  ======================================  =============================================
 """
 
+import hashlib
 import importlib
 import pickle
+import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from brainldm.errors import BrainLDMError, check_choice
+from brainldm.errors import ModelError, check_choice
 from brainldm.data.progress import quiet_libraries
 from brainldm.settings import models_dir, torch_device, torch_dtype
 
 __all__ = ["ModelSpec", "MODELS", "OPTIONAL", "search", "locate", "how_to_get", "load", "available",
-           "default_device_dtype"]
+           "default_device_dtype", "torchvision_hash_problem"]
 
 
 @dataclass(frozen=True)
@@ -211,14 +214,14 @@ def locate(name, models=None):
 
     Raises
     ------
-    BrainLDMError
+    ModelError
         If neither place holds the complete model; the message says where it looked,
         what is missing and how to provide it.
     """
     path, looked = search(name, models)
     if path is None:
         spec = MODELS[name]
-        raise BrainLDMError(
+        raise ModelError(
             f"model {name!r} ({spec.repo_id}, {spec.purpose}) was not found. Looked in: " + "; ".join(looked)
             + f". To provide it: {how_to_get(name, models)}. Nothing is downloaded by brainldm.")
     return path
@@ -291,7 +294,7 @@ def load(name, device=None, dtype=None, models=None):
         processor = getattr(library, spec.processor_class).from_pretrained(path, local_files_only=True)
         return model.to(device).eval().requires_grad_(False), processor
     except (OSError, ValueError, RuntimeError, KeyError, EOFError, SafetensorError, pickle.UnpicklingError) as error:
-        raise BrainLDMError(
+        raise ModelError(
             f"found model {name!r} at {path} but could not load it as {spec.library}.{spec.model_class}: "
             f"{type(error).__name__}: {error}. The copy may be incomplete; {how_to_get(name, models)}.") from error
 
@@ -310,11 +313,27 @@ def _load_torchvision(spec, path):
     if missing:
         raise KeyError(f"the weights file lacks {len(missing)} of the model's tensors, e.g. {sorted(missing)[:3]}")
     model.load_state_dict({key: value for key, value in state.items() if key in own}, strict=not head)
-    from brainldm.book.check import _torchvision_hash_problem  # torch's zip reader checks no CRC: the name's sha256 prefix does
-
-    problem = _torchvision_hash_problem(spec, path)
+    problem = torchvision_hash_problem(spec, path)  # torch's zip reader checks no CRC: the name's sha256 prefix does
     if problem:
-        import warnings
-
         warnings.warn(f"{path}: {problem}", UserWarning, stacklevel=3)
     return model
+
+
+def torchvision_hash_problem(spec, path):
+    """What is wrong with the torchvision weights file ``path`` of ``spec``, or None.
+
+    torchvision names its weights ``<name>-<first hex digits of their sha256>.pth``: a file whose
+    sha256 does not start so is damaged, or holds other weights under that name. Files named
+    otherwise (and a ``path`` of None) are not checked.
+    """
+    match = re.search(r"-([0-9a-f]{8,})\.pth$", spec.filename)
+    if path is None or match is None:
+        return None
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            digest.update(block)
+    if not digest.hexdigest().startswith(match.group(1)):
+        return (f"its sha256 starts {digest.hexdigest()[:len(match.group(1))]}, not {match.group(1)} as the file name "
+                "says: these are not the published weights (damaged, or other weights under that name)")
+    return None

@@ -4,6 +4,10 @@ Used by the tests and by the chapters' ``dataset="nsd"`` smoke runs on a fabrica
 tree: the real code paths run end to end on this machine without any real weights.
 """
 
+import os
+import signal
+import threading
+
 import torch
 import torchvision
 from diffusers import (AutoencoderKL, DDIMScheduler, StableDiffusionDepth2ImgPipeline,
@@ -12,6 +16,7 @@ from transformers import (BertTokenizer, BlipConfig, BlipForConditionalGeneratio
                           CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor, CLIPTextConfig, CLIPTextModel,
                           CLIPTokenizer, DPTConfig, DPTForDepthEstimation, DPTImageProcessor)
 
+from brainldm.book.cluster import run_stage
 from brainldm.data.datasets.nsd_fabricate import CAPTION_WORDS
 
 __all__ = ["save_tiny_models", "stable_diffusion_parts", "tiny_clip", "tiny_blip", "tiny_dpt", "TINY", "run_stage_killed_once"]
@@ -103,12 +108,6 @@ def run_stage_killed_once(stage, *after, marker, kind="reconstructions", delay=2
     the first process to create ``marker`` (atomically) is sent SIGKILL ``delay`` seconds into
     the stage; Dask reruns the task on another worker, where ``marker`` exists.
     """
-    import os
-    import signal
-    import threading
-
-    from brainldm.book.cluster import run_stage
-
     if stage.kind == kind:
         try:
             fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)

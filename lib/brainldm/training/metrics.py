@@ -4,17 +4,21 @@ Held-out images are ids ``HELD_OUT_BASE + 0 …``: neither in the models' traini
 pool nor seen by any simulated subject.
 """
 
+import json
+
 import numpy as np
 import torch
 
+from brainldm.data.cache import cached_arrays
 from brainldm.data.datasets.world.scenes import CATEGORIES, COLOR_NAMES, render_scenes
 from brainldm.evaluate.metrics import psnr, two_way_identification
-from brainldm.models.ldm import LatentDiffusion, images_to_tensor
+from brainldm.features.depth import depth_correlation
+from brainldm.models.ldm import LatentDiffusion, SamplerSettings, images_to_tensor
+from brainldm.models.loading import weights_digest
 from brainldm.models.world.nets import INCEPTION_ATTRIBUTES, LAYERS, scene_attributes
 
-__all__ = ["cached_evaluation", "HELD_OUT_BASE", "held_out_ids", "top1_retrieval", "attribute_accuracy",
-           "depth_correlation", "predict_attributes", "inception_accuracy", "layer_features",
-           "evaluate_world_models"]
+__all__ = ["cached_evaluation", "HELD_OUT_BASE", "held_out_ids", "top1_retrieval", "accuracy_per_attribute",
+           "predict_attributes", "inception_accuracy", "layer_features", "evaluate_world_models"]
 
 HELD_OUT_BASE = 200_000_000
 
@@ -44,7 +48,7 @@ def top1_retrieval(image_embeddings, text_embeddings):
     return float(np.mean((a @ b.T).argmax(axis=1) == np.arange(len(a))))
 
 
-def attribute_accuracy(predicted, true):
+def accuracy_per_attribute(predicted, true):
     """Accuracy of each predicted attribute and their mean.
 
     Parameters
@@ -60,15 +64,6 @@ def attribute_accuracy(predicted, true):
     acc = {k: float(np.mean(np.asarray(v) == np.asarray(true[k]))) for k, v in predicted.items()}
     acc["mean"] = float(np.mean(list(acc.values())))
     return acc
-
-
-def depth_correlation(predicted, true):
-    """Pearson r between predicted and true depth maps, per image: array of shape (n,)."""
-    a = np.asarray(predicted, np.float64).reshape(len(predicted), -1)
-    b = np.asarray(true, np.float64).reshape(len(true), -1)
-    a = a - a.mean(1, keepdims=True)
-    b = b - b.mean(1, keepdims=True)
-    return (a * b).sum(1) / np.sqrt((a ** 2).sum(1) * (b ** 2).sum(1))
 
 
 @torch.no_grad()
@@ -94,7 +89,7 @@ def inception_accuracy(inception, images, true):
         ``place``, ``category`` and their ``mean``.
     """
     predicted = predict_attributes(inception, images)
-    return attribute_accuracy({k: predicted[k] for k in INCEPTION_ATTRIBUTES}, true)
+    return accuracy_per_attribute({k: predicted[k] for k in INCEPTION_ATTRIBUTES}, true)
 
 
 @torch.no_grad()
@@ -104,8 +99,7 @@ def layer_features(model, images):
     return {k: layers[k].flatten(1).numpy() for k in LAYERS}
 
 
-def evaluate_world_models(models, n_eval=100, seed=0, num_inference_steps=50, guidance_scale=5.0,
-                          strength=0.8, return_images=False):
+def evaluate_world_models(models, n_eval=100, seed=0, settings=None, return_images=False):
     """Every quality number of the world models on ``n_eval`` held-out images.
 
     Parameters
@@ -114,8 +108,10 @@ def evaluate_world_models(models, n_eval=100, seed=0, num_inference_steps=50, gu
     n_eval : int
         Held-out images (at least 2).
     seed : int
-        World seed and the sampler's generator seed.
-    num_inference_steps, guidance_scale, strength : sampler settings (Takagi: 50, 5.0, 0.8)
+        World seed of the held-out images.
+    settings : SamplerSettings, optional
+        Strength, guidance and steps of the samples (default Takagi's: 0.8, 5.0, 50); its
+        ``seed`` seeds the text→image, img2img and depth samples (``seed``, ``+ 1``, ``+ 2``).
     return_images : bool
         Also return the images that were generated.
 
@@ -136,10 +132,9 @@ def evaluate_world_models(models, n_eval=100, seed=0, num_inference_steps=50, gu
     pixels = images_to_tensor(scenes.images)
     ldm = LatentDiffusion(models.vae, models.unet, models.scheduler)
     c, sentences = models.text_encoder.encode_images(scenes.captions)
-    sample = dict(guidance_scale=guidance_scale, num_inference_steps=num_inference_steps,
-                  uncond=models.uncond)
-    quality, images = {"n_eval": n_eval, "num_inference_steps": num_inference_steps,
-                       "guidance_scale": guidance_scale, "strength": strength}, {}
+    settings = settings or SamplerSettings(seed=seed)
+    quality, images = {"n_eval": n_eval, "num_inference_steps": settings.num_inference_steps,
+                       "guidance_scale": settings.guidance_scale, "strength": settings.strength}, {}
     images["original"] = scenes.images
     # VAE: reconstruction through z.
     z = ldm.encode(scenes.images)
@@ -147,20 +142,20 @@ def evaluate_world_models(models, n_eval=100, seed=0, num_inference_steps=50, gu
     quality["vae_psnr"] = float(np.mean(psnr(images["vae"], scenes.images)))
     # CNN: attributes of the real images.
     predicted = predict_attributes(models.cnn, scenes.images)
-    quality["cnn_accuracy"] = attribute_accuracy(predicted, true)
+    quality["cnn_accuracy"] = accuracy_per_attribute(predicted, true)
     inception = getattr(models, "inception", None)
     if inception is not None:
         quality["inception_accuracy"] = inception_accuracy(inception, scenes.images, true)
     # Text → image from held-out captions; does the CNN see the main object's category and colour?
-    gen = torch.Generator().manual_seed(seed)
-    images["text2img"] = ldm.decode(ldm.text2img(c, generator=gen, **sample))
+    gen = torch.Generator().manual_seed(settings.seed)
+    images["text2img"] = ldm.decode(ldm.text2img(c, settings, generator=gen, uncond=models.uncond))
     seen = predict_attributes(models.cnn, images["text2img"])
     quality["text2img_category"] = float(np.mean(seen["category"] == true["category"]))
     quality["text2img_color"] = float(np.mean(seen["color"] == true["color"]))
     quality["text2img_chance"] = {"category": 1 / len(CATEGORIES), "color": 1 / len(COLOR_NAMES)}
     # img2img from the image's own z and c: two-way identification.
-    gen = torch.Generator().manual_seed(seed + 1)
-    images["img2img"] = ldm.decode(ldm.img2img(z, c, strength=strength, generator=gen, **sample))
+    gen = torch.Generator().manual_seed(settings.seed + 1)
+    images["img2img"] = ldm.decode(ldm.img2img(z, c, settings, generator=gen, uncond=models.uncond))
     quality["img2img_identification"] = {}
     nets = [("cnn", models.cnn), ("image_encoder", models.image_encoder)]
     for name, net in nets + ([("inception", inception)] if inception is not None else []):
@@ -178,14 +173,15 @@ def evaluate_world_models(models, n_eval=100, seed=0, num_inference_steps=50, gu
         said = models.captioner.predict_attributes(models.image_encoder, pixels)
     said_main = {k: said[k] for k in ("place", "size", "position")}
     said_main.update(category=said["category"][:, 0], color=said["color"][:, 0])
-    quality["captioner_accuracy"] = attribute_accuracy(said_main, true)
-    # Depth estimator, and depth-conditioned generation (+D) judged by it.
+    quality["captioner_accuracy"] = accuracy_per_attribute(said_main, true)
+    # Depth estimator, and depth-conditioned generation (+D) judged by it (Pearson r per image).
     with torch.no_grad():
         depth = models.depth_estimator(pixels).numpy()
     quality["depth_r"] = float(np.mean(depth_correlation(depth, scenes.depth)))
     if ldm.takes_depth:
-        gen = torch.Generator().manual_seed(seed + 2)
-        images["depth2img"] = ldm.decode(ldm.text2img(c, generator=gen, depth=scenes.depth, **sample))
+        gen = torch.Generator().manual_seed(settings.seed + 2)
+        images["depth2img"] = ldm.decode(ldm.text2img(c, settings, generator=gen, uncond=models.uncond,
+                                                      depth=scenes.depth))
         with torch.no_grad():
             made = models.depth_estimator(images_to_tensor(images["depth2img"])).numpy()
         quality["depth2img_r"] = float(np.mean(depth_correlation(made, scenes.depth)))
@@ -193,31 +189,33 @@ def evaluate_world_models(models, n_eval=100, seed=0, num_inference_steps=50, gu
     return (quality, images) if return_images else quality
 
 
-def cached_evaluation(models, n_eval=100, seed=0, num_inference_steps=50, guidance_scale=5.0, strength=0.8):
+def cached_evaluation(models, n_eval=100, seed=0, settings=None):
     """:func:`evaluate_world_models` with its images, computed once per set of weights and settings.
 
     The key is a digest of every network's parameters (:func:`brainldm.models.loading.weights_digest`),
     so retrained weights are evaluated again and a warm build reads the result from the cache.
+
+    Parameters
+    ----------
+    models : brainldm.models.world.WorldModels
+    n_eval, seed, settings
+        See :func:`evaluate_world_models`.
 
     Returns
     -------
     quality : dict
     images : dict of str to uint8 array (n, H, W, 3)
     """
-    import json
-
-    from brainldm.data.cache import cached_arrays
-    from brainldm.models.loading import weights_digest
-
     nets = [models.vae, models.unet, models.cnn, models.image_encoder, models.captioner, models.depth_estimator]
     if getattr(models, "inception", None) is not None:
         nets.append(models.inception)
-    params = {"weights": weights_digest(*nets), "n_eval": n_eval, "seed": seed,
-              "num_inference_steps": num_inference_steps, "guidance_scale": guidance_scale, "strength": strength}
+    settings = settings or SamplerSettings(seed=seed)
+    sampling = {k: v for k, v in settings.as_dict().items() if k not in ("n_samples", "batch_size", "size")}
+    params = {"weights": weights_digest(*nets), "n_eval": n_eval, "world_seed": seed, **sampling}
 
     def compute():
-        quality, images = evaluate_world_models(models, n_eval=n_eval, seed=seed, num_inference_steps=num_inference_steps,
-                                                guidance_scale=guidance_scale, strength=strength, return_images=True)
+        quality, images = evaluate_world_models(models, n_eval=n_eval, seed=seed, settings=settings,
+                                                return_images=True)
         return {"quality": np.array(json.dumps(quality)), **{f"image_{k}": v for k, v in images.items()}}
 
     arrays = cached_arrays("world_model_quality", params, "2", compute)  # 2: inception_accuracy

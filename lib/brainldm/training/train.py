@@ -12,19 +12,19 @@ Run it in the background, e.g.::
     nohup brainldm train-world --threads 1 > train_world.log 2>&1 &
 
 Each model's recipe (:data:`STEPS`) is a list of stages; a stage restarts the
-optimiser and its learning-rate schedule from the previous stage's weights, with
-the same seeds, so one command replays every stage the shipped weights went
+optimiser and its learning-rate schedule (a :class:`Schedule`) from the previous stage's
+weights, with the same seeds, so one command replays every stage the shipped weights went
 through. ``--resume`` loads the models already in ``--out`` and runs only the
 stages their card does not list yet (after a recipe gains a stage, it trains
 just that stage).
 """
 
-import argparse
 import json
 import logging
 import math
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -38,9 +38,12 @@ from brainldm.data.datasets.world.design import POOL_BASE, is_leaked, zoo_pool_i
 from brainldm.data.datasets.world.scenes import CATEGORIES, COLOR_NAMES, MAX_OBJECTS, render_scenes
 from brainldm.models.ldm import images_to_tensor, prepare_depth
 from brainldm.data.progress import progress_bar
+from brainldm.errors import BrainLDMError, CommandParser, ParameterError
+from brainldm.models.world import load_world_model, load_world_models, weights_dir
 from brainldm.models.world.nets import ATTRIBUTES, INCEPTION_ATTRIBUTES, Captioner, TextEncoder, build, scene_attributes
+from brainldm.training.metrics import evaluate_world_models
 
-__all__ = ["STEPS", "main", "load_pool", "train_vae", "vae_scaling_factor", "encode_latents",
+__all__ = ["STEPS", "Schedule", "train_world_main", "load_pool", "train_vae", "vae_scaling_factor", "encode_latents",
            "train_unet", "train_cnn", "train_inception", "render_pool", "train_image_encoder",
            "captioner_targets", "train_captioner", "train_depth_estimator", "update_model_card"]
 
@@ -64,6 +67,26 @@ STEPS = {
 ORDER = ("vae", "unet", "cnn", "image_encoder", "captioner", "depth_estimator", "inception")
 CARD = "model_card.json"
 POOL_VERSION = "2"  # 2: captions without positions
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """How one training stage optimises: ``steps`` of AdamW on batches of ``batch_size``, with a cosine schedule.
+
+    Attributes
+    ----------
+    steps : int
+    batch_size : int
+    lr : float
+        The peak learning rate (after a short linear warm-up).
+    generator : torch.Generator
+        Draws the batches and every random number of the loss (noise, caption dropout, flips).
+    """
+
+    steps: int
+    batch_size: int
+    lr: float
+    generator: torch.Generator
 
 
 def load_pool(n_images, seed=0, size=64, text_encoder=None):
@@ -114,28 +137,30 @@ def _batches(n, batch_size, steps, generator):
         position += batch_size
 
 
-def _optimise(model, loss_fn, n, steps, batch_size, lr, generator, desc, warmup=50):
-    """Run AdamW with a cosine schedule; ``loss_fn(index)`` returns the batch loss."""
+def _optimise(model, loss_fn, n, schedule, desc, warmup=50):
+    """Run AdamW with a cosine schedule (a :class:`Schedule`); ``loss_fn(index)`` returns the batch loss."""
     params = [p for p in model.parameters() if p.requires_grad]
-    optimiser = torch.optim.AdamW(params, lr=lr, weight_decay=1e-4)
-    schedule = get_cosine_schedule_with_warmup(optimiser, min(warmup, steps // 5 + 1), steps)
+    optimiser = torch.optim.AdamW(params, lr=schedule.lr, weight_decay=1e-4)
+    steps = schedule.steps
+    learning_rate = get_cosine_schedule_with_warmup(optimiser, min(warmup, steps // 5 + 1), steps)
     losses = []
     model.train()
-    bar = progress_bar(_batches(n, batch_size, steps, generator), total=steps, desc=desc, mininterval=10)
+    bar = progress_bar(_batches(n, schedule.batch_size, steps, schedule.generator), total=steps, desc=desc,
+                       mininterval=10)
     for index in bar:
         loss = loss_fn(index)
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         optimiser.step()
-        schedule.step()
+        learning_rate.step()
         losses.append(loss.item())
         bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}", refresh=False)
     model.eval()
     return losses
 
 
-def train_vae(vae, pixels, steps, batch_size, lr, generator, kl_weight=1e-6):
+def train_vae(vae, pixels, schedule, kl_weight=1e-6):
     """Train an ``AutoencoderKL`` to reconstruct ``pixels`` (N, 3, H, W) in [-1, 1].
 
     Loss: mean squared plus absolute error of the reconstruction from a posterior
@@ -148,10 +173,10 @@ def train_vae(vae, pixels, steps, batch_size, lr, generator, kl_weight=1e-6):
     def loss_fn(index):
         x = pixels[index]
         posterior = vae.encode(x).latent_dist
-        recon = vae.decode(posterior.sample(generator=generator)).sample
+        recon = vae.decode(posterior.sample(generator=schedule.generator)).sample
         return F.mse_loss(recon, x) + F.l1_loss(recon, x) + kl_weight * posterior.kl().mean()
 
-    return _optimise(vae, loss_fn, len(pixels), steps, batch_size, lr, generator, "vae")
+    return _optimise(vae, loss_fn, len(pixels), schedule, "vae")
 
 
 @torch.no_grad()
@@ -170,8 +195,7 @@ def vae_scaling_factor(latent_means):
     return round(float(1.0 / latent_means.std()), 5)
 
 
-def train_unet(unet, scheduler, latents, c, uncond, steps, batch_size, lr, generator,
-               depth=None, p_drop_text=0.1, p_drop_depth=0.5):
+def train_unet(unet, scheduler, latents, text, schedule, depth=None, p_drop_text=0.1, p_drop_depth=0.5):
     """Train a conditional U-Net to predict the noise added to scaled latents.
 
     Parameters
@@ -181,9 +205,10 @@ def train_unet(unet, scheduler, latents, c, uncond, steps, batch_size, lr, gener
     scheduler : a diffusers scheduler (its ``add_noise`` and ``num_train_timesteps``)
     latents : tuple of two tensors (N, C, h, w)
         Posterior means and standard deviations, already multiplied by the scaling factor.
-    c : tensor of shape (N, tokens, dim)
-    uncond : tensor of shape (1, tokens, dim)
-        Replaces ``c`` with probability ``p_drop_text`` (classifier-free guidance).
+    text : tuple of two tensors
+        ``c`` of shape (N, tokens, dim), and ``uncond`` of shape (1, tokens, dim), which replaces
+        ``c`` with probability ``p_drop_text`` (classifier-free guidance).
+    schedule : Schedule
     depth : tensor of shape (N, 1, h, w), optional
         :func:`brainldm.models.ldm.prepare_depth` maps; replaced by zeros with probability
         ``p_drop_depth``. Required when the U-Net has an extra input channel.
@@ -193,9 +218,11 @@ def train_unet(unet, scheduler, latents, c, uncond, steps, batch_size, lr, gener
     losses : list of float
     """
     mean, std = latents
+    c, uncond = text
+    generator = schedule.generator
     extra = unet.config.in_channels - mean.shape[1]
     if extra not in (0, 1) or (extra == 1 and depth is None):
-        raise ValueError(f"the U-Net takes {unet.config.in_channels} channels and the latents have "
+        raise ParameterError(f"the U-Net takes {unet.config.in_channels} channels and the latents have "
                          f"{mean.shape[1]}; pass depth maps exactly when it has one extra channel")
     n_train_steps = scheduler.config.num_train_timesteps
 
@@ -212,14 +239,14 @@ def train_unet(unet, scheduler, latents, c, uncond, steps, batch_size, lr, gener
             inputs = torch.cat([inputs, depth[index] * keep_depth], dim=1)
         return F.mse_loss(unet(inputs, t, encoder_hidden_states=cond).sample, noise)
 
-    return _optimise(unet, loss_fn, len(mean), steps, batch_size, lr, generator, "unet", warmup=100)
+    return _optimise(unet, loss_fn, len(mean), schedule, "unet", warmup=100)
 
 
 def _attribute_loss(logits, labels, index):
     return sum(F.cross_entropy(logits[k], labels[k][index]) for k in logits)
 
 
-def train_cnn(cnn, images, labels, steps, batch_size, lr, generator):
+def train_cnn(cnn, images, labels, schedule):
     """Train the CNN to recognise attributes.
 
     ``images`` : pixels (N, 3, H, W) in [-1, 1], or uint8 images (N, H, W, 3) converted
@@ -231,11 +258,10 @@ def train_cnn(cnn, images, labels, steps, batch_size, lr, generator):
             return _attribute_loss(cnn(images_to_tensor(images[index.numpy()])), labels, index)
         return _attribute_loss(cnn(images[index]), labels, index)
 
-    return _optimise(cnn, loss_fn, len(images), steps, batch_size, lr, generator, "cnn")
+    return _optimise(cnn, loss_fn, len(images), schedule, "cnn")
 
 
-def train_inception(model, images, labels, steps, batch_size, lr, generator, label_smoothing=0.1,
-                    flip=0.5):
+def train_inception(model, images, labels, schedule, label_smoothing=0.1, flip=0.5):
     """Train the Inception analogue on its attributes, with label smoothing and random flips.
 
     Another objective than :func:`train_cnn`'s: only the attributes in ``labels`` (the place
@@ -248,19 +274,20 @@ def train_inception(model, images, labels, steps, batch_size, lr, generator, lab
     images : tensor (N, 3, H, W) in [-1, 1], or uint8 array (N, H, W, 3)
         Uint8 images are converted batch by batch.
     labels : dict of str to long tensor (N,)
+    schedule : Schedule
     """
     def loss_fn(index):
         x = images_to_tensor(images[index.numpy()]) if isinstance(images, np.ndarray) else images[index]
-        mirror = torch.rand(len(index), generator=generator) < flip
+        mirror = torch.rand(len(index), generator=schedule.generator) < flip
         x = torch.where(mirror.view(-1, 1, 1, 1), x.flip(-1), x)
         logits = model(x)
         return sum(F.cross_entropy(logits[k], labels[k][index], label_smoothing=label_smoothing)
                    for k in logits)
 
-    return _optimise(model, loss_fn, len(images), steps, batch_size, lr, generator, "inception")
+    return _optimise(model, loss_fn, len(images), schedule, "inception")
 
 
-def train_image_encoder(encoder, pixels, sentences, steps, batch_size, lr, generator):
+def train_image_encoder(encoder, pixels, sentences, schedule):
     """Train the image encoder contrastively (symmetric InfoNCE) against caption embeddings.
 
     Parameters
@@ -273,14 +300,13 @@ def train_image_encoder(encoder, pixels, sentences, steps, batch_size, lr, gener
 
     def loss_fn(index):
         image = encoder(pixels[index])
-        pick = torch.randint(0, n_captions, (len(index),), generator=generator)
+        pick = torch.randint(0, n_captions, (len(index),), generator=schedule.generator)
         text = sentences[index, pick]
         logits = encoder.logit_scale.exp().clamp(max=100) * image @ text.T
         target = torch.arange(len(index))
         return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
 
-    return _optimise(encoder, loss_fn, len(pixels), steps, batch_size, lr, generator,
-                     "image_encoder")
+    return _optimise(encoder, loss_fn, len(pixels), schedule, "image_encoder")
 
 
 def captioner_targets(category, color, place, size, x):
@@ -300,7 +326,7 @@ def captioner_targets(category, color, place, size, x):
     return {k: torch.as_tensor(np.asarray(v), dtype=torch.long) for k, v in targets.items()}
 
 
-def train_captioner(captioner, image_encoder, pixels, targets, steps, batch_size, lr, generator):
+def train_captioner(captioner, image_encoder, pixels, targets, schedule):
     """Train the captioner's heads on the frozen image encoder's features."""
     with torch.no_grad():
         image_encoder.eval()
@@ -310,16 +336,15 @@ def train_captioner(captioner, image_encoder, pixels, targets, steps, batch_size
     def loss_fn(index):
         return _attribute_loss(captioner(features[index]), targets, index)
 
-    return _optimise(captioner, loss_fn, len(pixels), steps, batch_size, lr, generator, "captioner")
+    return _optimise(captioner, loss_fn, len(pixels), schedule, "captioner")
 
 
-def train_depth_estimator(model, pixels, depth, steps, batch_size, lr, generator):
+def train_depth_estimator(model, pixels, depth, schedule):
     """Train the depth estimator with an absolute-error loss; ``depth`` : tensor (N, H, W)."""
     def loss_fn(index):
         return F.l1_loss(model(pixels[index]), depth[index])
 
-    return _optimise(model, loss_fn, len(pixels), steps, batch_size, lr, generator,
-                     "depth_estimator")
+    return _optimise(model, loss_fn, len(pixels), schedule, "depth_estimator")
 
 
 def update_model_card(out, **entries):
@@ -362,9 +387,7 @@ def _continued(previous, record):
 
 
 def _parser():
-    from brainldm.models.world import weights_dir
-
-    parser = argparse.ArgumentParser(prog="brainldm train-world", description=__doc__.splitlines()[0])
+    parser = CommandParser(prog="brainldm train-world", description=__doc__.splitlines()[0])
     parser.add_argument("--n-images", type=int, default=6000, help="fresh pool images (default 6000)")
     parser.add_argument("--seed", type=int, default=0, help="world and training seed (default 0)")
     parser.add_argument("--out", default=str(weights_dir()), help="weights folder (default: the package's)")
@@ -382,25 +405,37 @@ def _parser():
     return parser
 
 
-def main(argv=None):
-    """Train (and evaluate) the world models; returns a process exit status."""
+def train_world_main(argv=None):
+    """``brainldm train-world``: train (and evaluate) the world models; returns a process exit status.
+
+    Raises
+    ------
+    BrainLDMError
+        For an unknown option or model, or an ``--out`` folder that cannot be written.
+    """
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
-    torch.set_num_threads(args.threads)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     names = [] if args.eval_only else [m.strip() for m in args.models.split(",") if m.strip()]
     unknown = sorted(set(names) - set(ORDER))
     if unknown:
-        from brainldm.errors import BrainLDMError
-
-        raise BrainLDMError(f"unknown world models {unknown}; expected some of {', '.join(ORDER)}")
+        raise BrainLDMError(f"unknown world models {unknown}; expected some of {', '.join(ORDER)} "
+                            "(--models, comma-separated)")
+    for option, value, low in (("--threads", args.threads, 1), ("--n-eval", args.n_eval, 2),
+                               ("--n-images", args.n_images, 1)):
+        if value < low:
+            raise BrainLDMError(f"{option} must be an integer >= {low}, got {value}")
+    if not 0 < args.steps_scale < math.inf:
+        raise BrainLDMError(f"--steps-scale must be a positive number (e.g. 0.01 for a smoke run), got {args.steps_scale}")
+    out = Path(args.out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise BrainLDMError(f"the weights folder {out} cannot be created ({type(error).__name__}: {error}); "
+                            "choose another one with --out") from None
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
+    torch.set_num_threads(args.threads)
     if names:
         _train(args, out, names)
     if not args.no_eval:
-        from brainldm.models.world import load_world_models
-        from brainldm.training.metrics import evaluate_world_models
-
         start = time.time()
         quality = evaluate_world_models(load_world_models(out), n_eval=args.n_eval, seed=args.seed)
         update_model_card(out, quality=quality, evaluation_seconds=round(time.time() - start, 1))
@@ -417,7 +452,7 @@ def _train(args, out, names):
         "n_leaked_test_images": int(is_leaked(pool["ids"], args.seed).sum()),
         "image_size": int(pool["images"].shape[1]), "seed": args.seed,
         "text_max_length": text_encoder.max_length, "seconds": round(time.time() - start, 1)})
-    pixels = images_to_tensor(pool["images"])
+    inputs = _Inputs(pool, images_to_tensor(pool["images"]), text_encoder, out, args.seed)
     card_path = out / CARD
     for k, name in enumerate(ORDER):
         if name not in names:
@@ -434,18 +469,15 @@ def _train(args, out, names):
             steps, batch_size, lr, n_fresh = stages[stage]
             steps = max(1, math.ceil(steps * args.steps_scale))
             torch.manual_seed(args.seed * 100 + k)  # every stage is seeded alike (as resumed runs were)
-            generator = torch.Generator().manual_seed(args.seed * 100 + k)
+            schedule = Schedule(steps, batch_size, lr, torch.Generator().manual_seed(args.seed * 100 + k))
             log.info("training %s, stage %d/%d: %d steps of %d images", name, stage + 1, len(stages),
                      steps, batch_size)
             start = time.time()
             if stage == 0:
                 model = build(name)
             else:
-                from brainldm.models.world import load
-
-                model = load(name, out).requires_grad_(True)
-            losses = _train_stage(name, model, pool, pixels, out, text_encoder, steps, batch_size, lr,
-                                  n_fresh, generator, args.seed)
+                model = load_world_model(name, out).requires_grad_(True)
+            losses = _train_stage(name, model, inputs, schedule, n_fresh)
             seconds = time.time() - start
             model.save_pretrained(out / name)
             record = _record(model, losses, seconds, steps, batch_size, lr, out / name)
@@ -486,36 +518,44 @@ def _classifier_data(pool, n_fresh, seed, keys):
     return images, {key: torch.as_tensor(labels[key], dtype=torch.long) for key in keys}
 
 
-def _train_stage(name, model, pool, pixels, out, text_encoder, steps, batch_size, lr, n_fresh, generator, seed):
-    """One stage of ``name``'s recipe; returns the losses."""
-    from brainldm.models.world import load
+@dataclass(frozen=True)
+class _Inputs:
+    """What every stage of ``brainldm train-world`` reads: the pool, its pixels, the text encoder, the
+    weights folder (the models trained before) and the world seed."""
 
+    pool: dict
+    pixels: torch.Tensor
+    text_encoder: TextEncoder
+    out: Path
+    seed: int
+
+
+def _train_stage(name, model, inputs, schedule, n_fresh):
+    """One stage of ``name``'s recipe (:class:`_Inputs`, a :class:`Schedule`); returns the losses."""
+    pool, pixels, out = inputs.pool, inputs.pixels, inputs.out
     if name == "vae":
-        losses = train_vae(model, pixels, steps, batch_size, lr, generator)
+        losses = train_vae(model, pixels, schedule)
         means, _ = encode_latents(model, pixels[:1000])
         model.register_to_config(scaling_factor=vae_scaling_factor(means))
         return losses
     if name == "unet":
-        vae, scheduler = load("vae", out), build("scheduler")
+        vae, scheduler = load_world_model("vae", out), build("scheduler")
         mean, std = encode_latents(vae, pixels)
         scale = vae.config.scaling_factor
         depth = prepare_depth(pool["depth"], mean.shape[-2:])
-        losses = train_unet(model, scheduler, (mean * scale, std * scale), torch.from_numpy(pool["c"]),
-                            text_encoder.unconditional(), steps, batch_size, lr, generator, depth=depth)
+        losses = train_unet(model, scheduler, (mean * scale, std * scale),
+                            (torch.from_numpy(pool["c"]), inputs.text_encoder.unconditional()), schedule, depth=depth)
         scheduler.save_pretrained(out / "scheduler")
         return losses
     if name == "cnn":
-        images, labels = _classifier_data(pool, n_fresh, seed, ATTRIBUTES)
-        return train_cnn(model, images, labels, steps, batch_size, lr, generator)
+        images, labels = _classifier_data(pool, n_fresh, inputs.seed, ATTRIBUTES)
+        return train_cnn(model, images, labels, schedule)
     if name == "inception":
-        images, labels = _classifier_data(pool, n_fresh, seed, INCEPTION_ATTRIBUTES)
-        return train_inception(model, images, labels, steps, batch_size, lr, generator)
+        images, labels = _classifier_data(pool, n_fresh, inputs.seed, INCEPTION_ATTRIBUTES)
+        return train_inception(model, images, labels, schedule)
     if name == "image_encoder":
-        return train_image_encoder(model, pixels, torch.from_numpy(pool["sentences"]), steps, batch_size, lr,
-                                   generator)
+        return train_image_encoder(model, pixels, torch.from_numpy(pool["sentences"]), schedule)
     if name == "captioner":
         targets = captioner_targets(pool["category"], pool["color"], pool["place"], pool["size"], pool["x"])
-        return train_captioner(model, load("image_encoder", out), pixels, targets, steps, batch_size, lr,
-                               generator)
-    return train_depth_estimator(model, pixels, torch.from_numpy(pool["depth"]), steps, batch_size, lr,
-                                 generator)
+        return train_captioner(model, load_world_model("image_encoder", out), pixels, targets, schedule)
+    return train_depth_estimator(model, pixels, torch.from_numpy(pool["depth"]), schedule)

@@ -22,10 +22,12 @@ as they are read, so memory stays near one masked session plus the result, which
 is cached on disk (:func:`brainldm.data.cache.cached_arrays`).
 """
 
+import dataclasses
 import gzip
 import hashlib
 import json
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
 
 import h5py
@@ -34,21 +36,22 @@ import numpy as np
 import pandas as pd
 import scipy.io
 
+from brainldm.data.anatomy import STREAMS
 from brainldm.data.cache import cached_arrays
 from brainldm.errors import BrainLDMError, DataError, ParameterError, check_choice
 from brainldm.data.progress import progress_bar
 from brainldm.settings import nsd_root
 from brainldm.data.datasets.base import Dataset
 
-__all__ = ["NSDDataset", "NSDLayout", "NSD_SUBJECTS", "STREAMS", "STANDARD_VOLUMES", "BETA_SCALE", "TRIAL_CHUNK",
+__all__ = ["NSDDataset", "NSDOptions", "NSDLayout", "NSD_SUBJECTS", "STREAM_LABELS", "STANDARD_VOLUMES", "BETA_SCALE", "TRIAL_CHUNK",
            "load_expdesign", "load_roi_volume"]
 
 #: NSD's eight subjects
 NSD_SUBJECTS = tuple(f"subj{i:02d}" for i in range(1, 9))
 
-#: labels of ``streams.nii.gz`` (-1 outside the brain, 0 in no stream), as NSD names them
-STREAMS = {1: "early", 2: "midventral", 3: "midlateral", 4: "midparietal",
-           5: "ventral", 6: "lateral", 7: "parietal"}
+#: labels of ``streams.nii.gz`` (-1 outside the brain, 0 in no stream), as NSD names them: 1 early,
+#: 2 midventral, 3 midlateral, 4 midparietal, 5 ventral, 6 lateral, 7 parietal (the order of anatomy's STREAMS)
+STREAM_LABELS = dict(enumerate(STREAMS, start=1))
 
 #: NSD stores betas as int16 = round(300 x % signal change)
 BETA_SCALE = 300.0
@@ -292,12 +295,12 @@ def _file_identity(path):
 
 
 # --- the dataset ---------------------------------------------------------------------
-class NSDDataset(Dataset):
-    """One subject of a local copy of the Natural Scenes Dataset.
+@dataclass(frozen=True)
+class NSDOptions:
+    """How :class:`NSDDataset` reads a subject: the ``dataset_options`` of ``load_dataset("nsd", ...)``.
 
-    Parameters
+    Attributes
     ----------
-    subject : {"subj01", ..., "subj08"}
     root : path, optional
         NSD root; else ``BRAINLDM_NSD_ROOT``, else ``~/brainldm_data/nsd``.
     sessions : int, optional
@@ -319,9 +322,44 @@ class NSDDataset(Dataset):
         ``nsddata_stimuli/stimuli/nsd/annotations`` under the root.
     cache : bool
         Keep the masked betas in the on-disk cache (:func:`brainldm.settings.cache_dir`).
+    """
+
+    root: str = None
+    sessions: int = None
+    zscore: bool = False
+    voxels: tuple = None
+    rois: dict = None
+    betas_format: str = "auto"
+    annotations: str = None
+    cache: bool = True
+
+    def __post_init__(self):
+        check_choice("betas_format", self.betas_format, ("auto", "hdf5", "nii"))
+
+    @classmethod
+    def from_keywords(cls, options):
+        """The options of a dict of keyword arguments; an unknown key is a :class:`ParameterError`."""
+        valid = [field.name for field in dataclasses.fields(cls)]
+        unknown = [key for key in options if key not in valid]
+        if unknown:
+            raise ParameterError(f"unknown option(s) {', '.join(map(repr, unknown))} of the nsd dataset; "
+                                 f"valid options are: {', '.join(valid)}")
+        return cls(**options)
+
+
+class NSDDataset(Dataset):
+    """One subject of a local copy of the Natural Scenes Dataset.
+
+    Parameters
+    ----------
+    subject : {"subj01", ..., "subj08"}
+    **options
+        The fields of :class:`NSDOptions`: ``root``, ``sessions``, ``zscore``, ``voxels``, ``rois``,
+        ``betas_format``, ``annotations``, ``cache``.
 
     Attributes
     ----------
+    options : NSDOptions
     layout : NSDLayout
     sessions : list of int
         The sessions read.
@@ -340,26 +378,27 @@ class NSDDataset(Dataset):
     """
 
     name = "nsd"
+    #: the dataclass of the keyword arguments (``dataset_options`` are checked against its fields)
+    options_class = NSDOptions
 
-    def __init__(self, subject="subj01", root=None, sessions=None, zscore=False, voxels=None, rois=None,
-                 betas_format="auto", annotations=None, cache=True):
+    def __init__(self, subject="subj01", **options):
         self.subject = check_choice("NSD subject", subject, NSD_SUBJECTS)
-        check_choice("betas_format", betas_format, ("auto", "hdf5", "nii"))
-        root = nsd_root(root)
+        self.options = options = NSDOptions.from_keywords(options)
+        root = nsd_root(options.root)
         if not root.is_dir():
             raise BrainLDMError(
                 f"NSD root {root} does not exist. Pass root=... or set BRAINLDM_NSD_ROOT to the folder "
                 "that holds nsddata/, nsddata_betas/ and nsddata_stimuli/ (see README, 'Running on NSD').")
         self.layout = NSDLayout(root)
-        self.zscore, self.cache = bool(zscore), bool(cache)
-        self.annotations = Path(annotations) if annotations is not None else self.layout.annotations
+        self.zscore, self.cache = bool(options.zscore), bool(options.cache)
+        self.annotations = Path(options.annotations) if options.annotations is not None else self.layout.annotations
 
         self._read_design()
-        self._files = self._find_sessions(sessions, betas_format)
+        self._files = self._find_sessions(options.sessions, options.betas_format)
         self.sessions = list(range(1, len(self._files) + 1))
         self.trials_per_session = self._files[0].n_trials
         self.volume_shape = self._files[0].shape
-        self._read_rois(voxels, dict(rois or {}))
+        self._read_rois(options.voxels, dict(options.rois or {}))
         self._split_arrays = None
         self._stim_info = None
         self._coco = {}
@@ -418,7 +457,7 @@ class NSDDataset(Dataset):
     def _read_rois(self, voxels, user_rois):
         paths = {name: self.layout.roi(self.subject, name) for name in STANDARD_VOLUMES}
         for name, path in user_rois.items():
-            if name in paths or name in STREAMS.values():
+            if name in paths or name in STREAM_LABELS.values():
                 raise BrainLDMError(f"ROI name {name!r} is taken by NSD's volumes; choose another key in rois=")
             paths[name] = Path(path)
         voxels = list(paths) if voxels is None else [voxels] if isinstance(voxels, str) else list(voxels)
@@ -445,7 +484,7 @@ class NSDDataset(Dataset):
         self.roi_names = []
         for name, volume in self._volumes.items():
             if name == "streams":
-                self.roi_names += [label for value, label in STREAMS.items() if (volume == value).any()]
+                self.roi_names += [label for value, label in STREAM_LABELS.items() if (volume == value).any()]
             else:
                 self.roi_names.append(name)
 
@@ -455,8 +494,8 @@ class NSDDataset(Dataset):
         return int(self._mask3d.sum())
 
     def _roi_mask(self, roi):
-        if roi in STREAMS.values():
-            value = {label: value for value, label in STREAMS.items()}[roi]
+        if roi in STREAM_LABELS.values():
+            value = {label: value for value, label in STREAM_LABELS.items()}[roi]
             return self._volumes["streams"][self._mask3d] == value
         return self._volumes[roi][self._mask3d] > 0
 

@@ -10,6 +10,8 @@ be checked exactly::
 
 import argparse
 import json
+import sys
+from dataclasses import dataclass
 
 import h5py
 import nibabel as nib
@@ -18,9 +20,9 @@ import pandas as pd
 import scipy.io
 
 from brainldm.errors import BrainLDMError
-from brainldm.data.datasets.nsd import NSD_SUBJECTS, STREAMS, NSDLayout
+from brainldm.data.datasets.nsd import NSD_SUBJECTS, STREAM_LABELS, NSDLayout
 
-__all__ = ["fabricate_nsd", "known_raw_betas", "coco_id_of", "fabricated_caption", "N_REPEATS", "VOXEL_SIZE_MM",
+__all__ = ["FabricationSize", "fabricate_nsd", "fabricate_main", "known_raw_betas", "coco_id_of", "fabricated_caption", "N_REPEATS", "VOXEL_SIZE_MM",
            "CAPTION_WORDS"]
 
 #: every image is shown this many times, as in NSD
@@ -84,7 +86,7 @@ def _roi_volumes(shape):
     streams = np.where(brain, 0, -1).astype(np.int16)
     region = posterior[:n_streams]
     by_z = region[np.argsort(region[:, 2], kind="stable")]
-    labels = 1 + np.arange(n_streams) * len(STREAMS) // n_streams
+    labels = 1 + np.arange(n_streams) * len(STREAM_LABELS) // n_streams
     streams[tuple(by_z.T)] = labels
     general = np.where(brain, 0, -1).astype(np.int16)
     general[tuple(posterior[n_streams // 2:n_streams // 2 + n_general].T)] = 1
@@ -103,16 +105,12 @@ def coco_id_of(image_id):
     return 100_000 + 7 * int(image_id)
 
 
-def fabricate_nsd(root, subjects=("subj01",), n_sessions=2, trials_per_session=30, shape=(12, 14, 10),
-                  n_shared=6, n_images=None, image_size=32, formats=("nii", "hdf5"), seed=0):
-    """Write a tiny NSD tree under ``root``.
+@dataclass(frozen=True)
+class FabricationSize:
+    """How large a fabricated NSD tree is (:func:`fabricate_nsd`); NSD's own sizes in parentheses.
 
-    Parameters
+    Attributes
     ----------
-    root : path
-        Folder to write into (created).
-    subjects : sequence of str
-        Subjects whose betas and ROI volumes are written (the design always has all 8).
     n_sessions, trials_per_session : int
         NSD: 40 and 750. Every image is shown :data:`N_REPEATS` times over all sessions,
         so ``n_sessions * trials_per_session`` must be a multiple of 3.
@@ -124,6 +122,27 @@ def fabricate_nsd(root, subjects=("subj01",), n_sessions=2, trials_per_session=3
         Size of the stimulus brick (NSD: 73000); by default just enough for 8 subjects.
     image_size : int
         Height and width of the stimuli (NSD: 425).
+    """
+
+    n_sessions: int = 2
+    trials_per_session: int = 30
+    shape: tuple = (12, 14, 10)
+    n_shared: int = 6
+    n_images: int = None
+    image_size: int = 32
+
+
+def fabricate_nsd(root, subjects=("subj01",), size=None, formats=("nii", "hdf5"), seed=0):
+    """Write a tiny NSD tree under ``root``.
+
+    Parameters
+    ----------
+    root : path
+        Folder to write into (created).
+    subjects : sequence of str
+        Subjects whose betas and ROI volumes are written (the design always has all 8).
+    size : FabricationSize, optional
+        Sessions, trials, grid, images; the defaults of :class:`FabricationSize` by default.
     formats : sequence of {"nii", "hdf5"}
         Which betas files to write per session.
     seed : int
@@ -134,6 +153,9 @@ def fabricate_nsd(root, subjects=("subj01",), n_sessions=2, trials_per_session=3
     layout : NSDLayout
         Paths of the tree written.
     """
+    size = size or FabricationSize()
+    n_sessions, trials_per_session, shape = size.n_sessions, size.trials_per_session, tuple(size.shape)
+    n_shared, n_images, image_size = size.n_shared, size.n_images, size.image_size
     layout = NSDLayout(root)
     n_trials = n_sessions * trials_per_session
     if n_trials % N_REPEATS:
@@ -216,8 +238,8 @@ def fabricate_nsd(root, subjects=("subj01",), n_sessions=2, trials_per_session=3
     return layout
 
 
-def main(argv=None):
-    """``python -m brainldm.data.datasets.nsd_fabricate ROOT [options]``."""
+def fabricate_main(argv=None):
+    """``python -m brainldm.data.datasets.nsd_fabricate ROOT [options]``; returns the exit status."""
     parser = argparse.ArgumentParser(description="Write a tiny fabricated NSD tree (for tests and smoke runs).")
     parser.add_argument("root", help="folder to write into")
     parser.add_argument("--subjects", nargs="+", default=["subj01"])
@@ -229,14 +251,15 @@ def main(argv=None):
     parser.add_argument("--formats", nargs="+", default=["nii", "hdf5"], choices=["nii", "hdf5"])
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    layout = fabricate_nsd(args.root, subjects=args.subjects, n_sessions=args.sessions,
-                           trials_per_session=args.trials_per_session, shape=tuple(args.shape),
-                           n_shared=args.shared, image_size=args.image_size, formats=args.formats, seed=args.seed)
+    size = FabricationSize(n_sessions=args.sessions, trials_per_session=args.trials_per_session,
+                           shape=tuple(args.shape), n_shared=args.shared, image_size=args.image_size)
+    try:
+        layout = fabricate_nsd(args.root, subjects=args.subjects, size=size, formats=args.formats, seed=args.seed)
+    except BrainLDMError as error:
+        print(f"nsd_fabricate: error: {' '.join(str(error).split())}", file=sys.stderr)
+        return 2
     print(f"fabricated NSD tree in {layout.root}")
-
-
-if __name__ == "__main__":
-    main()
+    return 0
 
 
 #: the words of the fabricated captions: those the tiny text encoders of :mod:`brainldm.testing.fixtures` know
@@ -248,3 +271,7 @@ def fabricated_caption(coco, j):
     COCO captions and CLIP, every token but the first varies across images."""
     words = np.random.default_rng([int(coco), int(j)]).choice(CAPTION_WORDS, 8)
     return " ".join(words.tolist())
+
+
+if __name__ == "__main__":  # after every definition: fabricate_nsd calls fabricated_caption
+    sys.exit(fabricate_main())

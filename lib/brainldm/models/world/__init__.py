@@ -13,11 +13,11 @@ from pathlib import Path
 
 import torch
 
-from brainldm.errors import BrainLDMError
+from brainldm.errors import ModelError
 from brainldm.data.progress import quiet_libraries  # before .models imports diffusers (tqdm's notebook warning)
 from brainldm.models.world.nets import MODEL_CLASSES, TextEncoder
 
-__all__ = ["MODEL_NAMES", "WorldModels", "weights_dir", "load", "load_world_models", "model_card"]
+__all__ = ["MODEL_NAMES", "WorldModels", "weights_dir", "load_world_model", "load_world_models", "model_card"]
 
 MODEL_NAMES = ("vae", "unet", "scheduler", "text_encoder", "image_encoder", "cnn", "captioner",
                "depth_estimator", "inception")
@@ -28,7 +28,7 @@ def weights_dir():
     return Path(__file__).resolve().parent / "weights"
 
 
-def load(name, weights=None):
+def load_world_model(name, weights=None):
     """Load one world model, offline, in evaluation mode on the CPU in float32.
 
     Parameters
@@ -39,12 +39,12 @@ def load(name, weights=None):
         Folder with one sub-folder per model (default :func:`weights_dir`).
     """
     if name not in MODEL_NAMES:
-        raise BrainLDMError(f"unknown world model {name!r}: expected one of {', '.join(MODEL_NAMES)}")
+        raise ModelError(f"unknown world model {name!r}: expected one of {', '.join(MODEL_NAMES)}")
     if name == "text_encoder":
         return TextEncoder()
     folder = Path(weights or weights_dir()) / name
     if not folder.is_dir():
-        raise BrainLDMError(f"the world model {name!r} was expected in {folder}, which does not "
+        raise ModelError(f"the world model {name!r} was expected in {folder}, which does not "
                             "exist; reinstall brainldm or retrain with `brainldm train-world`")
     cls = MODEL_CLASSES[name]
     from safetensors import SafetensorError
@@ -54,7 +54,7 @@ def load(name, weights=None):
             return cls.from_pretrained(folder)
         model = cls.from_pretrained(folder, local_files_only=True, low_cpu_mem_usage=False)
     except (OSError, ValueError, RuntimeError, KeyError, TypeError, EOFError, SafetensorError) as error:
-        raise BrainLDMError(f"the world model {name!r} in {folder} cannot be loaded ({type(error).__name__}: "
+        raise ModelError(f"the world model {name!r} in {folder} cannot be loaded ({type(error).__name__}: "
                             f"{' '.join(str(error).split())[:300]}); its files are damaged or incomplete: "
                             "reinstall brainldm (git checkout of lib/brainldm/models/world/weights) or retrain "
                             "with `brainldm train-world`") from error
@@ -101,7 +101,7 @@ def load_world_models(weights=None, device="cpu", dtype=torch.float32):
     float32 (``c`` is cast where the U-Net reads it).
     """
     quiet_libraries()  # no "Loading weights" bars on chapter pages
-    models = {name: load(name, weights) for name in MODEL_NAMES}
+    models = {name: load_world_model(name, weights) for name in MODEL_NAMES}
     for name, model in models.items():
         if isinstance(model, torch.nn.Module):
             weight = next(model.parameters())
@@ -114,6 +114,6 @@ def model_card(weights=None):
     """Training data, steps, times, sizes and quality numbers of the shipped models (a dict)."""
     path = Path(weights or weights_dir()) / "model_card.json"
     if not path.exists():
-        raise BrainLDMError(f"expected the world models' card at {path}; it is missing — retrain "
+        raise ModelError(f"expected the world models' card at {path}; it is missing — retrain "
                             "with `brainldm train-world`")
     return json.loads(path.read_text())

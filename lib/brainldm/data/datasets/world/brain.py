@@ -24,9 +24,10 @@ and noise, so ``ncsnr`` is exactly NSD's noise-ceiling SNR.
 import numpy as np
 
 from brainldm.data.anatomy import ROI_NAMES, ROI_STREAM
+from brainldm.data.datasets.world.design import SUBJECT_NUMBERS
 from brainldm.data.datasets.world.scenes import CATEGORIES, COLOR_NAMES, PLACES
 
-__all__ = ["TUNING_CLASSES", "SUBJECT_SNR", "stimulus_features", "simulate_brain"]
+__all__ = ["TUNING_CLASSES", "SUBJECT_SNR", "scene_drive_features", "simulate_brain"]
 
 TUNING_CLASSES = ("low-level", "semantic", "spatial")
 #: overall signal-to-noise of each simulated subject (NSD's subj01 has the cleanest data)
@@ -53,8 +54,8 @@ _ROI_PROFILE = {  # preferred semantic features of each ROI (the rest get small 
 }
 
 
-def stimulus_features(scenes):
-    """The features the simulated brain responds to (not the LDM's).
+def scene_drive_features(scenes):
+    """The features the simulated brain responds to (not the LDM's stimulus features).
 
     Parameters
     ----------
@@ -145,8 +146,6 @@ def simulate_brain(anatomy, subject, seed):
         ``prf_x``, ``prf_y``, ``prf_sigma``; ``orientation_weights`` (v, 4);
         ``semantic_weights`` (v, 15); ``spatial_weights`` (v, 6); ``ncsnr`` (v,); ``gain`` (v,).
     """
-    from brainldm.data.datasets.world.design import SUBJECT_NUMBERS
-
     rng = np.random.default_rng([seed, SUBJECT_NUMBERS[subject], 11])
     roi_names = [ROI_NAMES[r] for r in anatomy["roi"]]
     n = len(roi_names)

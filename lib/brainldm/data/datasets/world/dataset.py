@@ -54,6 +54,8 @@ class WorldDataset(Dataset):
 
     name = "world"
     has_ground_truth = True
+    has_true_depth = True
+    has_training_pool = True
 
     def __init__(self, subject="subj01", seed=0, n_train=1000, n_test=100, n_repeats=3, image_size=64,
                  voxel_upsample=1):
@@ -67,6 +69,8 @@ class WorldDataset(Dataset):
         self._truth = dict(brain_model.simulate_brain(self.anatomy, subject, self.seed), roi=self.anatomy["roi"])
         self.roi_names = list(anatomy.ROI_NAMES) + list(anatomy.STREAMS) + ["nsdgeneral"]
         self._cache = {}
+        self._load_options = {"seed": seed, "n_train": n_train, "n_test": n_test, "n_repeats": n_repeats,
+                              "image_size": image_size, "voxel_upsample": voxel_upsample}
 
     @property
     def ground_truth(self):
@@ -129,7 +133,7 @@ class WorldDataset(Dataset):
     def _reference(self):
         """Mean and std of each voxel's drives over the calibration images."""
         def compute():
-            feats = brain_model.stimulus_features(render_scenes(CALIBRATION_IDS, self.seed, self.image_size))
+            feats = brain_model.scene_drive_features(render_scenes(CALIBRATION_IDS, self.seed, self.image_size))
             parts = brain_model.drives(feats, self._truth)
             ref = {"mean": np.stack([p.mean(0) for p in parts]),
                    "std": np.stack([p.std(0) + 1e-6 for p in parts]),
@@ -145,7 +149,7 @@ class WorldDataset(Dataset):
         reference = self._reference()
         out = []
         for start in range(0, len(ids), _CHUNK):
-            feats = brain_model.stimulus_features(self.scenes(ids[start:start + _CHUNK]))
+            feats = brain_model.scene_drive_features(self.scenes(ids[start:start + _CHUNK]))
             out.append(brain_model.signal(feats, self._truth, reference))
         return np.concatenate(out) if out else np.zeros((0, self.n_voxels), np.float32)
 
