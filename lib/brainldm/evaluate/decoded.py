@@ -14,7 +14,8 @@ import pandas as pd
 from brainldm.errors import BrainLDMError
 from brainldm.evaluate.metrics import shuffled, two_way_identification
 from brainldm.features.captions import sentence_embeddings
-from brainldm.features.depth import depth_correlation, resize_depth
+from brainldm.features.depth import depth_correlation
+from brainldm.features.stimulus import resize_images
 
 __all__ = ["caption_scores", "attribute_accuracy", "attribute_table", "depth_scores"]
 
@@ -128,8 +129,8 @@ def depth_scores(depth, reference, size=None, seed=0):
         among all of them by correlation with the reference; chance 0.5).
     """
     size = size or min(np.shape(depth)[-1], np.shape(reference)[-1])
-    flat = resize_depth(depth, size).reshape(len(depth), -1)
-    ref = resize_depth(reference, size).reshape(len(reference), -1)
+    flat = resize_images(np.asarray(depth, np.float32), size).reshape(len(depth), -1)
+    ref = resize_images(np.asarray(reference, np.float32), size).reshape(len(reference), -1)
     return {"r": depth_correlation(depth, reference, size),
             "r chance": depth_correlation(depth, shuffled(np.asarray(reference), seed), size),
             "identification": two_way_identification(ref, flat)}

@@ -35,7 +35,7 @@ from brainldm.models.loading import weights_digest
 from brainldm.models.world.nets import DepthEstimator
 
 __all__ = ["CONVENTIONS", "CONDITIONING_CONVENTION", "convert_depth", "WorldDepthModel", "DPTDepthModel",
-           "depth_model", "depth_generator", "true_depth", "resize_depth", "depth_correlation"]
+           "depth_model", "depth_generator", "true_depth", "depth_correlation"]
 
 CONVENTIONS = ("distance", "disparity")
 #: the depth convention each depth-conditioned model was trained with, by ModelSet name
@@ -65,17 +65,6 @@ def convert_depth(depth, source, target):
     check_choice("depth convention", source, CONVENTIONS)
     check_choice("depth convention", target, CONVENTIONS)
     return depth if source == target else -depth
-
-
-def resize_depth(depth, size):
-    """Resize depth maps (n, H, W) to ``size`` × ``size`` (antialiased bilinear): float32 array."""
-    depth = torch.as_tensor(np.asarray(depth, np.float32))
-    if depth.ndim != 3:
-        raise BrainLDMError(f"expected depth maps of shape (n, H, W), found {tuple(depth.shape)}")
-    if depth.shape[-2:] == (size, size):
-        return depth.numpy()
-    return torch.nn.functional.interpolate(depth[:, None], size=(size, size), mode="bilinear", antialias=True,
-                                           align_corners=False)[:, 0].numpy()
 
 
 class WorldDepthModel:
@@ -253,8 +242,8 @@ def depth_correlation(depth, reference, size=None):
     r : array of shape (n,)
     """
     size = size or min(np.shape(depth)[-1], np.shape(reference)[-1])
-    a = resize_depth(depth, size).reshape(len(depth), -1).astype(np.float64)
-    b = resize_depth(reference, size).reshape(len(reference), -1).astype(np.float64)
+    a = resize_images(np.asarray(depth, np.float32), size).reshape(len(depth), -1).astype(np.float64)
+    b = resize_images(np.asarray(reference, np.float32), size).reshape(len(reference), -1).astype(np.float64)
     a -= a.mean(1, keepdims=True)
     b -= b.mean(1, keepdims=True)
     norm = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)

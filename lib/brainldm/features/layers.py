@@ -15,6 +15,7 @@ import torch.nn.functional as F
 
 from brainldm.data.cache import array_digest
 from brainldm.errors import BrainLDMError
+from brainldm.models.ldm import resize
 
 __all__ = ["pooled_layers", "layer_slices", "feature_net_token"]
 
@@ -53,9 +54,7 @@ def pooled_layers(net, pixels, layers, pool=None):
     -------
     features : dict of str to float32 tensor of shape (n, d_layer), on the net's device
     """
-    if pixels.shape[-1] != net.input_size or pixels.shape[-2] != net.input_size:
-        pixels = F.interpolate(pixels, size=(net.input_size, net.input_size), mode="bilinear", antialias=True,
-                               align_corners=False)
+    pixels = resize(pixels, net.input_size)
     acts = net.forward(pixels)
     missing = [layer for layer in layers if layer not in acts]
     if missing:

@@ -14,6 +14,7 @@ import torch
 
 from brainldm.data.cache import cache_key, cached_arrays
 from brainldm.errors import check_choice
+from brainldm.models.ldm import resize
 
 __all__ = ["FEATURES", "stimulus_features", "resize_images", "feature_shape"]
 
@@ -22,7 +23,7 @@ _VERSION = "1"
 
 
 def resize_images(images, size):
-    """Resize images to ``size`` (antialiased bilinear): the one resize of the package's images.
+    """Resize images or float maps held in numpy arrays (:func:`brainldm.models.ldm.resize`).
 
     Parameters
     ----------
@@ -40,9 +41,7 @@ def resize_images(images, size):
     if images.shape[1:3] == (height, width):
         return images
     pixels = torch.from_numpy(np.ascontiguousarray(images if images.ndim == 4 else images[..., None]))
-    pixels = pixels.permute(0, 3, 1, 2).float()
-    pixels = torch.nn.functional.interpolate(pixels, size=(int(height), int(width)), mode="bilinear",
-                                             antialias=True, align_corners=False)
+    pixels = resize(pixels.permute(0, 3, 1, 2).float(), (height, width))
     if images.dtype == np.uint8:
         pixels = pixels.round().clamp(0, 255).to(torch.uint8)
     out = pixels.permute(0, 2, 3, 1).numpy()

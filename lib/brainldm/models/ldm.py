@@ -20,7 +20,7 @@ import torch.utils.checkpoint
 
 from brainldm.errors import BrainLDMError, ParameterError
 
-__all__ = ["LatentDiffusion", "SamplerSettings", "SAMPLER_DEFAULTS", "sampler_settings", "check_sampling", "images_to_tensor", "tensor_to_images", "prepare_depth", "to_module"]
+__all__ = ["LatentDiffusion", "SamplerSettings", "SAMPLER_DEFAULTS", "sampler_settings", "check_sampling", "images_to_tensor", "tensor_to_images", "prepare_depth", "resize", "to_module"]
 
 
 def check_sampling(strength, num_inference_steps):
@@ -157,6 +157,27 @@ def images_to_tensor(images):
     return torch.from_numpy(images).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
 
 
+def resize(pixels, size):
+    """Resize images or maps (n, channels, H, W) to ``size`` (antialiased bilinear): the one resize of the package.
+
+    Parameters
+    ----------
+    pixels : float tensor of shape (n, channels, H, W)
+        On any device, in any floating dtype (differentiable).
+    size : int or (height, width)
+        An int makes square images.
+
+    Returns
+    -------
+    resized : tensor of shape (n, channels, height, width), ``pixels`` itself when already that size
+    """
+    height, width = (int(size), int(size)) if np.ndim(size) == 0 else (int(size[0]), int(size[1]))
+    if tuple(pixels.shape[-2:]) == (height, width):
+        return pixels
+    return torch.nn.functional.interpolate(pixels, size=(height, width), mode="bilinear", antialias=True,
+                                           align_corners=False)
+
+
 def to_module(tensor, module):
     """``tensor`` on ``module``'s device, in its (floating) dtype: the cast at a module's input boundary."""
     parameter = next(module.parameters())
@@ -185,8 +206,7 @@ def prepare_depth(depth, size):
     depth = torch.as_tensor(np.asarray(depth, np.float32) if not torch.is_tensor(depth) else depth)
     if depth.ndim != 3:
         raise BrainLDMError(f"expected depth maps of shape (n, H, W), found {tuple(depth.shape)}")
-    depth = torch.nn.functional.interpolate(depth.float()[:, None], size=tuple(size),
-                                            mode="bilinear", antialias=True, align_corners=False)
+    depth = resize(depth.float()[:, None], size)
     low = depth.amin(dim=(1, 2, 3), keepdim=True)
     high = depth.amax(dim=(1, 2, 3), keepdim=True)
     return 2.0 * (depth - low) / (high - low).clamp_min(1e-6) - 1.0

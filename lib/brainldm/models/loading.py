@@ -18,7 +18,7 @@ from diffusers import DDIMScheduler
 from brainldm.errors import check_choice
 from brainldm.models import zoo
 from brainldm.models.world import load_world_models
-from brainldm.models.ldm import LatentDiffusion, images_to_tensor, to_module
+from brainldm.models.ldm import LatentDiffusion, images_to_tensor, resize, to_module
 from brainldm.data.progress import quiet_libraries
 from brainldm.settings import torch_device, torch_dtype
 
@@ -79,9 +79,7 @@ class FeatureNet:
         out = {layer: [] for layer in layers}
         for start in range(0, len(images), self.batch_size):
             pixels = images_to_tensor(np.asarray(images[start:start + self.batch_size])).to(self.device)
-            if pixels.shape[-1] != self.input_size:
-                pixels = torch.nn.functional.interpolate(pixels, size=(self.input_size, self.input_size),
-                                                         mode="bilinear", antialias=True, align_corners=False)
+            pixels = resize(pixels, self.input_size)
             acts = self.forward(pixels)
             for layer in layers:
                 out[layer].append(acts[layer].flatten(1).cpu().numpy())
