@@ -82,7 +82,7 @@ print(ds.roi_sizes().to_frame().T.to_string())
 # `ds.betas(split, average=True)` returns. The repeats per image are printed above.
 
 # %%
-trial_order(counts);
+ax = trial_order(counts)
 
 # %% [markdown]
 # ## 4. Noise ceilings

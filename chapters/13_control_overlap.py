@@ -128,14 +128,14 @@ print(exclusion)
 # %%
 rescored = overlap.rescore_subjects(run.ds, subjects, run.models, exclusion, run.sampler)
 print(rescored)
-ci_bars(rescored.by_subset, x="metric", hue="images", title="X_zc, mean over subjects (95% CI over images)");
+ax = ci_bars(rescored.by_subset, x="metric", hue="images", title="X_zc, mean over subjects (95% CI over images)")
 
 # %% [markdown]
 # Beside the report (Inception identification, mean and s.d. over the four NSD subjects, without the
 # images also in LAION-5B; "without overlap" is this run's first excluded set):
 
 # %%
-paper_beside(rescored.inception(), overlap.report_inception(), paper_label="Takagi & Nishimoto (NSD)");
+beside = paper_beside(rescored.inception(), overlap.report_inception(), paper_label="Takagi & Nishimoto (NSD)")
 
 # %% [markdown]
 # ## 5. On NSD

@@ -109,7 +109,7 @@ for name, value in totals.as_dict().items():
 
 # %%
 print(report.stage_table(card).to_string())
-loss_curves(card);
+fig = loss_curves(card)
 
 # %% [markdown]
 # ## 3. Quality on held-out images
@@ -133,7 +133,7 @@ print(report.quality_details(quality, card["quality"]))
 
 # %%
 scenes = render_scenes(held_out_ids(min(n_show, n_eval)), seed=seed)
-image_grid(report.sample_rows(quality, images, len(scenes.ids)), col_labels=[c[0] for c in scenes.captions]);
+fig = image_grid(report.sample_rows(quality, images, len(scenes.ids)), col_labels=[c[0] for c in scenes.captions])
 
 # %% [markdown]
 # img2img noises `z` to a fraction `strength` of the DDIM schedule and denoises it under `c`: at low
@@ -142,7 +142,7 @@ image_grid(report.sample_rows(quality, images, len(scenes.ids)), col_labels=[c[0
 # %%
 strengths = [0.3, 0.5, 0.8, 1.0]
 series = report.strength_series(models, scenes.images, scenes.captions, strengths, settings)
-image_grid({"image": scenes.images, **{f"strength {s}": series[s] for s in strengths}});
+fig = image_grid({"image": scenes.images, **{f"strength {s}": series[s] for s in strengths}})
 
 # %% [markdown]
 # ## 5. Captions and depth
@@ -152,7 +152,7 @@ image_grid({"image": scenes.images, **{f"strength {s}": series[s] for s in stren
 # %%
 said, depth = report.captions_and_depth(models, scenes.images)
 print("\n\n".join(f"true:      {truth[0]}\ncaptioner: {caption}" for truth, caption in zip(scenes.captions, said)))
-image_grid([scenes.images, scenes.depth, depth], row_labels=["image", "true depth", "estimated"], cmap="gray");
+fig = image_grid([scenes.images, scenes.depth, depth], row_labels=["image", "true depth", "estimated"], cmap="gray")
 
 # %% [markdown]
 # ## Summary

@@ -58,7 +58,7 @@ def identification_correlations(orig, gen):
     if gen.ndim == 2:
         gen = gen[:, None]
     if orig.ndim != 2 or gen.ndim != 3 or gen.shape[0] != orig.shape[0] or gen.shape[2] != orig.shape[1]:
-        raise ValueError(f"expected orig (n, d) and gen (n, s, d) with the same n and d, found "
+        raise ParameterError(f"expected orig (n, d) and gen (n, s, d) with the same n and d, found "
                          f"{orig.shape} and {gen.shape}")
     if orig.shape[0] < 2:
         raise ParameterError(f"two-way identification needs at least 2 images, found {orig.shape[0]} (use n_images >= 2)")
@@ -134,7 +134,7 @@ def psnr(images, reference, data_range=255.0):
     a = np.asarray(images, np.float64)
     b = np.asarray(reference, np.float64)
     if a.shape != b.shape:
-        raise ValueError(f"images and reference must have the same shape, found {a.shape} and {b.shape}")
+        raise ParameterError(f"images and reference must have the same shape, found {a.shape} and {b.shape}")
     mse = ((a - b) ** 2).reshape(len(a), -1).mean(axis=1)
     with np.errstate(divide="ignore"):
         return 10.0 * np.log10(data_range ** 2 / mse)

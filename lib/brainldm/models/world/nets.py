@@ -28,6 +28,7 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 
+from brainldm.errors import ParameterError
 from brainldm.data.datasets.world.scenes import CATEGORIES, COLOR_NAMES, MAX_OBJECTS, PLACES, SIZES
 from brainldm.data.progress import progress_bar
 
@@ -190,7 +191,7 @@ class TextEncoder:
         """
         counts = {len(caps) for caps in captions}
         if len(counts) > 1 or 0 in counts:
-            raise ValueError(f"expected the same number (>= 1) of captions for every image, found "
+            raise ParameterError(f"expected the same number (>= 1) of captions for every image, found "
                              f"{sorted(counts)}")
         unique = list(dict.fromkeys(text for caps in captions for text in caps))  # paraphrases repeat
         tokens, sentences = self.encode(unique)
@@ -510,7 +511,7 @@ def build(name, tiny=False, **overrides):
         Config entries to change.
     """
     if name not in MODEL_CLASSES:
-        raise ValueError(f"unknown world model {name!r}; expected one of {sorted(MODEL_CLASSES)}")
+        raise ParameterError(f"unknown world model {name!r}; expected one of {sorted(MODEL_CLASSES)}")
     config = {**_CONFIGS[name], **(_TINY.get(name, {}) if tiny else {}), **overrides}
     cls = MODEL_CLASSES[name]
     return cls.from_config(config) if name == "scheduler" else cls(**config)
