@@ -12,7 +12,7 @@ PIP_QUIET := --quiet --disable-pip-version-check
 .PHONY: book check-book test test-slow refs env system-packages inkscape chromium clean
 
 book: env system-packages
-	$(BIN)/brainldm book
+	$(BIN)/brainldm book --scheduler local  # stages and chapters on a local Dask cluster, one worker per core
 	$(BIN)/brainldm check-book --if-chromium
 
 # Every built page in headless Chromium: images, console errors, internal links, the WebGL

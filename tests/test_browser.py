@@ -185,3 +185,16 @@ def test_the_sphinx_extension_keeps_each_inline_script_once():
     assert [(s.filename, s.attributes.get("body")) for s in unique_scripts(scripts)] == [
         ("_static/doctools.js", None), (None, body), ("_static/sphinx-thebe.js", None),
         ("", "var togglebuttonSelector = '.toggle';")]
+
+
+def test_bibliography_labels_are_citation_keys_so_two_works_of_one_year_cannot_clash():
+    from pybtex.database import parse_file
+
+    from brainldm.book.sphinx_ext import BibliographyStyle
+    from brainldm.settings import project_root
+
+    bib = parse_file(project_root() / "references.bib")
+    entries = [bib.entries[key] for key in ("takagi2023cvpr", "takagi2023report")]
+    assert [e.fields["year"] for e in entries] == ["2023", "2023"]  # pybtex's alpha labels: "TN23" twice
+    formatted = list(BibliographyStyle().format_entries(entries))
+    assert [entry.label for entry in formatted] == ["takagi2023cvpr", "takagi2023report"]
