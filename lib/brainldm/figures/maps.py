@@ -134,7 +134,7 @@ def _flatmap(ax, ds, values, title, scale, layout):
     layers = _base_layers(True, layout.labelsize)
     extent = tuple(layers["extent"])
     box = extent
-    if layout.zoom and hasattr(ds, "anatomy"):  # the world's voxels: the visual cortex of S1
+    if layout.zoom and ds.anatomy is not None:  # the world's voxels: the visual cortex of S1
         low, high = ds.anatomy["flat"].min(0), ds.anatomy["flat"].max(0)
         margin = 0.08 * (high - low).max()
         box = (low[0] - margin, high[0] + margin, low[1] - margin, high[1] + margin)

@@ -125,6 +125,9 @@ class Dataset(abc.ABC):
     #: leaked into it (the world can: :func:`brainldm.generate.overlap.detect_known_leaks`); NSD's models were
     #: trained on LAION-5B, which cannot be searched here
     has_training_pool = False
+    #: the voxels on pycortex's S1 (positions on its flatmap, ROI of each voxel), when the dataset's voxels sit on
+    #: S1 (the world's do: :func:`brainldm.data.anatomy.visual_anatomy`); None for a dataset in its own brain space
+    anatomy = None
     #: the keyword arguments the dataset was made with (:func:`~brainldm.data.datasets.load_dataset` sets them)
     _load_options = None
 
