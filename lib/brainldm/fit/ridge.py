@@ -280,20 +280,25 @@ class GroupRidgeCV(BaseEstimator):
     -----
     Speed (``benchmarks/ridge.py``, 2026-12-05; NSD scale: 24,980 single trials x 4,000 voxels,
     Takagi's seven alphas, his unshuffled 5 folds, no intercept; ``c`` on 3,696 of its 59,136
-    targets; 2 CPU cores shared with other jobs at load 3-8, so CPU seconds are given beside wall
-    seconds; this engine as of commit 69fe7c0; the README's "Benchmarks" has the rest):
+    targets; 2 CPU cores, nothing else running, float32 GEMM peak 208 GFLOP/s; the README's
+    "Benchmarks" has the rest):
 
-    ===========================  ======  =====  ==============  ===========  ==================
-    method, feature              wall s  CPU s  peak memory GB  agreement r  GFLOP (counted)
-    ===========================  ======  =====  ==============  ===========  ==================
-    GroupRidgeCV, z              272     220    4.33            1.00000      11,923
-    Takagi's recipe, z           1,232   1,403  10.06           1            116,865
-    GroupRidgeCV, c              360     272    4.10            1.00000      9,697
-    Takagi's recipe, c           821     906    8.85            1            97,405
-    ===========================  ======  =====  ==============  ===========  ==================
+    ===========================  ======  =====  ==============  ===========  ===============  ==========
+    method, feature              wall s  CPU s  peak memory GB  agreement r  GFLOP (counted)  GEMM share
+    ===========================  ======  =====  ==============  ===========  ===============  ==========
+    GroupRidgeCV, z              60.2    116    4.58            1.00000      10,098           0.81
+    Takagi's recipe, z           664.2   1,263  10.28           1            116,865          0.85
+    GroupRidgeCV, c              50.5    98     3.97            1.00000      8,305            0.79
+    Takagi's recipe, c           557.1   1,061  9.07            1            97,405           0.84
+    ===========================  ======  =====  ==============  ===========  ===============  ==========
 
-    4.5x (z) and 2.3x (c) faster in wall time, 6.4x and 3.3x in CPU time, at most 0.46 of the
-    recipe's memory: short of the 10x its operation counts allow, on that shared machine.
+    11.0x faster than the recipe on both features (10.9x in CPU time) with 0.45 of its peak memory:
+    the gain is the 11.6x fewer operations (one eigendecomposition per fold, every alpha's validation
+    error in the fold's eigenbasis, ``X.T @ Y`` from one row per image), at the same share of the
+    machine's GEMM rate. himalaya's ``RidgeCV`` on its torch backend solves the same problem with
+    the recipe's SVD solver (issue 16's first measurement, 6,000 trials x 4,000 voxels: 150 s against
+    55 s for this engine); so this
+    engine stays, and himalaya is used where it has what this lacks (banded ridge, chapter 9).
 
     Examples
     --------
