@@ -297,8 +297,8 @@ class GroupRidgeCV(BaseEstimator):
     error in the fold's eigenbasis, ``X.T @ Y`` from one row per image), at the same share of the
     machine's GEMM rate. himalaya's ``RidgeCV`` on its torch backend solves the same problem with
     the recipe's SVD solver (issue 16's first measurement, 6,000 trials x 4,000 voxels: 150 s against
-    55 s for this engine); so this
-    engine stays, and himalaya is used where it has what this lacks (banded ridge, chapter 9).
+    55 s for this engine); so this engine stays, and himalaya is used where it has what this lacks
+    (banded ridge, chapter 9).
 
     Examples
     --------
