@@ -75,3 +75,9 @@ def fabricated_nsd(tmp_path_factory):
     models = tmp_path_factory.mktemp("models")
     save_tiny_models(models)
     return root, models
+
+
+@pytest.fixture(scope="module")
+def nsd_environment(fabricated_nsd, tmp_path_factory):
+    """``fabricated_nsd`` and a fresh data folder for a module's NSD chapter runs: (root, models, data)."""
+    return (*fabricated_nsd, tmp_path_factory.mktemp("data"))

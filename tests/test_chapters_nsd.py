@@ -14,11 +14,6 @@ NSD_PARAMETERS = {stem: {"dataset": "nsd", **params}
                   for stem, params in book.profile_parameters("smoke", "nsd").items()}
 
 
-@pytest.fixture(scope="module")
-def nsd_environment(fabricated_nsd, tmp_path_factory):
-    return (*fabricated_nsd, tmp_path_factory.mktemp("data"))
-
-
 def test_every_chapter_but_the_world_appendix_has_nsd_parameters():
     stems = {p.stem for p in book.list_chapters()}
     assert set(NSD_PARAMETERS) == stems - WORLD_ONLY
@@ -51,8 +46,11 @@ def run_on_fabricated_nsd(chapter, dtype, nsd_environment, tmp_path, monkeypatch
         assert re.search(r"decoded c .* constant in training", text)
 
 
-# bfloat16 (tests/test_chapters_nsd_bfloat16.py, a file of its own so that the two dtypes run on two workers)
-@pytest.mark.parametrize("chapter", sorted(NSD_PARAMETERS))
+# Every chapter that loads a model runs on NSD in bfloat16 in the fast tier (tests/test_chapters_nsd_bfloat16.py):
+# the same code as float32 with the dtype mismatches float16 meets on CUDA. In float32 the fast tier runs chapter 1
+# (it loads no model, so it has no bfloat16 run); the others run in float32 under the slow marker.
+@pytest.mark.parametrize("chapter", [stem if stem == "01_describe_data" else pytest.param(stem, marks=pytest.mark.slow)
+                                     for stem in sorted(NSD_PARAMETERS)])
 def test_chapter_runs_on_fabricated_nsd(chapter, nsd_environment, tmp_path, monkeypatch):
     run_on_fabricated_nsd(chapter, "float32", nsd_environment, tmp_path, monkeypatch)
 

@@ -1,17 +1,13 @@
 """Every chapter that loads models runs on the fabricated NSD tree in bfloat16.
 
 bfloat16 on the CPU meets the dtype mismatches float16 meets on CUDA. A file of its own (the float32
-runs are in ``test_chapters_nsd.py``): ``make test`` distributes files to its two workers.
+runs, all but chapter 1's under the slow marker, are in ``test_chapters_nsd.py``): ``make test``
+distributes files to its two workers.
 """
 
 import pytest
 
 from test_chapters_nsd import NSD_PARAMETERS, run_on_fabricated_nsd
-
-
-@pytest.fixture(scope="module")
-def nsd_environment(fabricated_nsd, tmp_path_factory):
-    return (*fabricated_nsd, tmp_path_factory.mktemp("data"))
 
 
 @pytest.mark.parametrize("chapter", sorted(set(NSD_PARAMETERS) - {"01_describe_data"}))  # 01 loads no model

@@ -13,6 +13,7 @@ real model weights  ``BRAINLDM_MODELS``        ``<data home>/models``
 NSD root            ``BRAINLDM_NSD_ROOT``      ``<data home>/nsd``
 torch device        ``BRAINLDM_DEVICE``        ``cuda`` if a GPU is visible, else ``cpu``
 model dtype         ``BRAINLDM_DTYPE``         ``float16`` on CUDA, else ``float32``
+host allocator      ``BRAINLDM_ALLOCATOR``     ``tuned`` (``glibc``: leave glibc's defaults)
 ==================  =========================  ==============================
 
 Device and dtype take torch's spellings (``cuda``, ``cuda:1``, ``cpu``; ``float16``,
@@ -25,8 +26,8 @@ from pathlib import Path
 
 from brainldm.errors import BrainLDMError
 
-__all__ = ["data_home", "cache_dir", "models_dir", "nsd_root", "enforce_offline", "torch_device", "torch_dtype",
-           "DTYPES", "project_root"]
+__all__ = ["data_home", "cache_dir", "models_dir", "nsd_root", "enforce_offline", "tune_allocator", "torch_device",
+           "torch_dtype", "DTYPES", "project_root", "MMAP_THRESHOLD", "TRIM_THRESHOLD"]
 
 #: the dtypes models can run in, as torch spells them
 DTYPES = ("float32", "float16", "bfloat16")
@@ -75,6 +76,45 @@ def enforce_offline():
     """
     for name, value in _OFFLINE_VARIABLES.items():
         os.environ.setdefault(name, value)
+
+
+#: glibc's ``M_MMAP_THRESHOLD`` and ``M_TRIM_THRESHOLD`` that :func:`tune_allocator` sets (bytes)
+MMAP_THRESHOLD = 256 * 2**20
+TRIM_THRESHOLD = 2**30
+
+
+def tune_allocator():
+    """Keep freed host memory for reuse instead of handing it back to the OS at every step.
+
+    By default glibc serves large blocks with ``mmap`` and unmaps them when freed, so every torch
+    step that allocates a batch's activations pays page faults to get zeroed pages back; Dask's
+    workers make it worse (their nanny sets ``MALLOC_TRIM_THRESHOLD_=65536``, and the chapters'
+    kernels inherit it). This sets ``M_MMAP_THRESHOLD`` to :data:`MMAP_THRESHOLD` (blocks below it
+    come from the heap) and ``M_TRIM_THRESHOLD`` to :data:`TRIM_THRESHOLD` (up to that much free heap
+    is kept) with ``mallopt``, at run time, in every process that imports brainldm. Measured here
+    (one thread, world U-Net, 100 images x 16 DDIM steps with guidance): 12.2 s with glibc's
+    defaults (1.8 s of it in the kernel, 1.15 M page faults), 21.0 s under Dask's setting (10.0 s in
+    the kernel), 10.3 s tuned (0.0 s in the kernel, 10 k page faults).
+
+    ``BRAINLDM_ALLOCATOR=glibc`` leaves glibc's settings alone; elsewhere than glibc this does nothing.
+
+    Returns
+    -------
+    tuned : bool
+        Whether both settings were applied.
+    """
+    if os.environ.get("BRAINLDM_ALLOCATOR", "tuned") == "glibc":
+        return False
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):  # not glibc
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3  # malloc.h
+    return bool(mallopt(m_mmap_threshold, MMAP_THRESHOLD)) and bool(mallopt(m_trim_threshold, TRIM_THRESHOLD))
 
 
 def torch_device(device=None):
