@@ -116,6 +116,18 @@ def test_vae_training_lowers_the_loss(scenes):
     assert _lowered(losses)
 
 
+def test_vae_decoder_stage_keeps_the_encoder_and_its_latents(scenes):
+    torch.manual_seed(0)
+    vae = build("vae", tiny=True)
+    before = {k: v.clone() for k, v in vae.state_dict().items()}
+    losses = T.train_vae(vae, scenes.images, T.Schedule(12, 12, 5e-3, _gen()), decoder_only=True)
+    assert _lowered(losses)
+    after = vae.state_dict()
+    changed = {k.split(".")[0] for k in before if not torch.equal(before[k], after[k])}
+    assert changed == {"decoder", "post_quant_conv"}
+    assert T.STEPS["vae"][-1][3] == 30000  # the decoder's stage sees fresh images
+
+
 def test_unet_training_lowers_the_loss(scenes):
     torch.manual_seed(0)
     unet = build("unet", tiny=True, cross_attention_dim=8)
@@ -183,6 +195,32 @@ def test_captioner_training_lowers_the_loss(scenes):
     losses = T.train_captioner(build("captioner", tiny=True), encoder, images_to_tensor(scenes.images),
                                targets, T.Schedule(12, 12, 5e-3, _gen()))
     assert _lowered(losses)
+
+
+def test_captioner_trains_alike_on_uint8_images_and_on_their_pixels(scenes):
+    """A fresh-image stage passes uint8 images (converted 256 at a time); the shared pool passes pixels."""
+    encoder = build("image_encoder", tiny=True)
+    targets = T.captioner_targets(scenes.category, scenes.color, scenes.place, scenes.size, scenes.x)
+    runs = []
+    for images in (scenes.images, images_to_tensor(scenes.images)):
+        torch.manual_seed(0)
+        runs.append(T.train_captioner(build("captioner", tiny=True), encoder, images, targets,
+                                      T.Schedule(6, 6, 5e-3, _gen())))
+    assert runs[0] == runs[1]
+
+
+def test_fresh_training_images_carry_the_classifiers_and_the_captioners_labels(tmp_path, monkeypatch):
+    monkeypatch.setenv("BRAINLDM_DATA", str(tmp_path))
+    fresh = T.render_pool(8)
+    assert fresh["images"].shape == (8, 64, 64, 3) and fresh["category"].shape == fresh["x"].shape == (8, 3)
+    images, labels = T._classifier_data({"images": np.zeros((1, 64, 64, 3), np.uint8)}, 8, 0, ATTRIBUTES)
+    scenes = render_scenes(T.POOL_BASE + np.arange(8), seed=0)
+    assert np.array_equal(images, scenes.images)
+    assert all(np.array_equal(labels[k].numpy(), v) for k, v in scene_attributes(scenes).items())
+    targets = T.captioner_targets(fresh["category"], fresh["color"], fresh["place"], fresh["size"], fresh["x"])
+    assert targets.keys() == T.captioner_targets(scenes.category, scenes.color, scenes.place, scenes.size,
+                                                 scenes.x).keys()
+    assert T.STEPS["captioner"][-1][3] == 30000  # the captioner's last stage sees fresh images
 
 
 def test_depth_estimator_training_lowers_the_loss(scenes):
