@@ -95,9 +95,9 @@ print(structure_decoding(ds, models, settings).round(3).to_string(index=False))
 # of 50 DDIM steps, guidance 5, MSE on CLIP ViT-B/32 layers), and redraws the noise at every
 # iteration. Here the noise is held fixed, so that iteration 0 is exactly a stage-1 reconstruction
 # and the change is due to the optimisation alone. The step size is relative to each variable's
-# spread, so that `z` and `c` (whose values differ in scale) move alike; the default was chosen
-# among 0.05, 0.1 and 0.2 on these same test images (0.2 made the loss rise), a mild use of the
-# test set to keep in mind.
+# spread, so that `z` and `c` (whose values differ in scale) move alike. The default step size was
+# tuned on these same test images in an earlier version of this chapter, a mild use of the test set
+# to keep in mind; `stage2={"lr": ...}` reruns the chapter with another.
 
 # %%
 result = minddiffuser_reconstructions(ds, models, settings, run.sampler, n_images)

@@ -1,5 +1,7 @@
 """The book runner and the command line, on tiny chapters written into a temporary project."""
 
+from pathlib import Path
+
 import nbformat
 import pytest
 
@@ -303,3 +305,21 @@ def test_a_warm_build_skips_chapters_whose_inputs_are_unchanged(project, monkeyp
     assert not book._up_to_date("01_say_hello", params, out, project)[0]
     (out / ".executed" / "01_say_hello.json").write_text("not json")  # a damaged record means: run again
     assert not book._up_to_date("01_say_hello", params, out, project)[0]
+
+
+def test_the_longest_chapters_start_first_on_a_cluster(tmp_path):
+    import yaml
+
+    from brainldm.book.build import book_chapters, longest_first
+
+    (tmp_path / "chapters").mkdir()
+    assert longest_first(["a", "b", "c"], root=tmp_path) == ["a", "b", "c"]  # no times: numbering order
+    (tmp_path / "chapters" / "durations.yml").write_text(yaml.safe_dump({"world": {"a": 5, "b": 50}}))
+    assert longest_first(["a", "b", "c"], root=tmp_path) == ["b", "a", "c"]
+    assert longest_first(["a", "b"], dataset="nsd", root=tmp_path) == ["a", "b"]
+    # the shipped times cover every chapter of the world's book
+    stems = book_chapters("world")[0]
+    assert sorted(longest_first(stems)) == sorted(stems)
+    assert longest_first(stems)[:2] == ["14_check_ground_truth", "08_refine_minddiffuser"]
+    shipped = yaml.safe_load((Path(__file__).parents[1] / "chapters" / "durations.yml").read_text())["world"]
+    assert set(shipped) == set(stems)

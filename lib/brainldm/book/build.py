@@ -36,7 +36,7 @@ from brainldm.book.run_record import collect_provenance, provenance_page
 from brainldm.data.anatomy import inkscape_available
 from brainldm.errors import BrainLDMError, ParameterError, check_choice
 
-__all__ = ["project_root", "list_chapters", "find_chapter", "chapter_parameters", "parse_parameters",
+__all__ = ["project_root", "longest_first", "list_chapters", "find_chapter", "chapter_parameters", "parse_parameters",
            "run_chapter", "BuildOptions", "build_book", "smoke_parameters", "write_reference", "profiles", "profile_parameters",
            "book_chapters", "chapter_plan", "execution_key", "WORLD_ONLY", "PROFILES"]
 
@@ -251,6 +251,19 @@ def profile_parameters(profile="default", dataset="world", root=None):
         raise BrainLDMError(f"profile {profile!r} has no parameters for dataset {dataset!r}; "
                             f"it has: {', '.join(table[profile])}")
     return {stem: dict(params or {}) for stem, params in (table[profile][dataset] or {}).items()}
+
+
+def longest_first(stems, dataset="world", root=None):
+    """``stems`` ordered by their expected run time, longest first (``chapters/durations.yml``).
+
+    A cluster that starts the longest chapters first finishes sooner (longest-processing-time
+    scheduling); chapters without a recorded time keep their order, after the others.
+    """
+    import yaml
+
+    path = (Path(root) if root else project_root()) / "chapters" / "durations.yml"
+    seconds = (yaml.safe_load(path.read_text()) or {}).get(dataset, {}) if path.exists() else {}
+    return sorted(stems, key=lambda stem: -float(seconds.get(stem, 0)))
 
 
 def book_chapters(dataset="world", root=None):
@@ -520,8 +533,10 @@ def build_book(options=None, root=None, log=print):
                 client, cluster = connect(scheduler, options.slurm_config, log=log)
                 run_stages(plan_stages(dataset, {stem: full[stem] for stem in stale}), client, log=log)
                 environ = brainldm_environment()
+                order = longest_first(stale, dataset, root)
                 futures = [client.submit(_run_on_worker, stem, overrides[stem], str(out), str(root), environ,
-                                         key=f"chapter-{stem}-{time.time_ns()}", pure=False) for stem in stale]
+                                         key=f"chapter-{stem}-{time.time_ns()}", pure=False,
+                                         priority=len(order) - order.index(stem)) for stem in stale]
                 try:
                     for lines in client.gather(futures):
                         for line in lines:
