@@ -220,7 +220,7 @@ def test_fresh_training_images_carry_the_classifiers_and_the_captioners_labels(t
     targets = T.captioner_targets(fresh["category"], fresh["color"], fresh["place"], fresh["size"], fresh["x"])
     assert targets.keys() == T.captioner_targets(scenes.category, scenes.color, scenes.place, scenes.size,
                                                  scenes.x).keys()
-    assert T.STEPS["captioner"][-1][3] == 30000  # the captioner's last stage sees fresh images
+    assert [stage[3] for stage in T.STEPS["captioner"]] == [None, 30000, 100000]  # then fresh images
 
 
 def test_depth_estimator_training_lowers_the_loss(scenes):
