@@ -54,7 +54,7 @@ log = logging.getLogger("brainldm.train_world")
 # fresh images are rendered without captions (:func:`render_pool`): the CNN's third stage sees
 # 30,000 so that it stops over-fitting the shared pool, its fourth 60,000. The Inception analogue
 # learns the place and the category from the same 30,000 (flipped at random), and so does the VAE
-# decoder's second stage; the captioner's later stages read 30,000, then 100,000. About three hours
+# decoder's second stage; the captioner's later stages read 30,000, then 100,000. About four hours
 # on one CPU thread in all.
 STEPS = {
     # a stage after the first trains only the decoder (the U-Net's latents stay): held-out PSNR
