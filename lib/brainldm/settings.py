@@ -106,11 +106,9 @@ def tune_allocator():
     if os.environ.get("BRAINLDM_ALLOCATOR", "tuned") == "glibc":
         return False
     import ctypes
-    import ctypes.util
 
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
+        mallopt = ctypes.CDLL(None).mallopt  # the running process's own symbols: no library search at import
     except (OSError, AttributeError):  # not glibc
         return False
     m_trim_threshold, m_mmap_threshold = -1, -3  # malloc.h

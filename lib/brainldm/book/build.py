@@ -533,10 +533,10 @@ def build_book(options=None, root=None, log=print):
                 client, cluster = connect(scheduler, options.slurm_config, log=log)
                 run_stages(plan_stages(dataset, {stem: full[stem] for stem in stale}), client, log=log)
                 environ = brainldm_environment()
-                order = longest_first(stale, dataset, root)
+                priority = {stem: -rank for rank, stem in enumerate(longest_first(stale, dataset, root))}
                 futures = [client.submit(_run_on_worker, stem, overrides[stem], str(out), str(root), environ,
                                          key=f"chapter-{stem}-{time.time_ns()}", pure=False,
-                                         priority=len(order) - order.index(stem)) for stem in stale]
+                                         priority=priority[stem]) for stem in stale]
                 try:
                     for lines in client.gather(futures):
                         for line in lines:
