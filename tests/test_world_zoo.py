@@ -125,7 +125,7 @@ def test_vae_decoder_stage_keeps_the_encoder_and_its_latents(scenes):
     after = vae.state_dict()
     changed = {k.split(".")[0] for k in before if not torch.equal(before[k], after[k])}
     assert changed == {"decoder", "post_quant_conv"}
-    assert T.STEPS["vae"][-1][3] == 30000  # the decoder's stage sees fresh images
+    assert [stage[3] for stage in T.STEPS["vae"]] == [None, 30000, 60000]  # the decoder's stages: fresh images
 
 
 def test_unet_training_lowers_the_loss(scenes):
