@@ -6,12 +6,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from brainldm.settings import TEST_ENVIRONMENT  # does not import torch
+
 ROOT = Path(__file__).resolve().parents[1]
-# Set before brainldm is imported anywhere, so the nbval kernels inherit it too.
+# Set before torch is imported anywhere, so the nbval kernels inherit it too.
 os.environ.setdefault("BRAINLDM_DATA", str(ROOT / ".data" / "tests"))
-os.environ.setdefault("TQDM_DISABLE", "1")
-if os.environ.get("PYTEST_XDIST_WORKER"):  # parallel workers: one thread each (and their kernels)
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.update(TEST_ENVIRONMENT)  # one thread in every process, as the references were written
 
 
 @pytest.fixture

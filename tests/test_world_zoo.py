@@ -139,6 +139,47 @@ def test_unet_training_lowers_the_loss(scenes):
     assert _lowered(losses, 5)
 
 
+def test_min_snr_weighting_lowers_the_loss_and_weighs_noisy_steps_fully(scenes):
+    torch.manual_seed(0)
+    unet, scheduler = build("unet", tiny=True, cross_attention_dim=8), build("scheduler")
+    latents = torch.randn(12, 4, 8, 8, generator=_gen())
+    losses = T.train_unet(unet, scheduler, (latents, 0.01 * torch.ones_like(latents)),
+                          (torch.randn(12, 5, 8), torch.zeros(1, 5, 8)), T.Schedule(30, 12, 3e-3, _gen()),
+                          depth=prepare_depth(scenes.depth, (8, 8)), snr_gamma=5.0)
+    assert _lowered(losses, 5)
+    alphas = scheduler.alphas_cumprod
+    snr = alphas / (1 - alphas)
+    weight = snr.clamp(max=5.0) / snr
+    assert weight[0] < 0.01 and weight[-1] == 1.0  # nearly clean steps weigh little, noisy ones fully
+    assert all(set(stage[4]) <= set(T.STAGE_OPTIONS) for stages in T.STEPS.values() for stage in stages
+               if len(stage) > 4)
+
+
+def test_ema_ends_with_the_moving_average_of_the_weights():
+    inputs, targets = torch.randn(40, 3, generator=_gen()), torch.randn(40, 1, generator=_gen())
+
+    def train(ema_decay):
+        torch.manual_seed(0)
+        model, seen = torch.nn.Linear(3, 1), []
+
+        def loss_fn(index):
+            seen.append([p.detach().clone() for p in model.parameters()])
+            return (model(inputs[index]) - targets[index]).pow(2).mean()
+
+        T._optimise(model, loss_fn, 40, T.Schedule(20, 8, 1e-1, _gen()), "ema", warmup=1, ema_decay=ema_decay)
+        return seen, [p.detach() for p in model.parameters()]
+
+    seen, last = train(None)  # the same trajectory: the average does not steer the steps
+    average = seen[0]
+    for step, weights in enumerate(seen[1:] + [last]):
+        rate = 1 - min(0.9, (1 + step) / (10 + step))
+        average = [a + rate * (w - a) for a, w in zip(average, weights)]
+    _, ema = train(0.9)
+    for expected, got, final in zip(average, ema, last):
+        torch.testing.assert_close(got, expected)
+        assert not torch.allclose(got, final)
+
+
 def test_cnn_training_lowers_the_loss(scenes):
     torch.manual_seed(0)
     labels = {k: torch.as_tensor(v, dtype=torch.long) for k, v in scene_attributes(scenes).items()}

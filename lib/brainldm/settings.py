@@ -26,8 +26,16 @@ from pathlib import Path
 
 from brainldm.errors import BrainLDMError
 
+# The environment of the test suite's processes and of the nbval kernels it starts, which
+# `brainldm refs` gives its kernels too (tests/conftest.py sets it before torch is imported):
+# progress bars off and one CPU thread. Float sums depend on the thread count: a model fitted on
+# two threads differs from one fitted on one in its last bits, near-tie comparisons in a chapter
+# then flip, and a reference written on two threads fails the suite's one-thread run.
+TEST_ENVIRONMENT = {"TQDM_DISABLE": "1", "OMP_NUM_THREADS": "1"}
+
 __all__ = ["data_home", "cache_dir", "models_dir", "nsd_root", "enforce_offline", "tune_allocator", "torch_device",
-           "torch_dtype", "DTYPES", "project_root", "MMAP_THRESHOLD", "TRIM_THRESHOLD"]
+           "torch_dtype", "DTYPES", "project_root", "MMAP_THRESHOLD", "TRIM_THRESHOLD",
+           "TEST_ENVIRONMENT"]
 
 #: the dtypes models can run in, as torch spells them
 DTYPES = ("float32", "float16", "bfloat16")

@@ -29,7 +29,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from brainldm.settings import project_root
+from brainldm.settings import TEST_ENVIRONMENT, project_root
 from brainldm.book.cluster import brainldm_environment, connect, plan_stages, run_stages
 from brainldm.book.parameters import check_chapter_parameters
 from brainldm.book.run_record import collect_provenance, provenance_page
@@ -587,17 +587,18 @@ def smoke_parameters(root=None):
     return profile_parameters("smoke", "world", root)
 
 
-def write_reference(key, root=None, log=print):
+def write_reference(key, root=None, log=print, data=None):
     """(Re)write the nbval reference notebook of a chapter, executed with its smoke parameters.
 
-    The kernel gets the test suite's environment (progress bars off, the tests' data
-    folder), so that the reference's outputs are those nbval will compare against.
+    The kernel gets the test suite's environment (:data:`TEST_ENVIRONMENT` and the data folder
+    ``data``, default the tests' ``.data/tests``), so that the reference's outputs are those nbval
+    will compare against.
     """
     root = Path(root) if root else project_root()
     stem = find_chapter(key, root).stem
-    saved = {name: os.environ.get(name) for name in ("TQDM_DISABLE", "BRAINLDM_DATA")}
-    os.environ["TQDM_DISABLE"] = "1"
-    os.environ.setdefault("BRAINLDM_DATA", str(root / ".data" / "tests"))
+    environment = {**TEST_ENVIRONMENT, "BRAINLDM_DATA": str(data or root / ".data" / "tests")}
+    saved = {name: os.environ.get(name) for name in environment}
+    os.environ.update(environment)
     try:
         return run_chapter(stem, smoke_parameters(root).get(stem, {}), root / "tests" / "notebooks", root, log)
     finally:

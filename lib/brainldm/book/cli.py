@@ -16,6 +16,7 @@ Anything else is a bug, and keeps its traceback.
 
 import argparse
 import sys
+import tempfile
 
 from brainldm.settings import project_root
 from brainldm.book.browser import check_site, chromium_executable
@@ -111,8 +112,10 @@ def _command(argv):
                                 rerun=args.rerun))
     elif args.command == "refs":
         stems = [find_chapter(key).stem for key in args.chapters]  # every name checked before any run
-        for stem in stems or [p.stem for p in list_chapters()]:
-            write_reference(stem)
+        # an empty data folder, as a fresh clone's suite starts with: no cache entry of another run is read
+        with tempfile.TemporaryDirectory(prefix="brainldm-refs-") as data:
+            for stem in stems or [p.stem for p in list_chapters()]:
+                write_reference(stem, data=data)
     elif args.command == "check":
         print(report())
         print("\nProvenance (what every chapter's page records)")

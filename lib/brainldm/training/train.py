@@ -49,7 +49,7 @@ __all__ = ["STEPS", "Schedule", "train_world_main", "load_pool", "train_vae", "v
 
 log = logging.getLogger("brainldm.train_world")
 
-# Each model's recipe: stages of (steps, batch size, learning rate, fresh pool images).
+# Each model's recipe: stages of (steps, batch size, learning rate, fresh pool images[, options]).
 # A stage's pool of None is the shared pool (--n-images, with the leaked test images);
 # fresh images are rendered without captions (:func:`render_pool`): the CNN's third stage sees
 # 30,000 so that it stops over-fitting the shared pool, its fourth 60,000. The Inception analogue
@@ -73,6 +73,8 @@ STEPS = {
     "depth_estimator": [(400, 16, 3e-3, None)],
     "inception": [(2000, 64, 2e-3, 30000)],
 }
+# What a stage's optional fifth entry may set (the U-Net's): see :func:`train_unet`.
+STAGE_OPTIONS = ("snr_gamma", "ema_decay")
 ORDER = ("vae", "unet", "cnn", "image_encoder", "captioner", "depth_estimator", "inception")
 CARD = "model_card.json"
 POOL_VERSION = "2"  # 2: captions without positions
@@ -148,25 +150,36 @@ def _batches(n, batch_size, steps, generator):
         position += batch_size
 
 
-def _optimise(model, loss_fn, n, schedule, desc, warmup=50):
-    """Run AdamW with a cosine schedule (a :class:`Schedule`); ``loss_fn(index)`` returns the batch loss."""
+def _optimise(model, loss_fn, n, schedule, desc, warmup=50, ema_decay=None):
+    """Run AdamW with a cosine schedule (a :class:`Schedule`); ``loss_fn(index)`` returns the batch loss.
+
+    With ``ema_decay``, the model ends with an exponential moving average of its weights over the
+    steps (``decay ** step`` weighting, warmed up as ``min(decay, (1 + step) / (10 + step))``), as
+    diffusion models are released (the EMA of SD's U-Net), not with the last step's weights.
+    """
     params = [p for p in model.parameters() if p.requires_grad]
     optimiser = torch.optim.AdamW(params, lr=schedule.lr, weight_decay=1e-4)
     steps = schedule.steps
     learning_rate = get_cosine_schedule_with_warmup(optimiser, min(warmup, steps // 5 + 1), steps)
+    average = [p.detach().clone() for p in params] if ema_decay else None
     losses = []
     model.train()
     bar = progress_bar(_batches(n, schedule.batch_size, steps, schedule.generator), total=steps, desc=desc,
                        mininterval=10)
-    for index in bar:
+    for step, index in enumerate(bar):
         loss = loss_fn(index)
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         optimiser.step()
         learning_rate.step()
+        if average is not None:
+            torch._foreach_lerp_(average, [p.detach() for p in params], 1 - min(ema_decay, (1 + step) / (10 + step)))
         losses.append(loss.item())
         bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}", refresh=False)
+    if average is not None:
+        with torch.no_grad():
+            torch._foreach_copy_(params, average)
     model.eval()
     return losses
 
@@ -222,7 +235,8 @@ def vae_scaling_factor(latent_means):
     return round(float(1.0 / latent_means.std()), 5)
 
 
-def train_unet(unet, scheduler, latents, text, schedule, depth=None, p_drop_text=0.1, p_drop_depth=0.5):
+def train_unet(unet, scheduler, latents, text, schedule, depth=None, p_drop_text=0.1, p_drop_depth=0.5,
+               snr_gamma=None, ema_decay=None):
     """Train a conditional U-Net to predict the noise added to scaled latents.
 
     Parameters
@@ -239,6 +253,12 @@ def train_unet(unet, scheduler, latents, text, schedule, depth=None, p_drop_text
     depth : tensor of shape (N, 1, h, w), optional
         :func:`brainldm.models.ldm.prepare_depth` maps; replaced by zeros with probability
         ``p_drop_depth``. Required when the U-Net has an extra input channel.
+    snr_gamma : float, optional
+        Min-SNR loss weighting (Hang et al. 2023): each sample's noise error is weighted by
+        ``min(SNR(t), gamma) / SNR(t)``, so the nearly clean timesteps, which fix pixels, weigh less
+        than the noisy ones, which fix what and where the objects are. None: the plain MSE.
+    ema_decay : float, optional
+        Keep an exponential moving average of the weights (see :func:`_optimise`).
 
     Returns
     -------
@@ -252,6 +272,9 @@ def train_unet(unet, scheduler, latents, text, schedule, depth=None, p_drop_text
         raise ParameterError(f"the U-Net takes {unet.config.in_channels} channels and the latents have "
                          f"{mean.shape[1]}; pass depth maps exactly when it has one extra channel")
     n_train_steps = scheduler.config.num_train_timesteps
+    alphas = scheduler.alphas_cumprod
+    snr = alphas / (1 - alphas)
+    weight = snr.clamp(max=snr_gamma or math.inf) / snr
 
     def loss_fn(index):
         n = len(index)
@@ -264,9 +287,12 @@ def train_unet(unet, scheduler, latents, text, schedule, depth=None, p_drop_text
         if extra:
             keep_depth = (torch.rand(n, generator=generator) >= p_drop_depth).view(n, 1, 1, 1)
             inputs = torch.cat([inputs, depth[index] * keep_depth], dim=1)
-        return F.mse_loss(unet(inputs, t, encoder_hidden_states=cond).sample, noise)
+        predicted = unet(inputs, t, encoder_hidden_states=cond).sample
+        if not snr_gamma:
+            return F.mse_loss(predicted, noise)
+        return (weight[t] * (predicted - noise).pow(2).mean(dim=(1, 2, 3))).mean()
 
-    return _optimise(unet, loss_fn, len(mean), schedule, "unet", warmup=100)
+    return _optimise(unet, loss_fn, len(mean), schedule, "unet", warmup=100, ema_decay=ema_decay)
 
 
 def _attribute_loss(logits, labels, index):
@@ -412,8 +438,8 @@ def _continued(previous, record):
     """The card entry of a resumed model: totals over its stages, the last stage's loss curve."""
     stages = previous.get("stages", [{k: previous[k] for k in ("steps", "batch_size",
                                                                "learning_rate", "seconds")}])
-    stages = stages + [{k: record[k] for k in ("steps", "batch_size", "learning_rate", "seconds", "pool_images")
-                        if k in record}]
+    stages = stages + [{k: record[k] for k in ("steps", "batch_size", "learning_rate", "seconds", "pool_images",
+                                               *STAGE_OPTIONS) if k in record}]
     return {**record, "steps": sum(st["steps"] for st in stages),
             "seconds": round(sum(st["seconds"] for st in stages), 1), "stages": stages,
             "loss_first": previous["loss_first"], "loss_curve_start": previous["steps"]}
@@ -499,7 +525,8 @@ def _train(args, out, names):
             log.info("%s: all %d stages of its recipe are trained already", name, len(stages))
             continue
         for stage in range(done, len(stages)):
-            steps, batch_size, lr, n_fresh = stages[stage]
+            steps, batch_size, lr, n_fresh, *options = stages[stage]
+            options = options[0] if options else {}
             steps = max(1, math.ceil(steps * args.steps_scale))
             torch.manual_seed(args.seed * 100 + k)  # every stage is seeded alike (as resumed runs were)
             schedule = Schedule(steps, batch_size, lr, torch.Generator().manual_seed(args.seed * 100 + k))
@@ -510,11 +537,12 @@ def _train(args, out, names):
                 model = build(name)
             else:
                 model = load_world_model(name, out).requires_grad_(True)
-            losses = _train_stage(name, model, inputs, schedule, n_fresh, stage)
+            losses = _train_stage(name, model, inputs, schedule, n_fresh, stage, options)
             seconds = time.time() - start
             model.save_pretrained(out / name)
             record = _record(model, losses, seconds, steps, batch_size, lr, out / name)
             record["pool_images"] = n_fresh or int(len(pool["ids"]))
+            record.update(options)
             if stage > 0:
                 record = _continued(json.loads(card_path.read_text())["models"][name], record)
             update_model_card(out, models={name: record})
@@ -567,8 +595,9 @@ class _Inputs:
     seed: int
 
 
-def _train_stage(name, model, inputs, schedule, n_fresh, stage):
-    """Stage ``stage`` (from 0) of ``name``'s recipe (:class:`_Inputs`, a :class:`Schedule`); returns the losses."""
+def _train_stage(name, model, inputs, schedule, n_fresh, stage, options=None):
+    """Stage ``stage`` (from 0) of ``name``'s recipe (:class:`_Inputs`, a :class:`Schedule`, the stage's
+    :data:`STAGE_OPTIONS`); returns the losses."""
     pool, pixels, out = inputs.pool, inputs.pixels, inputs.out
     if name == "vae":
         if stage:
@@ -584,7 +613,8 @@ def _train_stage(name, model, inputs, schedule, n_fresh, stage):
         scale = vae.config.scaling_factor
         depth = prepare_depth(pool["depth"], mean.shape[-2:])
         losses = train_unet(model, scheduler, (mean * scale, std * scale),
-                            (torch.from_numpy(pool["c"]), inputs.text_encoder.unconditional()), schedule, depth=depth)
+                            (torch.from_numpy(pool["c"]), inputs.text_encoder.unconditional()), schedule, depth=depth,
+                            **(options or {}))
         scheduler.save_pretrained(out / "scheduler")
         return losses
     if name == "cnn":
