@@ -145,7 +145,7 @@ def test_min_snr_weighting_lowers_the_loss_and_weighs_noisy_steps_fully(scenes):
     latents = torch.randn(12, 4, 8, 8, generator=_gen())
     losses = T.train_unet(unet, scheduler, (latents, 0.01 * torch.ones_like(latents)),
                           (torch.randn(12, 5, 8), torch.zeros(1, 5, 8)), T.Schedule(30, 12, 3e-3, _gen()),
-                          depth=prepare_depth(scenes.depth, (8, 8)), snr_gamma=5.0)
+                          depth=prepare_depth(scenes.depth, (8, 8)), options=T.UNetOptions(snr_gamma=5.0))
     assert _lowered(losses, 5)
     alphas = scheduler.alphas_cumprod
     snr = alphas / (1 - alphas)
@@ -153,6 +153,7 @@ def test_min_snr_weighting_lowers_the_loss_and_weighs_noisy_steps_fully(scenes):
     assert weight[0] < 0.01 and weight[-1] == 1.0  # nearly clean steps weigh little, noisy ones fully
     assert all(set(stage[4]) <= set(T.STAGE_OPTIONS) for stages in T.STEPS.values() for stage in stages
                if len(stage) > 4)
+    assert set(T.STAGE_OPTIONS) == set(T.UNetOptions.__dataclass_fields__)
 
 
 def test_ema_ends_with_the_moving_average_of_the_weights():

@@ -44,7 +44,7 @@ from brainldm.models.world.nets import ATTRIBUTES, INCEPTION_ATTRIBUTES, Caption
 from brainldm.training.metrics import evaluate_world_models
 
 __all__ = ["STEPS", "Schedule", "train_world_main", "load_pool", "train_vae", "vae_scaling_factor", "encode_latents",
-           "train_unet", "train_cnn", "train_inception", "render_pool", "train_image_encoder",
+           "UNetOptions", "train_unet", "train_cnn", "train_inception", "render_pool", "train_image_encoder",
            "captioner_targets", "train_captioner", "train_depth_estimator", "update_model_card"]
 
 log = logging.getLogger("brainldm.train_world")
@@ -73,8 +73,8 @@ STEPS = {
     "depth_estimator": [(400, 16, 3e-3, None)],
     "inception": [(2000, 64, 2e-3, 30000)],
 }
-# What a stage's optional fifth entry may set (the U-Net's): see :func:`train_unet`.
-STAGE_OPTIONS = ("snr_gamma", "ema_decay")
+# What a stage's optional fifth entry may set (the U-Net's): see :class:`UNetOptions`.
+STAGE_OPTIONS = ("p_drop_text", "p_drop_depth", "snr_gamma", "ema_decay")
 ORDER = ("vae", "unet", "cnn", "image_encoder", "captioner", "depth_estimator", "inception")
 CARD = "model_card.json"
 POOL_VERSION = "2"  # 2: captions without positions
@@ -235,8 +235,31 @@ def vae_scaling_factor(latent_means):
     return round(float(1.0 / latent_means.std()), 5)
 
 
-def train_unet(unet, scheduler, latents, text, schedule, depth=None, p_drop_text=0.1, p_drop_depth=0.5,
-               snr_gamma=None, ema_decay=None):
+@dataclass(frozen=True)
+class UNetOptions:
+    """How :func:`train_unet` treats each batch (a U-Net stage's optional fifth entry in :data:`STEPS`).
+
+    Attributes
+    ----------
+    p_drop_text : float
+        Probability that a sample's ``c`` is replaced by ``uncond`` (classifier-free guidance).
+    p_drop_depth : float
+        Probability that a sample's depth map is replaced by zeros.
+    snr_gamma : float, optional
+        Min-SNR loss weighting (Hang et al. 2023): each sample's noise error is weighted by
+        ``min(SNR(t), gamma) / SNR(t)``, so the nearly clean timesteps, which fix pixels, weigh less
+        than the noisy ones, which fix what and where the objects are. None: the plain MSE.
+    ema_decay : float, optional
+        End with an exponential moving average of the weights (see :func:`_optimise`).
+    """
+
+    p_drop_text: float = 0.1
+    p_drop_depth: float = 0.5
+    snr_gamma: float = None
+    ema_decay: float = None
+
+
+def train_unet(unet, scheduler, latents, text, schedule, depth=None, options=UNetOptions()):
     """Train a conditional U-Net to predict the noise added to scaled latents.
 
     Parameters
@@ -248,17 +271,12 @@ def train_unet(unet, scheduler, latents, text, schedule, depth=None, p_drop_text
         Posterior means and standard deviations, already multiplied by the scaling factor.
     text : tuple of two tensors
         ``c`` of shape (N, tokens, dim), and ``uncond`` of shape (1, tokens, dim), which replaces
-        ``c`` with probability ``p_drop_text`` (classifier-free guidance).
+        ``c`` with probability ``options.p_drop_text`` (classifier-free guidance).
     schedule : Schedule
     depth : tensor of shape (N, 1, h, w), optional
         :func:`brainldm.models.ldm.prepare_depth` maps; replaced by zeros with probability
-        ``p_drop_depth``. Required when the U-Net has an extra input channel.
-    snr_gamma : float, optional
-        Min-SNR loss weighting (Hang et al. 2023): each sample's noise error is weighted by
-        ``min(SNR(t), gamma) / SNR(t)``, so the nearly clean timesteps, which fix pixels, weigh less
-        than the noisy ones, which fix what and where the objects are. None: the plain MSE.
-    ema_decay : float, optional
-        Keep an exponential moving average of the weights (see :func:`_optimise`).
+        ``options.p_drop_depth``. Required when the U-Net has an extra input channel.
+    options : UNetOptions
 
     Returns
     -------
@@ -274,7 +292,7 @@ def train_unet(unet, scheduler, latents, text, schedule, depth=None, p_drop_text
     n_train_steps = scheduler.config.num_train_timesteps
     alphas = scheduler.alphas_cumprod
     snr = alphas / (1 - alphas)
-    weight = snr.clamp(max=snr_gamma or math.inf) / snr
+    weight = snr.clamp(max=options.snr_gamma or math.inf) / snr
 
     def loss_fn(index):
         n = len(index)
@@ -282,17 +300,17 @@ def train_unet(unet, scheduler, latents, text, schedule, depth=None, p_drop_text
         noise = torch.randn(z.shape, generator=generator)
         t = torch.randint(0, n_train_steps, (n,), generator=generator)
         inputs = scheduler.add_noise(z, noise, t)
-        keep_text = (torch.rand(n, generator=generator) >= p_drop_text).view(n, 1, 1)
+        keep_text = (torch.rand(n, generator=generator) >= options.p_drop_text).view(n, 1, 1)
         cond = torch.where(keep_text, c[index], uncond.expand(n, -1, -1))
         if extra:
-            keep_depth = (torch.rand(n, generator=generator) >= p_drop_depth).view(n, 1, 1, 1)
+            keep_depth = (torch.rand(n, generator=generator) >= options.p_drop_depth).view(n, 1, 1, 1)
             inputs = torch.cat([inputs, depth[index] * keep_depth], dim=1)
         predicted = unet(inputs, t, encoder_hidden_states=cond).sample
-        if not snr_gamma:
+        if not options.snr_gamma:
             return F.mse_loss(predicted, noise)
         return (weight[t] * (predicted - noise).pow(2).mean(dim=(1, 2, 3))).mean()
 
-    return _optimise(unet, loss_fn, len(mean), schedule, "unet", warmup=100, ema_decay=ema_decay)
+    return _optimise(unet, loss_fn, len(mean), schedule, "unet", warmup=100, ema_decay=options.ema_decay)
 
 
 def _attribute_loss(logits, labels, index):
@@ -614,7 +632,7 @@ def _train_stage(name, model, inputs, schedule, n_fresh, stage, options=None):
         depth = prepare_depth(pool["depth"], mean.shape[-2:])
         losses = train_unet(model, scheduler, (mean * scale, std * scale),
                             (torch.from_numpy(pool["c"]), inputs.text_encoder.unconditional()), schedule, depth=depth,
-                            **(options or {}))
+                            options=UNetOptions(**(options or {})))
         scheduler.save_pretrained(out / "scheduler")
         return losses
     if name == "cnn":
