@@ -35,7 +35,7 @@
 #
 # ## Prerequisites
 # Chapters 2 and 3 (the baseline and its scores). On the world the captioner is the world's
-# template captioner reading the world image encoder (appendix); on NSD {cite:p}`allen2022nsd` it
+# template captioner with its own convolutional encoder (appendix); on NSD {cite:p}`allen2022nsd` it
 # is BLIP (ViT-B, CapFilt-L), loaded on first use.
 
 # %% tags=["parameters"]

@@ -86,7 +86,7 @@ print(report.pool_summary(card))
 # | `image_encoder` | convolutional encoder, early / middle / late layers | InfoNCE against caption sentence embeddings | CLIP image encoder |
 # | `cnn` | convolutional classifier (GroupNorm, SiLU), early / middle / late layers | place, main object's category, colour, size, position, number of objects | AlexNet |
 # | `inception` | multi-branch blocks (1×1, 3×3, two 3×3, pool-projection; batch norm, ReLU), pooled features | place and main object's category, label smoothing, flips | Inception-v3 |
-# | `captioner` | MLP on the image encoder's middle and late layers | attributes of up to three objects, then a caption template | BLIP |
+# | `captioner` | its own convolutional encoder (started from the CNN's, then fine-tuned), an MLP on its middle and late layers | attributes of up to three objects, then a caption template | BLIP (its own ViT) |
 # | `depth_estimator` | small U-Net | per-pixel depth (L1) | DPT |
 #
 # The captioner predicts attributes and fills a template rather than decoding words: in the world

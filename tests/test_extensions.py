@@ -119,7 +119,7 @@ def test_world_captions_from_features_equal_the_captioners(tiny_world, images):
     assert isinstance(model, WorldCaptionModel)
     features = model.features(images)
     assert features.shape == (4,) + model.feature_shape
-    expected = tiny_world.extras["captioner"].generate(tiny_world.extras["image_encoder"], images_to_tensor(images))
+    expected = tiny_world.extras["captioner"].generate(images_to_tensor(images))
     assert model.generate(features) == expected
 
 

@@ -12,7 +12,7 @@ from brainldm.features.depth import depth_correlation
 from brainldm.models.world import MODEL_NAMES, load_world_model, model_card, weights_dir
 from brainldm.training import train as T
 from brainldm.training.metrics import accuracy_per_attribute, held_out_ids, inception_accuracy, top1_retrieval
-from brainldm.models.world.nets import ATTRIBUTES, INCEPTION_ATTRIBUTES, MODEL_CLASSES, Captioner, WorldInception, build, caption_from_attributes, scene_attributes
+from brainldm.models.world.nets import ATTRIBUTES, INCEPTION_ATTRIBUTES, MODEL_CLASSES, WorldInception, build, caption_from_attributes, scene_attributes
 
 
 @pytest.fixture(scope="module")
@@ -230,24 +230,26 @@ def test_image_encoder_training_lowers_the_loss(scenes):
     assert _lowered(losses)
 
 
-def test_captioner_training_lowers_the_loss(scenes):
+@pytest.mark.parametrize("fine_tune", [False, True])
+def test_captioner_training_lowers_the_loss(scenes, fine_tune):
     torch.manual_seed(0)
-    encoder = build("image_encoder", tiny=True)
+    captioner = build("captioner", tiny=True)
+    backbone = {k: v.clone() for k, v in captioner.backbone.state_dict().items()}
     targets = T.captioner_targets(scenes.category, scenes.color, scenes.place, scenes.size, scenes.x)
-    losses = T.train_captioner(build("captioner", tiny=True), encoder, images_to_tensor(scenes.images),
-                               targets, T.Schedule(12, 12, 5e-3, _gen()))
+    losses = T.train_captioner(captioner, images_to_tensor(scenes.images), targets, T.Schedule(12, 12, 5e-3, _gen()),
+                               fine_tune=fine_tune)
     assert _lowered(losses)
+    kept = all(torch.equal(v, captioner.backbone.state_dict()[k]) for k, v in backbone.items())
+    assert kept != fine_tune  # the first stage trains only the heads; a fine-tuning stage, the encoder too
 
 
 def test_captioner_trains_alike_on_uint8_images_and_on_their_pixels(scenes):
     """A fresh-image stage passes uint8 images (converted 256 at a time); the shared pool passes pixels."""
-    encoder = build("image_encoder", tiny=True)
     targets = T.captioner_targets(scenes.category, scenes.color, scenes.place, scenes.size, scenes.x)
     runs = []
     for images in (scenes.images, images_to_tensor(scenes.images)):
         torch.manual_seed(0)
-        runs.append(T.train_captioner(build("captioner", tiny=True), encoder, images, targets,
-                                      T.Schedule(6, 6, 5e-3, _gen())))
+        runs.append(T.train_captioner(build("captioner", tiny=True), images, targets, T.Schedule(6, 6, 5e-3, _gen())))
     assert runs[0] == runs[1]
 
 
@@ -262,7 +264,7 @@ def test_fresh_training_images_carry_the_classifiers_and_the_captioners_labels(t
     targets = T.captioner_targets(fresh["category"], fresh["color"], fresh["place"], fresh["size"], fresh["x"])
     assert targets.keys() == T.captioner_targets(scenes.category, scenes.color, scenes.place, scenes.size,
                                                  scenes.x).keys()
-    assert [stage[3] for stage in T.STEPS["captioner"]] == [None, 30000, 100000]  # then fresh images
+    assert [stage[3] for stage in T.STEPS["captioner"]] == [30000, 100000]  # fresh images
 
 
 def test_depth_estimator_training_lowers_the_loss(scenes):
@@ -286,11 +288,12 @@ def test_captions_follow_the_template():
     assert caption_from_attributes(attrs) == ["A large red face at the beach and a blue house."]
 
 
-def test_captioner_reads_the_image_encoder_layers(scenes):
-    encoder, captioner = build("image_encoder", tiny=True), build("captioner", tiny=True)
+def test_captioner_reads_its_own_encoder_layers(scenes):
+    captioner = build("captioner", tiny=True)
     pixels = images_to_tensor(scenes.images)
-    assert Captioner.features(encoder, pixels).shape == (12, captioner.config.in_features)
-    captions = captioner.generate(encoder, pixels)
+    assert captioner.features(pixels).shape == (12, captioner.in_features)
+    assert set(captioner.backbone(pixels)) == {"early", "middle", "late"}
+    captions = captioner.generate(pixels)
     assert len(captions) == 12 and all(c.startswith("A ") for c in captions)
 
 

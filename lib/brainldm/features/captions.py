@@ -61,32 +61,31 @@ class WorldCaptionModel:
 
     Parameters
     ----------
-    image_encoder : brainldm.models.world.nets.ImageEncoder
     captioner : brainldm.models.world.nets.Captioner
-        Reads the image encoder's late layer and pooled middle layer.
+        Reads its own encoder's late layer and pooled middle layer.
     batch_size : int
     """
 
     name = "world captioner"
 
-    def __init__(self, image_encoder, captioner, batch_size=256):
-        self.image_encoder, self.captioner, self.batch_size = image_encoder, captioner, int(batch_size)
+    def __init__(self, captioner, batch_size=256):
+        self.captioner, self.batch_size = captioner, int(batch_size)
 
     @property
     def cache_token(self):
-        return f"world-captioner-{weights_digest(self.image_encoder, self.captioner)}"
+        return f"world-captioner-{weights_digest(self.captioner)}"
 
     @property
     def feature_shape(self):
         """Shape of one image's features, from the captioner's config."""
-        return (self.captioner.config.in_features,)
+        return (self.captioner.in_features,)
 
     @torch.no_grad()
     def features(self, images):
         """The captioner's input of uint8 images (n, H, W, 3): float32 (n, in_features)."""
-        size = self.image_encoder.config.image_size
-        out = [self.captioner.features(self.image_encoder, to_module(
-                   images_to_tensor(resize_images(images[i:i + self.batch_size], size)), self.image_encoder)
+        size = self.captioner.config.image_size
+        out = [self.captioner.features(to_module(
+                   images_to_tensor(resize_images(images[i:i + self.batch_size], size)), self.captioner)
                ).float().cpu() for i in range(0, len(images), self.batch_size)]
         return torch.cat(out).numpy() if out else np.zeros((0,) + self.feature_shape, np.float32)
 
@@ -186,7 +185,7 @@ def caption_model(models, **options):
     """
     captioner = models.extras["captioner"]
     if isinstance(captioner, Captioner):
-        return WorldCaptionModel(models.extras["image_encoder"], captioner, **options)
+        return WorldCaptionModel(captioner, **options)
     if isinstance(captioner, tuple) and len(captioner) == 2:
         return BlipCaptionModel(*captioner, **options)
     raise BrainLDMError(f"models.extras['captioner'] is a {type(captioner).__name__}; expected the world "

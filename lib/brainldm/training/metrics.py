@@ -170,7 +170,7 @@ def evaluate_world_models(models, n_eval=100, seed=0, settings=None, return_imag
     quality["retrieval_chance"] = 1 / n_eval
     # Captioner: attributes of the main object and the place, as the caption states them.
     with torch.no_grad():
-        said = models.captioner.predict_attributes(models.image_encoder, pixels)
+        said = models.captioner.predict_attributes(pixels)
     said_main = {k: said[k] for k in ("place", "size", "position")}
     said_main.update(category=said["category"][:, 0], color=said["color"][:, 0])
     quality["captioner_accuracy"] = accuracy_per_attribute(said_main, true)

@@ -111,7 +111,7 @@ def captions_and_depth(models, images):
     depth : float32 array of shape (n, H, W)
     """
     pixels = images_to_tensor(images)
-    return (models.captioner.generate(models.image_encoder, pixels),
+    return (models.captioner.generate(pixels),
             models.depth_estimator(pixels).numpy())
 
 

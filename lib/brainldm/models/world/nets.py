@@ -371,24 +371,28 @@ class WorldInception(ModelMixin, ConfigMixin):
 
 
 class Captioner(ModelMixin, ConfigMixin):
-    """The BLIP analogue: image-encoder features → attributes → a caption from a template.
+    """The BLIP analogue: its own image encoder → attributes → a caption from a template.
 
-    It reads the image encoder's late layer and its middle layer pooled to 4 × 4,
-    predicts the place, the number of objects, each object's category and colour
-    (with an "absent" class), the main object's size and position, and fills
-    :func:`caption_from_attributes`.
+    As BLIP reads images with its own ViT (initialised from an ImageNet-trained one, then
+    trained for captioning), the captioner has its own convolutional encoder, initialised from
+    the trained CNN's and then fine-tuned with its heads (``brainldm train-world``). Its features
+    are the encoder's late layer and its middle layer pooled to ``middle_pool`` × ``middle_pool``;
+    from them it predicts the place, each object's category and colour (with an "absent" class),
+    the main object's size and position, and fills :func:`caption_from_attributes`.
 
     Parameters
     ----------
-    in_features : int
-        Size of the concatenated image-encoder features.
+    channels, width, image_size
+        The encoder's, as :class:`WorldCNN`'s.
     hidden : int
+    middle_pool : int
     """
 
     @register_to_config
-    def __init__(self, in_features=256 + 64 * 16, hidden=512):
+    def __init__(self, channels=(32, 64, 128), width=256, image_size=64, hidden=512, middle_pool=4):
         super().__init__()
-        self.trunk = nn.Sequential(nn.Linear(in_features, hidden), nn.SiLU(), nn.Dropout(0.1),
+        self.backbone = _Backbone(channels, width, image_size)
+        self.trunk = nn.Sequential(nn.Linear(self.in_features, hidden), nn.SiLU(), nn.Dropout(0.1),
                                    nn.Linear(hidden, hidden), nn.SiLU())
         outputs = {"place": len(PLACES), "size": len(SIZES), "position": len(POSITIONS)}
         for k in range(MAX_OBJECTS):
@@ -396,22 +400,26 @@ class Captioner(ModelMixin, ConfigMixin):
             outputs[f"color{k}"] = len(COLOR_NAMES) + 1
         self.heads = nn.ModuleDict({name: nn.Linear(hidden, k) for name, k in outputs.items()})
 
-    @staticmethod
-    def features(image_encoder, pixels):
-        """The captioner's input from ``image_encoder``: shape (n, in_features)."""
-        layers = image_encoder.forward_layers(pixels)
-        middle = F.adaptive_avg_pool2d(layers["middle"], 4).flatten(1)
+    @property
+    def in_features(self):
+        """Size of one image's features (:meth:`features`)."""
+        return self.config.width + self.config.channels[1] * self.config.middle_pool ** 2
+
+    def features(self, pixels):
+        """The captioner's features of ``pixels`` (n, 3, H, W) in [-1, 1]: shape (n, in_features)."""
+        layers = self.backbone(pixels)
+        middle = F.adaptive_avg_pool2d(layers["middle"], self.config.middle_pool).flatten(1)
         return torch.cat([layers["late"], middle], dim=1)
 
     def forward(self, features):
-        """Logits of every output: dict of str to tensor (n, classes)."""
+        """Logits of every output from :meth:`features`: dict of str to tensor (n, classes)."""
         hidden = self.trunk(features)
         return {name: head(hidden) for name, head in self.heads.items()}
 
     @torch.no_grad()
-    def predict_attributes(self, image_encoder, pixels):
-        """Predicted attributes, in the layout :func:`caption_from_attributes` reads."""
-        return self.attributes_from_features(self.features(image_encoder, pixels))
+    def predict_attributes(self, pixels):
+        """Predicted attributes of ``pixels``, in the layout :func:`caption_from_attributes` reads."""
+        return self.attributes_from_features(self.features(pixels))
 
     @torch.no_grad()
     def attributes_from_features(self, features):
@@ -429,9 +437,9 @@ class Captioner(ModelMixin, ConfigMixin):
         return {"place": best["place"], "size": best["size"], "position": best["position"],
                 "category": category, "color": color}
 
-    def generate(self, image_encoder, pixels):
+    def generate(self, pixels):
         """Captions of ``pixels`` (n, 3, H, W): list of n str."""
-        return caption_from_attributes(self.predict_attributes(image_encoder, pixels))
+        return caption_from_attributes(self.predict_attributes(pixels))
 
 
 class DepthEstimator(ModelMixin, ConfigMixin):
@@ -479,7 +487,7 @@ _CONFIGS = {
     "image_encoder": dict(channels=(32, 64, 128), width=256, embed_dim=384, image_size=64),
     "cnn": dict(channels=(32, 64, 128), width=256, image_size=64),
     "inception": dict(stem=(32, 64), widths=(128, 192, 256), image_size=64),
-    "captioner": dict(in_features=256 + 64 * 16, hidden=512),
+    "captioner": dict(channels=(32, 64, 128), width=256, image_size=64, hidden=512, middle_pool=4),
     "depth_estimator": dict(channels=(16, 32, 64, 64)),
 }
 # Tiny versions for fast tests (same classes, a fraction of the width).
@@ -489,7 +497,7 @@ _TINY = {
     "image_encoder": dict(channels=(8, 8, 8), width=16),
     "cnn": dict(channels=(8, 8, 8), width=16),
     "inception": dict(stem=(8, 8), widths=(16, 16, 16)),
-    "captioner": dict(in_features=16 + 8 * 16, hidden=32),
+    "captioner": dict(channels=(8, 8, 8), width=16, hidden=32),
     "depth_estimator": dict(channels=(8, 8, 8, 8)),
 }
 MODEL_CLASSES = {"vae": AutoencoderKL, "unet": UNet2DConditionModel, "scheduler": DDIMScheduler,
