@@ -24,7 +24,7 @@ import logging
 import math
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -79,8 +79,6 @@ STEPS = {
     "depth_estimator": [(400, 16, 3e-3, None)],
     "inception": [(2000, 64, 2e-3, 30000)],
 }
-# What a stage's optional fifth entry may set (the U-Net's): see :class:`UNetOptions`.
-STAGE_OPTIONS = ("p_drop_text", "p_drop_depth", "snr_gamma", "ema_decay")
 ORDER = ("vae", "unet", "cnn", "image_encoder", "captioner", "depth_estimator", "inception")
 CARD = "model_card.json"
 POOL_VERSION = "2"  # 2: captions without positions
@@ -265,6 +263,11 @@ class UNetOptions:
     ema_decay: float = None
 
 
+# What a stage's optional fifth entry may set (the U-Net's), and what the card records of each stage.
+STAGE_OPTIONS = tuple(field.name for field in fields(UNetOptions))
+_STAGE_KEYS = ("steps", "batch_size", "learning_rate", "seconds", "pool_images", *STAGE_OPTIONS)
+
+
 def train_unet(unet, scheduler, latents, text, schedule, depth=None, options=UNetOptions()):
     """Train a conditional U-Net to predict the noise added to scaled latents.
 
@@ -298,7 +301,7 @@ def train_unet(unet, scheduler, latents, text, schedule, depth=None, options=UNe
     n_train_steps = scheduler.config.num_train_timesteps
     alphas = scheduler.alphas_cumprod
     snr = alphas / (1 - alphas)
-    weight = snr.clamp(max=options.snr_gamma or math.inf) / snr
+    weight = snr.clamp(max=options.snr_gamma or math.inf) / snr  # used only with snr_gamma
 
     def loss_fn(index):
         n = len(index)
@@ -312,7 +315,7 @@ def train_unet(unet, scheduler, latents, text, schedule, depth=None, options=UNe
             keep_depth = (torch.rand(n, generator=generator) >= options.p_drop_depth).view(n, 1, 1, 1)
             inputs = torch.cat([inputs, depth[index] * keep_depth], dim=1)
         predicted = unet(inputs, t, encoder_hidden_states=cond).sample
-        if not options.snr_gamma:
+        if not options.snr_gamma:  # the earlier stages' loss, bit for bit (their replay stays exact)
             return F.mse_loss(predicted, noise)
         return (weight[t] * (predicted - noise).pow(2).mean(dim=(1, 2, 3))).mean()
 
@@ -468,10 +471,8 @@ def _record(model, losses, seconds, steps, batch_size, lr, path):
 
 def _continued(previous, record):
     """The card entry of a resumed model: totals over its stages, the last stage's loss curve."""
-    stages = previous.get("stages", [{k: previous[k] for k in ("steps", "batch_size", "learning_rate", "seconds",
-                                                               "pool_images", *STAGE_OPTIONS) if k in previous}])
-    stages = stages + [{k: record[k] for k in ("steps", "batch_size", "learning_rate", "seconds", "pool_images",
-                                               *STAGE_OPTIONS) if k in record}]
+    stages = previous.get("stages", [{k: previous[k] for k in _STAGE_KEYS if k in previous}])
+    stages = stages + [{k: record[k] for k in _STAGE_KEYS if k in record}]
     return {**record, "steps": sum(st["steps"] for st in stages),
             "seconds": round(sum(st["seconds"] for st in stages), 1), "stages": stages,
             "loss_first": previous["loss_first"], "loss_curve_start": previous["steps"]}
@@ -557,8 +558,8 @@ def _train(args, out, names):
             log.info("%s: all %d stages of its recipe are trained already", name, len(stages))
             continue
         for stage in range(done, len(stages)):
-            steps, batch_size, lr, n_fresh, *options = stages[stage]
-            options = options[0] if options else {}
+            steps, batch_size, lr, n_fresh, *extra = stages[stage]
+            options = extra[0] if extra else {}
             steps = max(1, math.ceil(steps * args.steps_scale))
             torch.manual_seed(args.seed * 100 + k)  # every stage is seeded alike (as resumed runs were)
             schedule = Schedule(steps, batch_size, lr, torch.Generator().manual_seed(args.seed * 100 + k))
@@ -627,7 +628,7 @@ class _Inputs:
     seed: int
 
 
-def _train_stage(name, model, inputs, schedule, n_fresh, stage, options=None):
+def _train_stage(name, model, inputs, schedule, n_fresh, stage, options):
     """Stage ``stage`` (from 0) of ``name``'s recipe (:class:`_Inputs`, a :class:`Schedule`, the stage's
     :data:`STAGE_OPTIONS`); returns the losses."""
     pool, pixels, out = inputs.pool, inputs.pixels, inputs.out
@@ -646,7 +647,7 @@ def _train_stage(name, model, inputs, schedule, n_fresh, stage, options=None):
         depth = prepare_depth(pool["depth"], mean.shape[-2:])
         losses = train_unet(model, scheduler, (mean * scale, std * scale),
                             (torch.from_numpy(pool["c"]), inputs.text_encoder.unconditional()), schedule, depth=depth,
-                            options=UNetOptions(**(options or {})))
+                            options=UNetOptions(**options))
         scheduler.save_pretrained(out / "scheduler")
         return losses
     if name == "cnn":
