@@ -9,7 +9,8 @@ from brainldm.training import report
 
 def _card():
     stages = [{"steps": 10, "batch_size": 4, "learning_rate": 0.01, "seconds": 120.0},
-              {"steps": 20, "batch_size": 4, "learning_rate": 0.001, "seconds": 600.0, "pool_images": 500}]
+              {"steps": 20, "batch_size": 4, "learning_rate": 0.001, "seconds": 600.0, "pool_images": 500,
+               "snr_gamma": 5.0, "transformer_layers": 2}]
     models = {
         "vae": {"params": 1_500_000, "megabytes": 6.0, "steps": 30, "batch_size": 4, "seconds": 720.0,
                 "loss_first": 1.0, "loss_last": 0.1, "loss_curve": [1.0, 0.5, 0.1], "loss_curve_every": 10,
@@ -40,6 +41,7 @@ def test_stage_table_lists_every_stage():
     assert list(table.index) == [("vae", 1), ("vae", 2)]  # the CNN has no stages
     np.testing.assert_array_equal(table["images"], [171, 500])  # the pool, unless a stage says otherwise
     np.testing.assert_array_equal(table["minutes"], [2, 10])
+    assert list(table["options"]) == ["–", "snr_gamma 5.0, transformer_layers 2"]  # in STAGE_OPTIONS' order
 
 
 def test_quality_details_and_sample_rows():

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from brainldm.data.datasets.world.scenes import render_scenes
-from brainldm.errors import BrainLDMError
+from brainldm.errors import BrainLDMError, ParameterError
 from brainldm.evaluate.metrics import psnr, two_way_identification
 from brainldm.models.ldm import SamplerSettings, images_to_tensor, prepare_depth
 from brainldm.features.depth import depth_correlation
@@ -154,6 +154,34 @@ def test_min_snr_weighting_lowers_the_loss_and_weighs_noisy_steps_fully(scenes):
     assert all(set(stage[4]) <= set(T.STAGE_OPTIONS) for stages in T.STEPS.values() for stage in stages
                if len(stage) > 4)
     assert set(T.STAGE_OPTIONS) == set(T.UNetOptions.__dataclass_fields__)
+
+
+def test_deepened_attention_starts_as_the_same_function_saves_and_learns(scenes, tmp_path):
+    torch.manual_seed(0)
+    unet = build("unet", tiny=True, cross_attention_dim=8)
+    x, t, c = torch.randn(3, 5, 8, 8, generator=_gen()), torch.tensor([5, 400, 900]), torch.randn(3, 5, 8)
+    with torch.no_grad():
+        before = unet(x, t, encoder_hidden_states=c).sample
+        T.deepen_attention(unet, 2)
+        after = unet(x, t, encoder_hidden_states=c).sample
+    assert torch.equal(before, after)
+    blocks = [m.transformer_blocks for m in unet.modules() if hasattr(m, "transformer_blocks")]
+    assert blocks and all(len(b) == 2 for b in blocks)
+    unet.save_pretrained(tmp_path)
+    reloaded = type(unet).from_pretrained(tmp_path)
+    assert reloaded.config.transformer_layers_per_block == 2
+    with torch.no_grad():
+        assert torch.equal(reloaded(x, t, encoder_hidden_states=c).sample, before)
+    with pytest.raises(ParameterError, match="can be deepened to more"):
+        T.deepen_attention(unet, 1)
+    # a stage with ``transformer_layers`` deepens first, then trains the new layers too
+    unet = build("unet", tiny=True, cross_attention_dim=8)
+    latents = torch.randn(12, 4, 8, 8, generator=_gen())
+    T.train_unet(unet, build("scheduler"), (latents, 0.01 * torch.ones_like(latents)),
+                 (torch.randn(12, 5, 8), torch.zeros(1, 5, 8)), T.Schedule(5, 12, 3e-3, _gen()),
+                 depth=prepare_depth(scenes.depth, (8, 8)), options=T.UNetOptions(transformer_layers=2))
+    new = unet.down_blocks[1].attentions[0].transformer_blocks[1]
+    assert new.attn2.to_out[0].weight.abs().sum() > 0
 
 
 def test_ema_ends_with_the_moving_average_of_the_weights():

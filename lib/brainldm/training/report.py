@@ -7,6 +7,7 @@ import torch
 
 from brainldm.data.datasets.world.design import NSD_TEST_IMAGES
 from brainldm.models.ldm import LatentDiffusion, images_to_tensor
+from brainldm.training.train import STAGE_OPTIONS
 
 __all__ = ["QUALITY_TARGETS", "training_table", "quality_table", "strength_series", "captions_and_depth",
            "pool_summary", "CardTotals", "card_totals", "stage_table", "quality_details", "sample_rows"]
@@ -155,10 +156,12 @@ def card_totals(card):
 
 
 def stage_table(card):
-    """One row per training stage of the models trained in stages: steps, batch, images, learning rate, minutes."""
+    """One row per training stage of the models trained in stages: steps, batch, images, learning rate, minutes,
+    and the stage's options (:data:`brainldm.training.train.STAGE_OPTIONS`, ``–`` for none)."""
     rows = [{"model": name, "stage": k + 1, "steps": stage["steps"], "batch": stage["batch_size"],
              "images": stage.get("pool_images", card["pool"]["n_images"]), "learning rate": stage["learning_rate"],
-             "minutes": round(stage["seconds"] / 60)}
+             "minutes": round(stage["seconds"] / 60),
+             "options": ", ".join(f"{key} {stage[key]}" for key in STAGE_OPTIONS if key in stage) or "–"}
             for name, m in card["models"].items() for k, stage in enumerate(m.get("stages", []))]
     return pd.DataFrame(rows).set_index(["model", "stage"])
 
