@@ -22,7 +22,7 @@ QUALITY_TARGETS = [
      ("img2img_identification", "cnn_late"), 0.95, None),
     ("img2img (strength 0.8): two-way identification, image encoder late",
      ("img2img_identification", "image_encoder_late"), 0.97, None),
-    ("image encoder: top-1 caption retrieval", ("retrieval_top1",), 0.50, ("retrieval_chance",)),
+    ("image encoder: top-1 caption retrieval among the run's images", ("retrieval_top1",), 0.50, ("retrieval_chance",)),
     ("CNN attribute accuracy (mean)", ("cnn_accuracy", "mean"), 0.95, None),
     ("captioner attribute accuracy (mean)", ("captioner_accuracy", "mean"), 0.95, None),
     ("depth estimator Pearson r", ("depth_r",), 0.90, None),
