@@ -117,9 +117,10 @@ fig = loss_curves(card)
 # VAE, a U-Net that draws what the caption says, img2img that keeps an image's identity, a CLIP-like
 # encoder that matches images to captions, and recognisers good enough to score all of this.
 # Text→image samples are scored by the world CNN (chance: one over the number of categories or
-# colours); two-way identification has chance 0.5. The shipped card is measured on 400 held-out
-# images (a rate near 0.8 has a standard error of 0.02 there, 0.04 on 100); retrieval picks among a
-# run's images, so on the card's 400 its chance (1/400) and its rate are lower than on `n_eval`.
+# colours); two-way identification has chance 0.5. The shipped card is measured on
+# {glue:text}`card_n_eval` held-out images (`brainldm train-world --n-eval`; a rate near 0.8 has a
+# standard error of 0.02 on 400, 0.04 on 100); retrieval picks among a run's images, so its chance
+# is one over their number and its rate falls as they grow.
 
 # %%
 quality, images = cached_evaluation(models, n_eval=n_eval, seed=seed, settings=settings)
