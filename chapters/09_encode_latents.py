@@ -135,8 +135,8 @@ enc.unique_means().round(3)
 
 # %% [markdown]
 # ## 5. Against the simulated truth (world only)
-# Each simulated voxel's response mixes a low-level drive (oriented contrast energy in its
-# population receptive field), a semantic drive (object categories, place, colour) and a spatial
+# Each simulated voxel's response mixes a low-level drive (oriented contrast energy and colour in
+# its population receptive field), a semantic drive (object categories, place, colour) and a spatial
 # one (position, depth, number); its *true tuning class* is the largest (chapter 1). If `z` stands
 # for low-level and `c` for semantic tuning, the feature that predicts a voxel better should match
 # its class. Voxels where neither model is significant, or whose class is spatial, are left out.
@@ -171,7 +171,7 @@ enc.headline().round(3)
 # - Why, measured in chapter 14 (section 5): on the *noise-free* responses `z` predicts V1 better
 #   than `c`, so the gap is not in what `z` carries. The world's images are drawn from a few
 #   attributes (place, objects, colours, sizes), and those attributes alone predict much of the
-#   contrast energy in a V1 pRF {cite:p}`kay2013compressive`; `c` names them, so its V1-relevant
+#   contrast energy and colour in a V1 pRF {cite:p}`kay2013compressive`; `c` names them, so its V1-relevant
 #   information is low-dimensional and a ridge learns it from few noisy images. `z`'s is spread
 #   over many dimensions: cut both to the same number of principal components and `z` loses much
 #   of its V1 accuracy while `c` keeps most of its own, so `c`'s extra dimensions are not what

@@ -123,8 +123,9 @@ print(agreement.report())
 #    what the features carry.
 # 2. **Equal feature counts**: `c` has many times `z`'s dimensions; both reduced to the same
 #    number of principal components. If `c` won because it has more dimensions, it would lose here.
-# 3. **Contrast energy**: early voxels respond to the oriented contrast energy in their pRF
-#    {cite:p}`dumoulin2008prf` (the compressive model of {cite:t}`kay2013compressive`). How well do
+# 3. **Low-level drive**: early voxels respond to the oriented contrast energy in their pRF
+#    {cite:p}`dumoulin2008prf` (the compressive model of {cite:t}`kay2013compressive`) and to its
+#    colour (hue is decodable from V1–V4 voxels {cite:p}`brouwer2009color`). How well do
 #    `z`, `c` and the scene attributes a caption can name predict that drive? Images of this world
 #    are drawn from a few attributes (place, objects, colours, sizes, positions), so the attributes
 #    alone predict much of it. The world's captions used to state where the main object was;
@@ -136,7 +137,8 @@ print(agreement.report())
 # %%
 diagnosis = truth.early_cortex_diagnosis(ds, models, sizes=diagnosis_sizes, seed=seed)
 print("noise-free responses, test r (ROI mean):", diagnosis.means("noise_free").round(3), sep="\n")
-print("contrast energy in each voxel's pRF, test r (ROI mean):", diagnosis.means("contrast_energy").round(3), sep="\n")
+print("low-level drive (contrast energy and colour in each voxel's pRF), test r (ROI mean):",
+      diagnosis.means("low_level").round(3), sep="\n")
 
 # %% [markdown]
 # `z − c` on the measured responses as the training set grows, and where `z` overtakes `c` in V1:

@@ -15,12 +15,14 @@ from brainldm.generate.oracle import OracleComparison, oracle_reconstructions, r
 
 
 def test_noise_free_responses_decode_better_than_measured_ones(world, tiny_models):
-    table = decoding_against_oracle(world, tiny_models, [("z", "early")])
+    # 200 training images: with the fixture's 40 the two decoders' test r differ by less than their noise
+    larger = type(world)(subject="subj01", n_train=200, n_test=20)
+    table = decoding_against_oracle(larger, tiny_models, [("z", "early")])
     row = table.iloc[0]
     assert row.pair == "z from early"
     assert row.oracle > row.measured
     assert row.fraction == pytest.approx(row.measured / row.oracle)
-    r = oracle_decoding(world, tiny_models, "z", "early")
+    r = oracle_decoding(larger, tiny_models, "z", "early")
     assert r.shape == (int(np.prod(tiny_models.latent_shape())),)
 
 
@@ -52,19 +54,19 @@ def test_early_cortex_diagnosis_measures_what_each_feature_carries(world, tiny_m
     features = set(diagnosis.noise_free["feature"])
     assert features == {"z", "c", "z (PCA 8)", "c (PCA 8)", "c + position"}
     assert set(diagnosis.noise_free["roi"]) == {"V1", "V2", "V3", "ventral"}
-    assert set(diagnosis.contrast_energy["feature"]) == {"z", "c", "scene attributes", "without position and size"}
-    for table in (diagnosis.noise_free, diagnosis.contrast_energy, diagnosis.by_training_size):
+    assert set(diagnosis.low_level["feature"]) == {"z", "c", "scene attributes", "without position and size"}
+    for table in (diagnosis.noise_free, diagnosis.low_level, diagnosis.by_training_size):
         assert np.isfinite(table[["mean", "ci_low", "ci_high"]].to_numpy()).all()
         assert (table["ci_low"] <= table["mean"]).all() and (table["mean"] <= table["ci_high"]).all()
     # noise-free responses are predicted better than noisy ones could be: the attributes that
     # draw the scene predict the contrast energy in V2/V3 pRFs well
-    energy = diagnosis.contrast_energy.set_index(["feature", "roi"])["mean"]
+    energy = diagnosis.low_level.set_index(["feature", "roi"])["mean"]
     assert energy["scene attributes", "V3"] > 0.5
     curve = diagnosis.by_training_size
     assert list(curve["n_train"].unique()) == [20, 40]
     np.testing.assert_allclose(curve["mean"], curve["z"] - curve["c"], atol=1e-9)
     assert diagnosis.crossover("V1") in (None, 20, 40)
-    means = diagnosis.means("contrast_energy")
+    means = diagnosis.means("low_level")
     assert means.loc["scene attributes", "V3"] == energy["scene attributes", "V3"]
 
 

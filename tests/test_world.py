@@ -1,3 +1,5 @@
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -192,6 +194,31 @@ def test_scene_drive_features_are_not_the_ldm_features():
     assert features["energy"].shape == (4, 4, GRID, GRID) and features["spatial"].shape == (4, 6)
     assert features["semantic"].shape[0] == 4
     np.testing.assert_allclose(features["spatial"][:, 5], scenes.n_objects)  # the last column counts objects
+
+
+def test_early_voxels_see_colour_as_well_as_contrast(world):
+    """Two images with the same luminance but opposite hues: contrast energy cannot tell them apart, V1 can."""
+    from brainldm.data.datasets.world.brain import DRIVES, drives, low_level_drive, mix_weights, scene_drive_features
+
+    scenes = render_scenes(np.arange(2), seed=0, size=64)
+    images = np.full((2, 64, 64, 3), 128, np.uint8)
+    images[0, 16:48, 16:48] = (168, 88, 128)  # reddish square
+    images[1, 16:48, 16:48] = (88, 168, 128)  # greenish square of the same mean grey
+    features = scene_drive_features(dataclasses.replace(scenes, images=images))
+    assert features["chroma"].shape == (2, 2, 16, 16) and np.abs(features["chroma"]).max() <= 1
+    truth = world.ground_truth
+    parts = dict(zip(DRIVES, drives(features, truth)))
+    np.testing.assert_allclose(parts["luminance"][0], parts["luminance"][1], rtol=1e-5)
+    v1 = world.roi_mask("V1")
+    assert np.abs(parts["chromatic"][0] - parts["chromatic"][1])[v1].mean() > 0.01
+    weights = mix_weights(truth)
+    np.testing.assert_allclose((weights ** 2).sum(1), 1, rtol=1e-5)
+    assert weights.shape == (world.n_voxels, len(DRIVES))
+    np.testing.assert_allclose(truth["chromatic_share"][v1], 0.5)
+    reference = world._reference()
+    low = low_level_drive(features, truth, reference)
+    assert low.shape == (2, world.n_voxels) and np.abs(low[0] - low[1])[v1].mean() > 0.1
+    np.testing.assert_allclose(world.true_low_level_drive(world.image_ids("test")[:3]).shape, (3, world.n_voxels))
 
 
 def test_stimulus_grid_and_trial_order(world):

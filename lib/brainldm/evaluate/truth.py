@@ -324,9 +324,9 @@ class EarlyCortexDiagnosis:
         ``feature`` and ``roi``: ``z``, ``c``, both reduced to ``n_components`` principal
         components (``z (PCA k)``, ``c (PCA k)``), and ``c + position`` (each image's
         captions plus a sentence that states where its main object is).
-    contrast_energy : pandas DataFrame
+    low_level : pandas DataFrame
         Test r of the same models predicting each voxel's true *low-level drive* (the
-        contrast energy in its pRF, before noise and before mixing with its other
+        contrast energy and colour in its pRF, before noise and before mixing with its other
         drives), plus one-hot ``scene attributes`` (place, categories, colours, size,
         position, number of objects) and those attributes ``without position and size``.
     by_training_size : pandas DataFrame
@@ -336,13 +336,13 @@ class EarlyCortexDiagnosis:
     """
 
     noise_free: object
-    contrast_energy: object
+    low_level: object
     by_training_size: object
     n_components: int
 
     def means(self, table="noise_free"):
-        """ROI means of ``noise_free`` or ``contrast_energy``: one row per feature, one column per ROI."""
-        check_choice("table", table, ("noise_free", "contrast_energy"))
+        """ROI means of ``noise_free`` or ``low_level``: one row per feature, one column per ROI."""
+        check_choice("table", table, ("noise_free", "low_level"))
         return getattr(self, table).pivot(index="feature", columns="roi", values="mean")
 
     def crossover(self, roi="V1"):
@@ -379,8 +379,8 @@ def early_cortex_diagnosis(ds, models, n_train=None, n_components=100, sizes=TRA
     1. *noise-free responses* — is the gap in what ``z`` and ``c`` carry, or in noise?
     2. *equal feature counts* — ``c`` has 12 times ``z``'s dimensions; both cut to
        ``n_components`` principal components (fitted on the training images);
-    3. *contrast energy* — the drive early voxels are tuned to (their pRF's oriented
-       contrast energy, Kay et al. 2013), predicted from ``z``, from ``c``, and from
+    3. *low-level drive* — what early voxels are tuned to (their pRF's oriented
+       contrast energy, Kay et al. 2013, and colour), predicted from ``z``, from ``c``, and from
        the scene attributes a caption can name, with and without position and size;
     4. *training size* — ``z - c`` on the measured responses with ``sizes`` training
        images (the same test images; the world renders as many as asked).
@@ -419,7 +419,7 @@ def early_cortex_diagnosis(ds, models, n_train=None, n_components=100, sizes=TRA
                             test_ids=data.test_ids, Y_test=Y[n_fit:], noise_ceiling=np.full(Y.shape[1], 100.0))
 
     noise_free = _fit_table(truth_data(ds.true_signal(ids)), features, rois, ds, n_boot, seed)
-    low = brain_model.drives(brain_model.scene_drive_features(scenes), ds.ground_truth)[0].astype(np.float32)
+    low = ds.true_low_level_drive(ids)
     attributes = {"scene attributes": _attributes_one_hot(
                       scenes, ["place", "category", "color", "size", "position", "n_objects"]),
                   "without position and size": _attributes_one_hot(scenes, ["place", "category", "color",
@@ -443,5 +443,5 @@ def early_cortex_diagnosis(ds, models, n_train=None, n_components=100, sizes=TRA
         table["z"], table["c"] = means.loc[table["roi"], "z"].values, means.loc[table["roi"], "c"].values
         rows.append(table.assign(n_train=size))
     curve = pd.concat(rows, ignore_index=True)[["n_train", "roi", "z", "c", "mean", "ci_low", "ci_high", "verdict"]]
-    return EarlyCortexDiagnosis(noise_free=noise_free, contrast_energy=energy, by_training_size=curve,
+    return EarlyCortexDiagnosis(noise_free=noise_free, low_level=energy, by_training_size=curve,
                                 n_components=k)

@@ -74,7 +74,8 @@ STEPS = {
              (6000, 64, 5e-4, None, {"snr_gamma": 5.0, "ema_decay": 0.999}),
              (3000, 64, 2.5e-4, None, {"snr_gamma": 5.0, "ema_decay": 0.999}),
              (4000, 64, 5e-4, None, {"snr_gamma": 5.0, "ema_decay": 0.999, "transformer_layers": 2}),
-             (3000, 64, 2.5e-4, None, {"snr_gamma": 5.0, "ema_decay": 0.999})],
+             (3000, 64, 2.5e-4, None, {"snr_gamma": 5.0, "ema_decay": 0.999}),
+             (5000, 64, 4e-4, None, {"snr_gamma": 5.0, "ema_decay": 0.999, "transformer_layers": 3})],
     # the fourth stage: 60,000 fresh images (the CNN fit its 30,000 at 0.99, 500 held-out ones at
     # 0.96); held-out mean accuracy 0.942 -> 0.952 (100 images), 0.967 (1,000)
     "cnn": [(600, 64, 2e-3, None), (600, 64, 2e-3, None), (2000, 64, 1e-3, 30000), (1500, 64, 5e-4, 60000)],

@@ -1,10 +1,14 @@
 """Simulated subjects: voxels on S1's visual cortex with known tuning and noise.
 
-Each voxel's noiseless response is a mix of three standardised drives, with
+Each voxel's noiseless response is a mix of three standardised drives (the low-level one
+itself luminance and colour: :data:`DRIVES`), with
 variance fractions that depend on its ROI (and are jittered per voxel):
 
 * **low-level** — a compressive pRF model (Kay et al. 2013): oriented contrast
-  energy pooled by a Gaussian pRF, raised to the power 0.5. Early voxels' pRFs
+  energy pooled by a Gaussian pRF, raised to the power 0.5, mixed with the colour
+  in the same pRF: two cone-opponent signals (red–green, blue–yellow) weighted
+  by the voxel's hue preference, as hue is decodable from V1–V4 voxels (Engel et
+  al. 1997; Brouwer & Heeger 2009). Early voxels' pRFs
   follow their position on the flattened cortex, so cortical neighbours have
   neighbouring pRFs (contralateral hemifield, eccentricity along V1's long axis,
   polar angle across it).
@@ -27,15 +31,23 @@ from brainldm.data.anatomy import ROI_NAMES, ROI_STREAM
 from brainldm.data.datasets.world.design import SUBJECT_NUMBERS
 from brainldm.data.datasets.world.scenes import CATEGORIES, COLOR_NAMES, PLACES
 
-__all__ = ["TUNING_CLASSES", "SUBJECT_SNR", "scene_drive_features", "simulate_brain"]
+__all__ = ["TUNING_CLASSES", "DRIVES", "SUBJECT_SNR", "scene_drive_features", "simulate_brain", "drives",
+           "mix_weights", "signal", "low_level_drive"]
 
 TUNING_CLASSES = ("low-level", "semantic", "spatial")
+#: the raw drives :func:`drives` returns; the first two make up the low-level class
+DRIVES = ("luminance", "chromatic", "semantic", "spatial")
 #: overall signal-to-noise of each simulated subject (NSD's subj01 has the cleanest data)
 SUBJECT_SNR = {"subj01": 1.0, "subj02": 0.9, "subj05": 0.8, "subj07": 0.65}
 GRID = 16  # energy maps are pooled to GRID x GRID before the pRFs
 ORIENTATIONS = np.deg2rad([0, 45, 90, 135])
 _STREAM_SNR = {"early": 0.6, "midventral": 0.45, "midlateral": 0.45, "midparietal": 0.4,
                "ventral": 0.45, "lateral": 0.42, "parietal": 0.32}
+#: share of a voxel's low-level variance that is colour (the rest is contrast energy): half in V1–V4,
+#: whose BOLD responses to red–green modulation are as strong as to luminance modulation (Engel et
+#: al. 1997), a quarter in the higher areas' small low-level part
+_CHROMATIC_SHARE = {"V1": 0.5, "V2": 0.5, "V3": 0.5, "V4": 0.5}
+_CHROMATIC_DEFAULT = 0.25
 # variance fractions (low-level, semantic, spatial) and pRF size factor per ROI
 _ROI_TUNING = {
     "V1": ((0.97, 0.03, 0.0), 1.0), "V2": ((0.95, 0.05, 0.0), 1.5), "V3": ((0.9, 0.07, 0.03), 2.0),
@@ -64,16 +76,21 @@ def scene_drive_features(scenes):
     Returns
     -------
     features : dict
-        ``energy`` (n, 4, GRID, GRID) oriented contrast energy; ``semantic``
+        ``energy`` (n, 4, GRID, GRID) oriented contrast energy; ``chroma`` (n, 2, GRID, GRID)
+        the red–green (R − G) and blue–yellow (B − (R + G) / 2) signals, in [-1, 1]; ``semantic``
         (n, 15) category, place and colour areas; ``spatial`` (n, 6) main-object
         x, mean x, main depth, mean depth, main height, number of objects.
     """
-    grey = scenes.images.astype(np.float32).mean(-1) / 255.0
+    rgb = scenes.images.astype(np.float32) / 255.0
+    grey = rgb.mean(-1)
     gy, gx = np.gradient(grey, axis=(1, 2))
     n, size = grey.shape[0], grey.shape[1]
     block = size // GRID
     energy = np.stack([(gx * np.cos(t) + gy * np.sin(t)) ** 2 for t in ORIENTATIONS], axis=1)
     energy = energy[:, :, :block * GRID, :block * GRID].reshape(n, 4, GRID, block, GRID, block).mean((3, 5))
+    r, g, b = np.moveaxis(rgb, -1, 0)
+    chroma = np.stack([r - g, b - (r + g) / 2], axis=1)
+    chroma = chroma[:, :, :block * GRID, :block * GRID].reshape(n, 2, GRID, block, GRID, block).mean((3, 5))
 
     present = scenes.category >= 0
     area = np.where(present, np.nan_to_num(scenes.height) ** 2, 0.0)
@@ -87,7 +104,8 @@ def scene_drive_features(scenes):
         scenes.x[:, 0], np.nanmean(scenes.x, 1), scenes.depth_of[:, 0], np.nanmean(scenes.depth_of, 1),
         scenes.height[:, 0], scenes.n_objects.astype(np.float32),
     ], axis=1).astype(np.float32)
-    return {"energy": energy.astype(np.float32), "semantic": semantic, "spatial": spatial}
+    return {"energy": energy.astype(np.float32), "chroma": chroma.astype(np.float32), "semantic": semantic,
+            "spatial": spatial}
 
 
 def _ranks(values):
@@ -143,7 +161,9 @@ def simulate_brain(anatomy, subject, seed):
     brain : dict of arrays over voxels
         ``fractions`` (v, 3) variance fractions of (low-level, semantic, spatial);
         ``tuning`` (v,) index into :data:`TUNING_CLASSES` of the largest fraction;
-        ``prf_x``, ``prf_y``, ``prf_sigma``; ``orientation_weights`` (v, 4);
+        ``prf_x``, ``prf_y``, ``prf_sigma``; ``orientation_weights`` (v, 4); ``chromatic_share`` (v,)
+        of the low-level fraction; ``hue_weights`` (v, 2) unit vectors, the preferred direction in
+        the (red–green, blue–yellow) plane;
         ``semantic_weights`` (v, 15); ``spatial_weights`` (v, 6); ``ncsnr`` (v,); ``gain`` (v,).
     """
     rng = np.random.default_rng([seed, SUBJECT_NUMBERS[subject], 11])
@@ -161,7 +181,7 @@ def simulate_brain(anatomy, subject, seed):
     ncsnr = (np.array([_STREAM_SNR[ROI_STREAM[r]] for r in roi_names]) * SUBJECT_SNR[subject]
              * rng.lognormal(0, 0.35, n) * _smooth_field(anatomy["flat"], rng))
     ncsnr[rng.random(n) < 0.08] *= 0.1  # some voxels barely respond
-    return {
+    brain = {
         "fractions": fractions.astype(np.float32),
         "tuning": fractions.argmax(1),
         "prf_x": prf_x.astype(np.float32), "prf_y": prf_y.astype(np.float32),
@@ -172,10 +192,16 @@ def simulate_brain(anatomy, subject, seed):
         "ncsnr": ncsnr.astype(np.float32),
         "gain": rng.lognormal(0.3, 0.3, n).astype(np.float32),
     }
+    # drawn last, so that every draw above is what it was before colour was added
+    hue = rng.uniform(0, 2 * np.pi, n)
+    brain["hue_weights"] = np.stack([np.cos(hue), np.sin(hue)], axis=1).astype(np.float32)
+    brain["chromatic_share"] = np.array([_CHROMATIC_SHARE.get(r, _CHROMATIC_DEFAULT) for r in roi_names],
+                                        np.float32)
+    return brain
 
 
 def drives(features, brain):
-    """The three raw (unstandardised) drives of every voxel: three arrays of shape (n_images, v)."""
+    """The raw (unstandardised) drives of every voxel, in :data:`DRIVES` order: arrays of shape (n_images, v)."""
     g = (np.arange(GRID) + 0.5) / GRID
     gx, gy = np.meshgrid(g, g)  # (GRID, GRID): x across, y down
     prf = np.exp(-((gx[..., None] - brain["prf_x"]) ** 2 + (gy[..., None] - brain["prf_y"]) ** 2)
@@ -184,9 +210,29 @@ def drives(features, brain):
     energy = features["energy"].reshape(features["energy"].shape[0], 4, GRID * GRID)
     low = sum((energy[:, k] @ prf) * brain["orientation_weights"][:, k] for k in range(4))
     low = np.sqrt(np.maximum(low, 0))
+    chroma = features["chroma"].reshape(features["chroma"].shape[0], 2, GRID * GRID)
+    colour = sum((chroma[:, k] @ prf) * brain["hue_weights"][:, k] for k in range(2))
     sem = features["semantic"] @ brain["semantic_weights"].T
     spatial = features["spatial"] @ brain["spatial_weights"].T
-    return low, sem, spatial
+    return low, colour, sem, spatial
+
+
+def mix_weights(brain):
+    """How much of each drive (:data:`DRIVES`) a voxel's response holds: (v, 4), squares summing to 1."""
+    low, sem, spatial = brain["fractions"].T
+    share = brain["chromatic_share"]
+    return np.sqrt(np.stack([low * (1 - share), low * share, sem, spatial], axis=1))
+
+
+def _standardised(parts, reference):
+    return [(part - reference["mean"][k]) / reference["std"][k] for k, part in enumerate(parts)]
+
+
+def low_level_drive(features, brain, reference):
+    """Each voxel's standardised low-level drive (contrast energy and colour in its pRF): (n_images, v)."""
+    luminance, colour = _standardised(drives(features, brain), reference)[:2]
+    share = brain["chromatic_share"]
+    return (np.sqrt(1 - share) * luminance + np.sqrt(share) * colour).astype(np.float32)
 
 
 def signal(features, brain, reference):
@@ -196,9 +242,6 @@ def signal(features, brain, reference):
     set of images, so that a voxel's response to an image does not depend on
     which other images are in the experiment.
     """
-    parts = drives(features, brain)
-    total = 0.0
-    for k, part in enumerate(parts):
-        z = (part - reference["mean"][k]) / reference["std"][k]
-        total = total + np.sqrt(brain["fractions"][:, k]) * z
+    weights = mix_weights(brain)
+    total = sum(weights[:, k] * z for k, z in enumerate(_standardised(drives(features, brain), reference)))
     return (total / reference["std_total"]).astype(np.float32)

@@ -14,7 +14,7 @@ __all__ = ["WorldDataset", "CALIBRATION_IDS"]
 
 #: images used only to standardise every voxel's drives (never shown to a subject)
 CALIBRATION_IDS = 300_000_000 + np.arange(512)
-_VERSION = "2"  # 2: captions no longer state where the main object is
+_VERSION = "3"  # 2: captions no longer state where the main object is; 3: early cortex sees colour
 _CHUNK = 512
 
 
@@ -146,11 +146,18 @@ class WorldDataset(Dataset):
 
     def true_signal(self, ids):
         """Noiseless unit-variance responses of every voxel to ``ids``: float32 ``(n, v)``."""
+        return self._per_chunk(ids, brain_model.signal)
+
+    def true_low_level_drive(self, ids):
+        """Every voxel's standardised low-level drive (contrast energy and colour in its pRF): ``(n, v)``."""
+        return self._per_chunk(ids, brain_model.low_level_drive)
+
+    def _per_chunk(self, ids, function):
         reference = self._reference()
         out = []
         for start in range(0, len(ids), _CHUNK):
             feats = brain_model.scene_drive_features(self.scenes(ids[start:start + _CHUNK]))
-            out.append(brain_model.signal(feats, self._truth, reference))
+            out.append(function(feats, self._truth, reference))
         return np.concatenate(out) if out else np.zeros((0, self.n_voxels), np.float32)
 
     def _trials(self, split):
