@@ -81,7 +81,7 @@ print(report.pool_summary(card))
 # | --- | --- | --- | --- |
 # | `vae` | diffusers `AutoencoderKL` | pixels (MSE + L1 + 1e-6 KL) | SD's VAE (`z`) |
 # | `text_encoder` | pretrained MiniLM-L6 (frozen) | nothing here | CLIP text encoder (`c`) |
-# | `unet` | diffusers `UNet2DConditionModel`, 4 latent + 1 depth channel | noise prediction on `z`, 10% text and 50% depth dropped; later stages min-SNR weighted (γ = 5), EMA weights, then a second transformer layer in every attention block | SD 1.4 / SD 2 depth |
+# | `unet` | diffusers `UNet2DConditionModel`, 4 latent + 1 depth channel | noise prediction on `z`, 10% text and 50% depth dropped; later stages min-SNR weighted (γ = 5), EMA weights, then a second and a third transformer layer in every attention block | SD 1.4 / SD 2 depth |
 # | `scheduler` | diffusers `DDIMScheduler` (SD's betas) | — | SD's DDIM |
 # | `image_encoder` | convolutional encoder, early / middle / late layers | InfoNCE against caption sentence embeddings | CLIP image encoder |
 # | `cnn` | convolutional classifier (GroupNorm, SiLU), early / middle / late layers | place, main object's category, colour, size, position, number of objects | AlexNet |
