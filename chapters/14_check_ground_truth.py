@@ -137,8 +137,7 @@ print(agreement.report())
 # %%
 diagnosis = truth.early_cortex_diagnosis(ds, models, sizes=diagnosis_sizes, seed=seed)
 print("noise-free responses, test r (ROI mean):", diagnosis.means("noise_free").round(3), sep="\n")
-print("low-level drive (contrast energy and colour in each voxel's pRF), test r (ROI mean):",
-      diagnosis.means("low_level").round(3), sep="\n")
+print("low-level drive in each voxel's pRF, test r (ROI mean):", diagnosis.means("low_level").round(3), sep="\n")
 
 # %% [markdown]
 # `z − c` on the measured responses as the training set grows, and where `z` overtakes `c` in V1:

@@ -425,7 +425,7 @@ def test_decoding_the_extensions_streamed_equals_in_memory(world, tiny_world, tm
         assert correlation_score(expected, d.predicted).min() >= 0.9999
         np.testing.assert_allclose(d.predicted, expected, rtol=1e-5, atol=1e-5 * np.abs(expected).max())
         np.testing.assert_array_equal(d.true, in_memory[name].true)
-        np.testing.assert_allclose(d.r, in_memory[name].r, atol=1e-4)
+        np.testing.assert_allclose(d.r, in_memory[name].r, atol=5e-4)  # r over 10 test images, float32 predictions
         assert d.predicted.shape == d.true.shape == (10, d.r.size)
 
 

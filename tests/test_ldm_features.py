@@ -162,7 +162,8 @@ def test_noise_level_and_timestep_gains(world, tiny_models, encoding_settings):
 def test_layer_scores_winners_and_depths(world, tiny_models, encoding_settings):
     from brainldm.fit.ldm_encoding import layer_scores
 
-    scores = layer_scores(world, tiny_models, encoding_settings, n_boot=20)
+    # fdr 0.99: nearly every voxel counts as predicted, so that the tiny random models have winners to book-keep
+    scores = layer_scores(world, tiny_models, encoding_settings, fdr=0.99, n_boot=20)
     layers = scores.layers
     assert set(scores.table["stage"]) == {"early", "middle", "late"} and set(scores.table["layer"]) == set(layers)
     assert list(scores.best_by_roi().columns) == ["early", "middle", "late"]
@@ -174,6 +175,8 @@ def test_layer_scores_winners_and_depths(world, tiny_models, encoding_settings):
     for stage, w in scores.winners.items():
         assert shares[stage].sum() == pytest.approx((w >= 0).mean())
     measures = scores.winner_depths()
-    late = scores.winners["late"]
-    np.testing.assert_array_equal(np.isfinite(measures["late: mean depth"]), late >= 0)
-    assert np.nanmax(measures["late: bottleneck"]) <= 1 and list(scores.describe()["depth"]) == [depth[l] for l in layers]
+    for stage, w in scores.winners.items():  # defined exactly where a layer wins; the flags are 0 or 1
+        np.testing.assert_array_equal(np.isfinite(measures[f"{stage}: mean depth"]), w >= 0)
+        assert set(np.unique(measures[f"{stage}: bottleneck"][w >= 0])) <= {0.0, 1.0}
+    assert all((w >= 0).any() for w in scores.winners.values())
+    assert list(scores.describe()["depth"]) == [depth[l] for l in layers]
