@@ -23,7 +23,6 @@ import numpy as np
 import pandas as pd
 
 from brainldm.data.cache import array_digest, cached_arrays
-from brainldm.data.datasets.world import brain as brain_model
 from brainldm.data.datasets.world.brain import TUNING_CLASSES
 from brainldm.data.noise import noise_ceiling
 from brainldm.errors import BrainLDMError, check_choice
