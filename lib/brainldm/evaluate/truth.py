@@ -423,7 +423,7 @@ def early_cortex_diagnosis(ds, models, n_train=None, n_components=100, sizes=TRA
                       scenes, ["place", "category", "color", "size", "position", "n_objects"]),
                   "without position and size": _attributes_one_hot(scenes, ["place", "category", "color",
                                                                              "n_objects"])}
-    energy = _fit_table(truth_data(low), {"z": z, "c": c, **attributes}, rois, ds, n_boot, seed)
+    low_level = _fit_table(truth_data(low), {"z": z, "c": c, **attributes}, rois, ds, n_boot, seed)
 
     big = type(ds)(subject=ds.subject, seed=ds.seed, n_train=max(sizes), n_test=ds.design.n_test,
                    n_repeats=ds.design.n_repeats, image_size=ds.image_size, voxel_upsample=ds.voxel_upsample)
@@ -442,5 +442,5 @@ def early_cortex_diagnosis(ds, models, n_train=None, n_components=100, sizes=TRA
         table["z"], table["c"] = means.loc[table["roi"], "z"].values, means.loc[table["roi"], "c"].values
         rows.append(table.assign(n_train=size))
     curve = pd.concat(rows, ignore_index=True)[["n_train", "roi", "z", "c", "mean", "ci_low", "ci_high", "verdict"]]
-    return EarlyCortexDiagnosis(noise_free=noise_free, low_level=energy, by_training_size=curve,
+    return EarlyCortexDiagnosis(noise_free=noise_free, low_level=low_level, by_training_size=curve,
                                 n_components=k)

@@ -84,13 +84,10 @@ def scene_drive_features(scenes):
     rgb = scenes.images.astype(np.float32) / 255.0
     grey = rgb.mean(-1)
     gy, gx = np.gradient(grey, axis=(1, 2))
-    n, size = grey.shape[0], grey.shape[1]
-    block = size // GRID
-    energy = np.stack([(gx * np.cos(t) + gy * np.sin(t)) ** 2 for t in ORIENTATIONS], axis=1)
-    energy = energy[:, :, :block * GRID, :block * GRID].reshape(n, 4, GRID, block, GRID, block).mean((3, 5))
+    n = grey.shape[0]
+    energy = _pool(np.stack([(gx * np.cos(t) + gy * np.sin(t)) ** 2 for t in ORIENTATIONS], axis=1))
     r, g, b = np.moveaxis(rgb, -1, 0)
-    chroma = np.stack([r - g, b - (r + g) / 2], axis=1)
-    chroma = chroma[:, :, :block * GRID, :block * GRID].reshape(n, 2, GRID, block, GRID, block).mean((3, 5))
+    chroma = _pool(np.stack([r - g, b - (r + g) / 2], axis=1))
 
     present = scenes.category >= 0
     area = np.where(present, np.nan_to_num(scenes.height) ** 2, 0.0)
@@ -106,6 +103,13 @@ def scene_drive_features(scenes):
     ], axis=1).astype(np.float32)
     return {"energy": energy.astype(np.float32), "chroma": chroma.astype(np.float32), "semantic": semantic,
             "spatial": spatial}
+
+
+def _pool(maps):
+    """Block means of (n, k, size, size) maps: (n, k, GRID, GRID)."""
+    n, k, size = maps.shape[:3]
+    block = size // GRID
+    return maps[:, :, :block * GRID, :block * GRID].reshape(n, k, GRID, block, GRID, block).mean((3, 5))
 
 
 def _ranks(values):
