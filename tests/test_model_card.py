@@ -45,10 +45,12 @@ def test_stage_table_lists_every_stage():
 
 
 def test_quality_details_and_sample_rows():
-    quality = {"img2img_identification": {"cnn_late": 0.91234}, "cnn_accuracy": {"place": 1.0, "mean": 1.0},
+    quality = {"img2img_identification": {"cnn_late": 0.91234}, "vae_identification": {"cnn_late": 0.97654},
+               "cnn_accuracy": {"place": 1.0, "mean": 1.0}, "vae_cnn_accuracy": {"place": 0.75, "mean": 0.625},
                "captioner_accuracy": {"place": 0.5, "mean": 0.5}, "depth2img_r": 0.876, "strength": 0.6}
     text = report.quality_details(quality, {"img2img_identification": {"cnn_late": 0.8}})
     assert "cnn_late" in text and "0.912" in text and "0.8" in text and "r = 0.88" in text
+    assert "VAE round trip (ceiling)" in text and "0.977" in text and "0.625" in text  # img2img's ceiling beside it
     no_depth = {k: v for k, v in quality.items() if k != "depth2img_r"}
     assert "depth-conditioned" not in report.quality_details(no_depth, quality)
     images = {"original": np.zeros((5, 4, 4, 3)), "img2img": np.ones((5, 4, 4, 3)), "vae": np.zeros((5, 4, 4, 3))}

@@ -415,6 +415,9 @@ def test_model_quality_is_evaluated_once_per_weights(tmp_path, monkeypatch):
     assert len(calls) == 1
     assert first[0] == second[0] and first[0]["n_eval"] == 4
     assert set(first[1]) >= {"original", "vae", "text2img", "img2img"}
+    quality = first[0]  # the VAE round trip is scored as img2img is: its ceiling, layer by layer
+    assert set(quality["vae_identification"]) == set(quality["img2img_identification"])
+    assert set(quality["vae_cnn_accuracy"]) == set(quality["cnn_accuracy"])
     np.testing.assert_array_equal(first[1]["img2img"], second[1]["img2img"])
     assert first[1]["img2img"].dtype == np.uint8 and first[1]["img2img"].shape[0] == 4
     metrics.cached_evaluation(models, n_eval=4, settings=SamplerSettings(num_inference_steps=3))  # other settings: computed again

@@ -121,7 +121,9 @@ def evaluate_world_models(models, n_eval=100, seed=0, settings=None, return_imag
         ``vae_psnr``; ``cnn_accuracy`` (per attribute and mean); ``inception_accuracy`` (place,
         category and mean; when ``models`` has the Inception analogue); ``text2img_category`` and
         ``text2img_color`` (the CNN's accuracy on text→image samples) with their chance
-        levels; ``img2img_identification`` (per CNN, image-encoder and Inception layer);
+        levels; ``img2img_identification`` (per CNN, image-encoder and Inception layer) and
+        ``vae_identification`` (the same of the VAE round trip, img2img's ceiling);
+        ``vae_cnn_accuracy`` (the CNN's attribute accuracy on the VAE round trip);
         ``retrieval_top1`` with chance; ``captioner_accuracy``; ``depth_r``; ``depth2img_r``
         (depth of depth-conditioned samples vs the conditioning depth).
     images : dict of str to uint8 array (n, H, W, 3)
@@ -140,9 +142,10 @@ def evaluate_world_models(models, n_eval=100, seed=0, settings=None, return_imag
     z = ldm.encode(scenes.images)
     images["vae"] = ldm.decode(z)
     quality["vae_psnr"] = float(np.mean(psnr(images["vae"], scenes.images)))
-    # CNN: attributes of the real images.
+    # CNN: attributes of the real images, and of their VAE round trip (what survives z).
     predicted = predict_attributes(models.cnn, scenes.images)
     quality["cnn_accuracy"] = accuracy_per_attribute(predicted, true)
+    quality["vae_cnn_accuracy"] = accuracy_per_attribute(predict_attributes(models.cnn, images["vae"]), true)
     inception = getattr(models, "inception", None)
     if inception is not None:
         quality["inception_accuracy"] = inception_accuracy(inception, scenes.images, true)
@@ -153,16 +156,20 @@ def evaluate_world_models(models, n_eval=100, seed=0, settings=None, return_imag
     quality["text2img_category"] = float(np.mean(seen["category"] == true["category"]))
     quality["text2img_color"] = float(np.mean(seen["color"] == true["color"]))
     quality["text2img_chance"] = {"category": 1 / len(CATEGORIES), "color": 1 / len(COLOR_NAMES)}
-    # img2img from the image's own z and c: two-way identification.
+    # img2img from the image's own z and c: two-way identification, beside the VAE round trip's
+    # (img2img starts from z, so what the VAE loses is its ceiling).
     gen = torch.Generator().manual_seed(settings.seed + 1)
     images["img2img"] = ldm.decode(ldm.img2img(z, c, settings, generator=gen, uncond=models.uncond))
-    quality["img2img_identification"] = {}
     nets = [("cnn", models.cnn), ("image_encoder", models.image_encoder)]
-    for name, net in nets + ([("inception", inception)] if inception is not None else []):
-        orig, new = layer_features(net, scenes.images), layer_features(net, images["img2img"])
-        for layer in LAYERS:
-            quality["img2img_identification"][f"{name}_{layer}"] = float(
-                np.mean(two_way_identification(orig[layer], new[layer])))
+    nets += [("inception", inception)] if inception is not None else []
+    quality["img2img_identification"], quality["vae_identification"] = {}, {}
+    for name, net in nets:
+        orig = layer_features(net, scenes.images)
+        for kind in ("img2img", "vae"):
+            new = layer_features(net, images[kind])
+            for layer in LAYERS:
+                quality[f"{kind}_identification"][f"{name}_{layer}"] = float(
+                    np.mean(two_way_identification(orig[layer], new[layer])))
     # Image encoder: which of the n captions (each image's first) is its own?
     with torch.no_grad():
         embeddings = models.image_encoder(pixels).numpy()
@@ -218,7 +225,7 @@ def cached_evaluation(models, n_eval=100, seed=0, settings=None):
                                                 return_images=True)
         return {"quality": np.array(json.dumps(quality)), **{f"image_{k}": v for k, v in images.items()}}
 
-    arrays = cached_arrays("world_model_quality", params, "2", compute)  # 2: inception_accuracy
+    arrays = cached_arrays("world_model_quality", params, "3", compute)  # 2: inception_accuracy; 3: the VAE round trip's
     images = {k[len("image_"):]: np.asarray(v) for k, v in arrays.items() if k.startswith("image_")}
     return json.loads(str(arrays["quality"])), images
 

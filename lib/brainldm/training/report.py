@@ -169,9 +169,12 @@ def stage_table(card):
 def quality_details(quality, card_quality):
     """img2img identification per network and layer beside the card's, attribute accuracies, depth: str."""
     ident = pd.DataFrame({"this run": quality["img2img_identification"],
-                          "shipped card": card_quality["img2img_identification"]})
-    attributes = pd.DataFrame({"cnn": quality["cnn_accuracy"], "captioner": quality["captioner_accuracy"]})
-    lines = ["img2img two-way identification by network and layer (chance 0.5):", ident.round(3).to_string(na_rep="–"),
+                          "shipped card": card_quality["img2img_identification"],
+                          "VAE round trip (ceiling)": quality["vae_identification"]})
+    attributes = pd.DataFrame({"cnn": quality["cnn_accuracy"], "cnn on the VAE round trip": quality["vae_cnn_accuracy"],
+                               "captioner": quality["captioner_accuracy"]})
+    lines = ["img2img two-way identification by network and layer (chance 0.5), and the VAE round trip's:",
+             ident.round(3).to_string(na_rep="–"),
              "\nattribute accuracy:", attributes.round(3).to_string(na_rep="–")]
     if "depth2img_r" in quality:
         lines.append("\ndepth-conditioned samples: depth estimated from them vs the conditioning depth, "
