@@ -151,3 +151,23 @@ def test_winners_take_the_lowest_distance():
     assert winners.loc["SwAV", "best"] == "b" and winners.loc["CLIP", "best"] == "b"
     table.loc[1, "mean"] = 0.4
     assert ReconstructionScores(table, {"s1": 10}, 1).winners().loc["SwAV", "best"] == "a"
+
+
+def test_identification_among_some_distractors_counts_only_them():
+    """``among`` restricts each image's distractors (e.g. to images of the same place), under every rule."""
+    from brainldm.evaluate.metrics import identification_from_correlations
+
+    # image 0's own reconstruction beats image 1's but not image 2's or 3's
+    mean = np.array([[0.5, 0.2, 0.9, 0.9], [0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 1.0]])
+    r = mean[None]
+    np.testing.assert_allclose(identification_from_correlations(r)[0], 1 / 3)
+    group = np.array([0, 0, 1, 1])
+    same = group[:, None] == group[None, :]
+    for rule in ("authors", "per_sample", "best_sample"):
+        np.testing.assert_allclose(identification_from_correlations(r, rule, among=same), [1, 1, 1, 1])
+        np.testing.assert_allclose(identification_from_correlations(r, rule, among=~same), [0, 1, 1, 1])
+        assert np.isnan(identification_from_correlations(r, rule, among=np.eye(4, dtype=bool))).all()  # none left
+    r = np.round(np.random.default_rng(0).normal(size=(3, 6, 6)), 1)  # rounded: some ties
+    brute = [np.mean([np.mean([(r[k, i, i] > r[k, i, j]) + 0.5 * (r[k, i, i] == r[k, i, j]) for j in range(6) if j != i])
+                      for k in range(3)]) for i in range(6)]
+    np.testing.assert_allclose(identification_from_correlations(r, "per_sample"), brute)  # the default: all others

@@ -9,7 +9,7 @@ from brainldm.models.ldm import SamplerSettings
 from brainldm.errors import BrainLDMError
 from brainldm.features.stimulus import stimulus_features
 from brainldm.evaluate.truth import (by_true_tuning, decoding_against_oracle, early_cortex_diagnosis,
-                                     noise_ceiling_check, oracle_decoding, require_truth, truth_agreement,
+                                     identification_by_place, noise_ceiling_check, oracle_decoding, require_truth, truth_agreement,
                                      tuning_agreement)
 from brainldm.generate.oracle import OracleComparison, oracle_reconstructions, reconstructions_against_oracle
 
@@ -138,3 +138,32 @@ def test_reconstructions_against_the_oracle(world, tiny_models):
     assert list(comparison.panels) == ["seen", "oracle X_z", "oracle X_zc", "subj01 X_zc"]
     assert all(len(rows) == 2 for rows in comparison.panels.values())
 
+
+
+def test_identification_by_place_splits_each_image_s_distractors_by_place(world, tiny_models):
+    """Same-place and other-place identification, weighted by their distractors, give back the usual score."""
+    from brainldm.evaluate.metrics import identification_scores
+    from brainldm.generate.reconstruction import SubjectReconstructions
+
+    settings = SamplerSettings(num_inference_steps=2, n_samples=1, batch_size=8)
+    recons = SubjectReconstructions([world], tiny_models, settings)
+    by_place = identification_by_place(tiny_models, recons, columns=("CNN early",))
+    scores = by_place.scores
+    ids, recon = recons.reconstruct(world)
+    place = world.scenes(ids).place
+    n_same = (place[:, None] == place[None, :]).sum(1) - 1
+    assert set(scores["method"]) == {"z-only", "c-only"} and set(scores["subject"]) == {"subj01"}
+    for method, key in (("z-only", "X_z"), ("c-only", "X_c")):
+        rows = scores[scores["method"] == method].pivot(index="image", columns="metric", values="score")
+        rows = rows.reindex(ids).fillna(0.0)  # an image alone in its place has no same-place row
+        both = (rows["CNN early, same place"] * n_same + rows["CNN early, other place"] * (len(ids) - 1 - n_same))
+        overall = identification_scores(tiny_models, world.images(ids), recon[key], {"CNN early": ("cnn", "early")})
+        np.testing.assert_allclose(both / (len(ids) - 1), overall["CNN early"])
+    assert ((scores["metric"] == "CNN early, same place").sum() == 2 * (n_same > 0).sum())
+    table = by_place.table()  # z-only against c-only, paired over images
+    assert list(table.columns) == ["metric", "c-only", "z-only", "change", "ci_low", "ci_high"]
+    other = table.set_index("metric").loc["CNN early, other place"]
+    by_method = scores[scores["metric"] == "CNN early, other place"].groupby("method")["score"].mean()
+    np.testing.assert_allclose([other["z-only"], other["c-only"], other["change"]],
+                               [by_method["z-only"], by_method["c-only"], by_method["z-only"] - by_method["c-only"]])
+    assert "CNN early, other place" in by_place.describe()

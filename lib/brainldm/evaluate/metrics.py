@@ -65,7 +65,7 @@ def identification_correlations(orig, gen):
     return np.einsum("id,jkd->kij", _standardise(orig), _standardise(gen))
 
 
-def identification_from_correlations(r, rule="authors"):
+def identification_from_correlations(r, rule="authors", among=None):
     """Two-way identification accuracy of each image from :func:`identification_correlations`.
 
     Parameters
@@ -79,6 +79,9 @@ def identification_from_correlations(r, rule="authors"):
         ``r[k, i, i] > r[k, i, j]`` (ties one half), and average over the samples.
         ``"best_sample"``: the per-sample accuracy of each image's best sample (what picking
         one of the samples after the fact would report).
+    among : bool array of shape (n, n), optional
+        ``among[i, j]``: image j's reconstruction is one of image i's distractors (default every
+        other image; ``i == j`` never is). An image with no distractors scores NaN.
 
     Returns
     -------
@@ -87,13 +90,15 @@ def identification_from_correlations(r, rule="authors"):
     """
     check_choice("identification rule", rule, IDENTIFICATION_RULES)
     n = r.shape[1]
-    if rule == "authors":
-        mean = r.mean(axis=0)
-        own = np.diagonal(mean)[:, None]
-        return ((own > mean).sum(axis=1)) / (n - 1)  # j == i is never strictly lower than itself
-    own = np.diagonal(r, axis1=1, axis2=2)[:, :, None]  # (s, n, 1): corr(orig_i, gen_ik)
-    wins = (own > r) + 0.5 * (own == r)
-    wins = (wins.sum(axis=2) - 0.5) / (n - 1)  # drop j == i, a tie with itself
+    among = ~np.eye(n, dtype=bool) & (True if among is None else np.asarray(among, bool))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        if rule == "authors":
+            mean = r.mean(axis=0)
+            own = np.diagonal(mean)[:, None]
+            return ((own > mean) & among).sum(axis=1) / among.sum(axis=1)
+        own = np.diagonal(r, axis1=1, axis2=2)[:, :, None]  # (s, n, 1): corr(orig_i, gen_ik)
+        wins = ((own > r) + 0.5 * (own == r)) * among  # ties count one half
+        wins = wins.sum(axis=2) / among.sum(axis=1)
     return wins.max(axis=0) if rule == "best_sample" else wins.mean(axis=0)
 
 

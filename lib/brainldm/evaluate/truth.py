@@ -10,6 +10,8 @@ The world's subjects are simulated, so what every analysis should find is known:
   decoder fitted on the measured betas;
 * **reconstruction** — the generative model itself bounds what a perfect decoder would
   give: :mod:`brainldm.generate.oracle` (above this layer, beside the brain's reconstructions);
+  and the scenes' true places say how much of a reconstruction's identification is the
+  place its caption names: :func:`identification_by_place`;
 * **encoding** — each voxel's true tuning class (``ds.ground_truth["tuning"]``) says which
   feature should win: :func:`tuning_agreement` scores the winners of the encoding models,
   :func:`by_true_tuning` averages any per-voxel measure over the voxels of each class, and
@@ -26,6 +28,9 @@ from brainldm.data.cache import array_digest, cached_arrays
 from brainldm.data.datasets.world.brain import TUNING_CLASSES
 from brainldm.data.noise import noise_ceiling
 from brainldm.errors import BrainLDMError, check_choice
+from brainldm.evaluate.paired import paired_differences
+from brainldm.evaluate.metrics import (IDENTIFICATION_COLUMNS, column_correlations, identification_from_correlations,
+                                       match_size)
 from brainldm.features.stimulus import stimulus_features
 from brainldm.fit.decoding import decode
 from brainldm.fit.encoding import EncodingData, best_feature, encoding_data, fit_encoders, roi_scores
@@ -35,6 +40,7 @@ from brainldm.models.world.nets import ATTRIBUTES, scene_attributes
 __all__ = ["require_truth", "NoiseCeilingCheck", "noise_ceiling_check", "oracle_decoding", "DECODING_PAIRS",
            "decoding_against_oracle",
            "TUNING_OF_FEATURE", "true_tuning", "truth_agreement", "by_true_tuning", "TuningAgreement", "tuning_agreement",
+           "PLACE_METHODS", "PLACE_COLUMNS", "PlaceIdentification", "identification_by_place",
            "EarlyCortexDiagnosis", "early_cortex_diagnosis", "DIAGNOSIS_ROIS", "TRAINING_SIZES"]
 _VERSION = "1"
 
@@ -301,6 +307,97 @@ def tuning_agreement(ds, results, names=("z", "c"), rois=()):
         rows.append({"roi": roi, "voxels scored": part["n"], "agreement": part["fraction"], "chance": part["chance"]})
     return TuningAgreement(winner, names, classes, truth_agreement(ds, winner, classes),
                            pd.DataFrame(rows, columns=["roi", "voxels scored", "agreement", "chance"]))
+
+
+# --- what the captions name: identification within a place -----------------------------
+#: the reconstructions :func:`identification_by_place` scores, and the layers the paper's claim names
+PLACE_METHODS = {"z-only": "X_z", "c-only": "X_c"}
+PLACE_COLUMNS = ("CLIP early", "CNN early", "CLIP late", "CNN late")
+
+
+@dataclass
+class PlaceIdentification:
+    """What :func:`identification_by_place` measured.
+
+    Attributes
+    ----------
+    scores : pandas DataFrame
+        One row per (subject, method, metric, image) with ``score``; ``metric`` is
+        ``"<column>, same place"`` or ``"<column>, other place"``. An image alone in its place
+        has no same-place row.
+    changes : pandas DataFrame
+        :func:`brainldm.evaluate.paired.paired_differences` of the first method against the
+        second (``z``-only against ``c``-only), per subject and (with several) their mean.
+    """
+
+    scores: pd.DataFrame
+    changes: pd.DataFrame
+
+    def table(self):
+        """Each split's mean of both methods and the paired change with its 95% CI (mean over subjects)."""
+        rows = self.changes
+        if "mean" in set(rows["subject"]):
+            rows = rows[rows["subject"] == "mean"]
+        first, second = dict.fromkeys(self.scores["method"])
+        return rows[["metric", "baseline", "value", "change", "ci_low", "ci_high"]].rename(
+            columns={"baseline": second, "value": first}).reset_index(drop=True)
+
+    def describe(self, digits=3):
+        """The table, then one line per split: is the first method above the second beyond its CI?"""
+        first, second = dict.fromkeys(self.scores["method"])
+        lines = [self.table().round(digits).to_string(index=False)]
+        for _, r in self.changes[self.changes["subject"] == self.changes["subject"].iloc[-1]].iterrows():
+            verdict = "above" if r["ci_low"] > 0 else "below" if r["ci_high"] < 0 else "not clearly apart from"
+            lines.append(f"{r['metric']}: {first} {verdict} {second}, {r['change']:+.{digits}f} (95% CI "
+                         f"{r['ci_low']:+.{digits}f} to {r['ci_high']:+.{digits}f}; higher in "
+                         f"{round(r['improved'] * r['n'])} of {r['n']} images)")
+        return "\n".join(lines)
+
+
+def identification_by_place(models, reconstructions, columns=PLACE_COLUMNS, methods=None):
+    """Two-way identification of each test image against the images of its own place, and of the other places.
+
+    The world's captions name the place, and the place sets most of an image's background (sky,
+    ground, walls), so a ``c``-only reconstruction draws about the right background with no
+    low-level information from the brain. Against images of another place an early layer rewards
+    that background; against images of the same place only what the reconstruction has of this
+    image beyond its place counts. (The authors' rule, :func:`identification_from_correlations`
+    with ``among``.)
+
+    Parameters
+    ----------
+    models : ModelSet
+    reconstructions : brainldm.generate.reconstruction.SubjectReconstructions
+        Of world subjects.
+    columns : sequence of str
+        Keys of :data:`~brainldm.evaluate.metrics.IDENTIFICATION_COLUMNS`.
+    methods : dict of str to str, optional
+        Method name -> reconstruction key (default :data:`PLACE_METHODS`).
+
+    Returns
+    -------
+    PlaceIdentification
+    """
+    methods = methods or PLACE_METHODS
+    if len(methods) != 2:
+        raise BrainLDMError(f"identification_by_place compares two methods, got {list(methods)}")
+    rows = []
+    for ds in reconstructions.datasets:
+        require_truth(ds)
+        ids, recon = reconstructions.reconstruct(ds)
+        place = ds.scenes(ids).place
+        same = place[:, None] == place[None, :]
+        orig, features = ds.images(ids), {}
+        for method, key in methods.items():
+            r = column_correlations(models, orig, match_size(orig, recon[key]),
+                                    {c: IDENTIFICATION_COLUMNS[c] for c in columns}, features)
+            for column in columns:
+                for where, among in (("same place", same), ("other place", ~same)):
+                    score = identification_from_correlations(r[column], among=among)
+                    rows += [{"subject": ds.subject, "method": method, "metric": f"{column}, {where}", "image": i,
+                              "score": value} for i, value in zip(ids, score) if not np.isnan(value)]
+    scores = pd.DataFrame(rows, columns=["subject", "method", "metric", "image", "score"])
+    return PlaceIdentification(scores, paired_differences(scores, baseline=list(methods)[1]))
 
 
 # --- why z does or does not beat c in early visual cortex -------------------------------
