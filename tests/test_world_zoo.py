@@ -422,3 +422,10 @@ def test_model_quality_is_evaluated_once_per_weights(tmp_path, monkeypatch):
     assert first[1]["img2img"].dtype == np.uint8 and first[1]["img2img"].shape[0] == 4
     metrics.cached_evaluation(models, n_eval=4, settings=SamplerSettings(num_inference_steps=3))  # other settings: computed again
     assert len(calls) == 2
+    # the strength series: its row at the evaluation's strength and its VAE row are the evaluation's numbers
+    table = metrics.strength_identification(models, [0.5, 0.8], n_eval=4, settings=SamplerSettings(num_inference_steps=2))
+    assert list(table.index) == ["VAE round trip", "img2img 0.5", "img2img 0.8"]
+    assert table.loc["img2img 0.8", "CNN late"] == pytest.approx(quality["img2img_identification"]["cnn_late"], abs=1e-4)
+    assert table.loc["VAE round trip", "image encoder late"] == pytest.approx(
+        quality["vae_identification"]["image_encoder_late"], abs=1e-4)
+    assert list(table.columns) == ["CNN late", "image encoder late", "CNN: position", "CNN: category", "CNN: color"]

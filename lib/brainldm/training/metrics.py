@@ -7,6 +7,7 @@ pool nor seen by any simulated subject.
 import json
 
 import numpy as np
+import pandas as pd
 import torch
 
 from brainldm.data.cache import cached_arrays
@@ -18,7 +19,8 @@ from brainldm.models.loading import weights_digest
 from brainldm.models.world.nets import INCEPTION_ATTRIBUTES, LAYERS, scene_attributes
 
 __all__ = ["cached_evaluation", "HELD_OUT_BASE", "held_out_ids", "top1_retrieval", "accuracy_per_attribute",
-           "predict_attributes", "inception_accuracy", "layer_features", "evaluate_world_models"]
+           "predict_attributes", "inception_accuracy", "layer_features", "evaluate_world_models",
+           "strength_identification"]
 
 HELD_OUT_BASE = 200_000_000
 
@@ -228,6 +230,57 @@ def cached_evaluation(models, n_eval=100, seed=0, settings=None):
     arrays = cached_arrays("world_model_quality", params, "3", compute)  # 2: inception_accuracy; 3: the VAE round trip's
     images = {k[len("image_"):]: np.asarray(v) for k, v in arrays.items() if k.startswith("image_")}
     return json.loads(str(arrays["quality"])), images
+
+
+def strength_identification(models, strengths, n_eval=100, seed=0, settings=None):
+    """What img2img keeps of each held-out image at several strengths, beside the VAE round trip (cached).
+
+    img2img starts from the image's own ``z`` and ``c`` (``settings``' guidance and steps, the noise
+    of :func:`evaluate_world_models`' img2img, so its row at the card's strength is the card's).
+
+    Parameters
+    ----------
+    models : brainldm.models.world.WorldModels
+    strengths : list of float in (0, 1]
+    n_eval, seed, settings
+        See :func:`evaluate_world_models`.
+
+    Returns
+    -------
+    table : pandas DataFrame
+        One row per strength after the ``"VAE round trip"`` row (img2img's ceiling): two-way
+        identification in the CNN's and the image encoder's late layers, and the CNN's accuracy
+        on the main object's position, category and colour.
+    """
+    settings = settings or SamplerSettings(seed=seed)
+    sampling = {k: v for k, v in settings.as_dict().items() if k not in ("n_samples", "batch_size", "size", "strength")}
+    params = {"weights": weights_digest(models.vae, models.unet, models.cnn, models.image_encoder), "n_eval": n_eval,
+              "world_seed": seed, "strengths": [float(s) for s in strengths], **sampling}
+
+    def compute():
+        scenes = render_scenes(held_out_ids(n_eval), seed=seed)
+        true = scene_attributes(scenes)
+        ldm = LatentDiffusion(models.vae, models.unet, models.scheduler)
+        z, (c, _) = ldm.encode(scenes.images), models.text_encoder.encode_images(scenes.captions)
+        made = {"VAE round trip": ldm.decode(z)}
+        for s in strengths:
+            gen = torch.Generator().manual_seed(settings.seed + 1)
+            made[f"img2img {s}"] = ldm.decode(ldm.img2img(z, c, settings.replace(strength=s), generator=gen,
+                                                          uncond=models.uncond))
+        orig = {name: layer_features(net, scenes.images)["late"]
+                for name, net in (("CNN", models.cnn), ("image encoder", models.image_encoder))}
+        rows = {}
+        for label, images in made.items():
+            seen = predict_attributes(models.cnn, images)
+            rows[label] = {**{f"{name} late": float(np.mean(two_way_identification(
+                                  orig[name], layer_features(net, images)["late"])))
+                              for name, net in (("CNN", models.cnn), ("image encoder", models.image_encoder))},
+                           **{f"CNN: {key}": float(np.mean(seen[key] == true[key]))
+                              for key in ("position", "category", "color")}}
+        return {"table": np.array(json.dumps(rows))}
+
+    rows = json.loads(str(cached_arrays("world_strength_identification", params, "1", compute)["table"]))
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("images")
 
 
 def _rounded(value):
