@@ -333,20 +333,22 @@ class PlaceIdentification:
     scores: pd.DataFrame
     changes: pd.DataFrame
 
+    def _summary(self):
+        """The changes' rows of the mean over subjects (of the only subject, if one)."""
+        subjects = set(self.changes["subject"])
+        return self.changes[self.changes["subject"] == ("mean" if "mean" in subjects else subjects.pop())]
+
     def table(self):
         """Each split's mean of both methods and the paired change with its 95% CI (mean over subjects)."""
-        rows = self.changes
-        if "mean" in set(rows["subject"]):
-            rows = rows[rows["subject"] == "mean"]
         first, second = dict.fromkeys(self.scores["method"])
-        return rows[["metric", "baseline", "value", "change", "ci_low", "ci_high"]].rename(
+        return self._summary()[["metric", "baseline", "value", "change", "ci_low", "ci_high"]].rename(
             columns={"baseline": second, "value": first}).reset_index(drop=True)
 
     def describe(self, digits=3):
         """The table, then one line per split: is the first method above the second beyond its CI?"""
         first, second = dict.fromkeys(self.scores["method"])
         lines = [self.table().round(digits).to_string(index=False)]
-        for _, r in self.changes[self.changes["subject"] == self.changes["subject"].iloc[-1]].iterrows():
+        for _, r in self._summary().iterrows():
             verdict = "above" if r["ci_low"] > 0 else "below" if r["ci_high"] < 0 else "not clearly apart from"
             lines.append(f"{r['metric']}: {first} {verdict} {second}, {r['change']:+.{digits}f} (95% CI "
                          f"{r['ci_low']:+.{digits}f} to {r['ci_high']:+.{digits}f}; higher in "

@@ -267,16 +267,16 @@ def strength_identification(models, strengths, n_eval=100, seed=0, settings=None
             gen = torch.Generator().manual_seed(settings.seed + 1)
             made[f"img2img {s}"] = ldm.decode(ldm.img2img(z, c, settings.replace(strength=s), generator=gen,
                                                           uncond=models.uncond))
-        orig = {name: layer_features(net, scenes.images)["late"]
-                for name, net in (("CNN", models.cnn), ("image encoder", models.image_encoder))}
+        nets = {"CNN": models.cnn, "image encoder": models.image_encoder}
+        orig = {name: layer_features(net, scenes.images)["late"] for name, net in nets.items()}
         rows = {}
         for label, images in made.items():
             seen = predict_attributes(models.cnn, images)
-            rows[label] = {**{f"{name} late": float(np.mean(two_way_identification(
-                                  orig[name], layer_features(net, images)["late"])))
-                              for name, net in (("CNN", models.cnn), ("image encoder", models.image_encoder))},
-                           **{f"CNN: {key}": float(np.mean(seen[key] == true[key]))
-                              for key in ("position", "category", "color")}}
+            rows[label] = {f"{name} late": float(np.mean(two_way_identification(orig[name],
+                                                                                layer_features(net, images)["late"])))
+                           for name, net in nets.items()}
+            rows[label].update({f"CNN: {key}": float(np.mean(seen[key] == true[key]))
+                                for key in ("position", "category", "color")})
         return {"table": np.array(json.dumps(rows))}
 
     rows = json.loads(str(cached_arrays("world_strength_identification", params, "1", compute)["table"]))
