@@ -28,9 +28,9 @@ from brainldm.data.cache import array_digest, cached_arrays
 from brainldm.data.datasets.world.brain import TUNING_CLASSES
 from brainldm.data.noise import noise_ceiling
 from brainldm.errors import BrainLDMError, check_choice
-from brainldm.evaluate.paired import paired_differences
 from brainldm.evaluate.metrics import (IDENTIFICATION_COLUMNS, column_correlations, identification_from_correlations,
                                        match_size)
+from brainldm.evaluate.paired import paired_differences
 from brainldm.features.stimulus import stimulus_features
 from brainldm.fit.decoding import decode
 from brainldm.fit.encoding import EncodingData, best_feature, encoding_data, fit_encoders, roi_scores
