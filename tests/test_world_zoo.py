@@ -7,7 +7,7 @@ import torch
 from brainldm.data.datasets.world.scenes import render_scenes
 from brainldm.errors import BrainLDMError, ParameterError
 from brainldm.evaluate.metrics import psnr, two_way_identification
-from brainldm.models.ldm import SamplerSettings, images_to_tensor, prepare_depth
+from brainldm.models.ldm import SamplerSettings, images_to_tensor, prepare_depth, shifted_scheduler
 from brainldm.features.depth import depth_correlation
 from brainldm.models.world import MODEL_NAMES, load_world_model, model_card, weights_dir
 from brainldm.training import train as T
@@ -154,6 +154,32 @@ def test_min_snr_weighting_lowers_the_loss_and_weighs_noisy_steps_fully(scenes):
     assert all(set(stage[4]) <= set(T.STAGE_OPTIONS) for stages in T.STEPS.values() for stage in stages
                if len(stage) > 4)
     assert set(T.STAGE_OPTIONS) == set(T.UNetOptions.__dataclass_fields__)
+
+
+def test_a_shifted_noise_schedule_raises_every_log_snr_by_twice_the_log_shift(tmp_path):
+    base = build("scheduler")
+    shifted = shifted_scheduler(base, 4.0)
+    assert type(shifted) is type(base) and shifted.config.clip_sample is False
+    gain = torch.logit(shifted.alphas_cumprod.double()) - torch.logit(base.alphas_cumprod.double())
+    torch.testing.assert_close(gain, torch.full_like(gain, 2 * np.log(4.0)), rtol=0, atol=1e-3)
+    assert (shifted.betas > 0).all() and (shifted.betas < 1).all()
+    torch.testing.assert_close(shifted_scheduler(base, 1.0).alphas_cumprod, base.alphas_cumprod)
+    with pytest.raises(ParameterError, match="at least 1"):
+        shifted_scheduler(base, 0.5)
+    # a U-Net stage trains under the saved scheduler, or shifts the unshifted one (never twice)
+    shifted.save_pretrained(tmp_path / "scheduler")
+    assert torch.equal(T._stage_scheduler(tmp_path, 0).alphas_cumprod, base.alphas_cumprod)
+    assert torch.equal(T._stage_scheduler(tmp_path, 3).alphas_cumprod, shifted.alphas_cumprod)
+    assert torch.equal(T._stage_scheduler(tmp_path, 3, 4.0).alphas_cumprod, shifted.alphas_cumprod)
+
+
+def test_the_shipped_scheduler_is_the_recipe_s():
+    """Shifted by the last U-Net stage's ``noise_shift`` (the shipped U-Net was trained under it)."""
+    shifts = [stage[4].get("noise_shift") for stage in T.STEPS["unet"] if len(stage) > 4]
+    shift = next(s for s in reversed(shifts) if s)
+    shipped = load_world_model("scheduler")
+    torch.testing.assert_close(shipped.alphas_cumprod, shifted_scheduler(build("scheduler"), shift).alphas_cumprod)
+    assert model_card()["models"]["unet"]["stages"][-1]["noise_shift"] == shift
 
 
 def test_deepened_attention_starts_as_the_same_function_saves_and_learns(scenes, tmp_path):
