@@ -482,6 +482,7 @@ _CONFIGS = {
                  attention_head_dim=8,
                  down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
                  up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D")),
+    # SD's schedule; the shipped one is it shifted for 16 x 16 latents (a U-Net stage's noise_shift)
     "scheduler": dict(num_train_timesteps=1000, beta_schedule="scaled_linear", beta_start=0.00085,
                       beta_end=0.012, clip_sample=False, set_alpha_to_one=False, steps_offset=1),
     "image_encoder": dict(channels=(32, 64, 128), width=256, embed_dim=384, image_size=64),
