@@ -168,8 +168,9 @@ print(variants.cost())
 # - Optimising through the VAE decoder alone skips every U-Net pass (several times cheaper); section 4
 #   prints its changes beside stage 2's. Where the latent leaves what the decoder was trained on, it
 #   draws faint stripes.
-# - On the world, `X_z` alone can score higher on SSIM and PixCorr than `X_zc` (chapter 3, and
-#   section 3 here): stage 2 recovers only part of what img2img's noise took away.
+# - On the world, img2img at strength 0.8 keeps most of `X_z`'s layout (chapter 90 shows what it
+#   keeps at each strength): compare `X_z` and `X_zc` on SSIM and PixCorr in section 3 to see how
+#   much structure was left for stage 2 to recover.
 #
 # ## What's next
 # Chapters 9–12 turn from reconstruction to what the model's parts have to do with the brain.
