@@ -217,7 +217,7 @@ def shifted_scheduler(scheduler, shift):
 
     A schedule made for one latent size destroys the layout of smaller latents sooner: averaged
     over a patch of ``shift`` × ``shift`` latent pixels, the noise falls by ``shift`` and the signal
-    does not. Hoogeboom et al. (2023, "simple diffusion", section 3.1) therefore shift the log
+    does not. Hoogeboom et al. (2023, "simple diffusion") therefore shift the log
     signal-to-noise ratio of every timestep by ``2 log shift``; e.g. ``shift=4`` gives 16 × 16 latents
     the layout-keeping schedule that SD's scaled-linear one gives its 64 × 64 latents.
 
