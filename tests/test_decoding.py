@@ -9,7 +9,7 @@ from brainldm.fit.decoding import TableSplit, decode, decode_tables, decoding_ta
 from brainldm.errors import BrainLDMError
 from brainldm.features.stimulus import resize_images, stimulus_features
 from brainldm.generate.reconstruction import reconstruct
-from brainldm.models.ldm import SamplerSettings
+from brainldm.models.ldm import LatentDiffusion, SamplerSettings, shifted_scheduler
 from brainldm.fit.ridge import GroupRidgeCV, RidgeRecipe, correlation_score
 
 
@@ -84,6 +84,10 @@ def test_cache_token_follows_the_weights(tiny_models):
     finally:
         with torch.no_grad():
             tiny_models.ldm.unet.conv_in.bias -= 1.0
+    # the scheduler is part of the model: a shifted noise schedule is another cache
+    ldm = tiny_models.ldm
+    shifted = LatentDiffusion(ldm.vae, ldm.unet, shifted_scheduler(ldm.scheduler, 4.0))
+    assert dataclasses.replace(tiny_models, ldm=shifted, cache_token="").cache_token != tiny_models.cache_token
 
 
 def _per_image_problem(rng, n_images=40, n_test=12, n_voxels=25, widths=(7, 30)):

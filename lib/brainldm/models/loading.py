@@ -9,6 +9,7 @@ decoding, reconstruction and evaluation code never asks which.
 """
 
 import hashlib
+import json
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -30,9 +31,16 @@ MODEL_SETS = {"world": "world", "nsd": "stable-diffusion-v1-4"}
 
 
 def weights_digest(*modules):
-    """A short digest of torch modules' parameters (names and the first 16,384 values of each)."""
+    """A short digest of torch modules' parameters (names and the first 16,384 values of each).
+
+    A scheduler (no parameters) is digested by its configuration, which holds its betas: the world's
+    are trained ones (:func:`brainldm.models.ldm.shifted_scheduler`).
+    """
     digest = hashlib.sha256()
     for module in modules:
+        if not isinstance(module, torch.nn.Module):
+            digest.update(json.dumps(dict(module.config), sort_keys=True, default=str).encode())
+            continue
         for name, tensor in sorted(module.state_dict().items()):
             digest.update(name.encode())
             digest.update(tensor.detach().flatten()[:16384].float().cpu().numpy().tobytes())
@@ -128,7 +136,8 @@ class ModelSet:
 
     def __post_init__(self):
         if not self.cache_token:
-            self.cache_token = f"{self.name}-{weights_digest(self.ldm.vae, self.ldm.unet)}-{self.resolution}"
+            self.cache_token = (f"{self.name}-{weights_digest(self.ldm.vae, self.ldm.unet, self.ldm.scheduler)}-"
+                                f"{self.resolution}")
 
     @property
     def generation_resolution(self):

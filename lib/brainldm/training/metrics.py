@@ -215,7 +215,8 @@ def cached_evaluation(models, n_eval=100, seed=0, settings=None):
     quality : dict
     images : dict of str to uint8 array (n, H, W, 3)
     """
-    nets = [models.vae, models.unet, models.cnn, models.image_encoder, models.captioner, models.depth_estimator]
+    nets = [models.vae, models.unet, models.scheduler, models.cnn, models.image_encoder, models.captioner,
+            models.depth_estimator]
     if getattr(models, "inception", None) is not None:
         nets.append(models.inception)
     settings = settings or SamplerSettings(seed=seed)
@@ -254,8 +255,9 @@ def strength_identification(models, strengths, n_eval=100, seed=0, settings=None
     """
     settings = settings or SamplerSettings(seed=seed)
     sampling = {k: v for k, v in settings.as_dict().items() if k not in ("n_samples", "batch_size", "size", "strength")}
-    params = {"weights": weights_digest(models.vae, models.unet, models.cnn, models.image_encoder), "n_eval": n_eval,
-              "world_seed": seed, "strengths": [float(s) for s in strengths], **sampling}
+    digest = weights_digest(models.vae, models.unet, models.scheduler, models.cnn, models.image_encoder)
+    params = {"weights": digest, "n_eval": n_eval, "world_seed": seed,
+              "strengths": [float(s) for s in strengths], **sampling}
 
     def compute():
         scenes = render_scenes(held_out_ids(n_eval), seed=seed)
